@@ -1,0 +1,1 @@
+"""Pulse domain services. Nothing in this package imports streamlit."""

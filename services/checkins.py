@@ -1,0 +1,260 @@
+"""Check-ins: reading uploads (CSV, JSON lines, Parquet) into validated rows.
+
+Every row either becomes a check-in or is rejected with a reason; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from services.errors import InvalidUpload
+
+REQUIRED = ("participant", "group", "time", "text")
+# Column names people commonly use for the required fields.
+ALIASES = {
+    "participant": ("participant", "participant_id", "participantid", "user", "person"),
+    "group": ("group", "group_id", "team", "cohort"),
+    "time": ("time", "timestamp", "created_at", "datetime", "date"),
+    "text": ("text", "message", "checkin", "check_in", "body"),
+    "id": ("id", "checkin_id", "message_id"),
+}
+FUTURE_TOLERANCE = timedelta(minutes=10)
+MAX_NAME_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A row that did not become a check-in, and why."""
+
+    row: int
+    reason: str
+    raw: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ParsedUpload:
+    """Valid check-ins (a DataFrame with id, participant, group, time, text, extra) and rejects."""
+
+    checkins: pd.DataFrame
+    rejected: list[Rejected]
+    total_rows: int
+
+
+def _visible(value: Any) -> str:
+    """A field as text, with undecodable bytes shown as \\xNN instead of lost."""
+    text = "" if value is None else str(value)
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _has_bad_bytes(value: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in value)
+
+
+def _canonical(columns: list[str]) -> dict[str, str]:
+    """Map each source column to its Pulse name (or keep it as an extra field)."""
+    mapping: dict[str, str] = {}
+    taken: set[str] = set()
+    for col in columns:
+        key = col.strip().lower().replace(" ", "_")
+        for name, aliases in ALIASES.items():
+            if key in aliases and name not in taken:
+                mapping[col] = name
+                taken.add(name)
+                break
+        else:
+            mapping[col] = col.strip()
+    return mapping
+
+
+def _decode(data: bytes) -> str:
+    # surrogateescape keeps undecodable bytes so the rows holding them can be rejected and
+    # quarantined with the bytes visible, instead of failing the whole file.
+    return data.decode("utf-8-sig", errors="surrogateescape")
+
+
+def _csv_records(data: bytes) -> Iterator[tuple[int, dict[str, Any] | Rejected]]:
+    text = _decode(data)
+    first_line = text.split("\n", 1)[0]
+    delimiter = max(",;\t|", key=first_line.count)
+    if first_line.count(delimiter) == 0:
+        delimiter = ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InvalidUpload("the file is empty") from None
+    except csv.Error as exc:
+        raise InvalidUpload(f"the header line cannot be read as CSV: {exc}") from None
+    names = _canonical(header)
+    missing = [c for c in REQUIRED if c not in names.values()]
+    if missing:
+        hint = ""
+        if len(header) == 1:
+            hint = " The header has a single column: is the file delimited by something other than , ; tab or |?"
+        raise InvalidUpload(
+            f"missing required column(s): {', '.join(missing)}. Found: {', '.join(map(_visible, header))}.{hint}"
+        )
+    row = 0
+    while True:
+        row += 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield row, Rejected(row, f"unreadable CSV near line {reader.line_num}: {exc}")
+            if "end of data" in str(exc).lower():  # an unterminated quote swallowed the rest
+                return
+            continue
+        if not fields:
+            row -= 1  # blank lines are not records
+            continue
+        if len(fields) != len(header):
+            raw = {f"field{i + 1}": _visible(v) for i, v in enumerate(fields)}
+            reason = f"row has {len(fields)} fields but the header has {len(header)} (check delimiter and quoting)"
+            yield row, Rejected(row, reason, raw)
+            continue
+        yield row, {names[h]: v for h, v in zip(header, fields, strict=True)}
+
+
+def _json_records(data: bytes) -> Iterator[tuple[int, dict[str, Any] | Rejected]]:
+    text = _decode(data).strip()
+    if text.startswith("["):  # a JSON array of objects is accepted too
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidUpload(f"the file is not valid JSON: {exc}") from None
+        lines: list[Any] = items
+    else:
+        lines = text.splitlines()
+    for row, item in enumerate(lines, start=1):
+        if isinstance(item, str):
+            if not item.strip():
+                continue
+            try:
+                item = json.loads(item)
+            except json.JSONDecodeError as exc:
+                yield row, Rejected(row, f"not valid JSON: {exc.msg}", {"line": _visible(item)})
+                continue
+        if not isinstance(item, dict):
+            yield row, Rejected(row, "a JSON line must be an object with participant, group, time and text")
+            continue
+        names = _canonical(list(item))
+        yield row, {names[k]: v for k, v in item.items()}
+
+
+def _parquet_records(data: bytes) -> Iterator[tuple[int, dict[str, Any] | Rejected]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except (pa.ArrowException, OSError) as exc:
+        raise InvalidUpload(f"the file is not a readable Parquet file: {exc}") from None
+    names = _canonical(table.column_names)
+    missing = [c for c in REQUIRED if c not in names.values()]
+    if missing:
+        raise InvalidUpload(f"missing required column(s): {', '.join(missing)}")
+    for row, item in enumerate(table.to_pylist(), start=1):
+        yield row, {names[k]: v for k, v in item.items()}
+
+
+def _records(data: bytes, filename: str) -> Iterator[tuple[int, dict[str, Any] | Rejected]]:
+    name = filename.lower()
+    if data[:4] == b"PAR1" or name.endswith(".parquet"):
+        return _parquet_records(data)
+    if name.endswith((".jsonl", ".ndjson", ".json")):
+        return _json_records(data)
+    if name.endswith((".csv", ".tsv", ".txt")):
+        return _csv_records(data)
+    raise InvalidUpload(f"unsupported file type {filename!r}: upload CSV, JSON lines (.jsonl) or Parquet")
+
+
+def checkin_id(participant: str, time: pd.Timestamp, text: str) -> str:
+    """A stable id, so the same check-in ingested twice is recognised."""
+    digest = hashlib.sha256(f"{participant}\x1f{time.isoformat()}\x1f{text}".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:20]
+
+
+def _parse_time(value: Any) -> pd.Timestamp | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            ts = pd.Timestamp(value, unit="s", tz="UTC")
+        else:
+            ts = pd.Timestamp(value)
+            ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    except (ValueError, TypeError, OverflowError, pd.errors.OutOfBoundsDatetime):
+        return None
+    return None if pd.isna(ts) else ts
+
+
+def parse_upload(data: bytes, filename: str, *, now: datetime | None = None) -> ParsedUpload:
+    """Read an upload into valid check-ins and rejected rows (each with its reason).
+
+    Raises `InvalidUpload` only when the file as a whole cannot be read (wrong type, missing
+    columns, empty); single bad rows are rejected and the rest go on.
+    """
+    now_ts = pd.Timestamp(now or datetime.now(UTC))
+    rejected: list[Rejected] = []
+    good: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    total = 0
+    for row, rec in _records(data, filename):
+        total += 1
+        if isinstance(rec, Rejected):
+            rejected.append(rec)
+            continue
+        raw = {k: _visible(v) for k, v in rec.items()}
+        reason = None
+        values = {k: ("" if rec.get(k) is None else str(rec.get(k))) for k in ("participant", "group", "text")}
+        if any(_has_bad_bytes(v) for v in values.values()):
+            reason = "text is not valid UTF-8 (the bad bytes are kept in the quarantine file as \\xNN)"
+        elif not values["participant"].strip():
+            reason = "participant is empty"
+        elif not values["group"].strip():
+            reason = "group is empty"
+        elif len(values["participant"]) > MAX_NAME_CHARS or len(values["group"]) > MAX_NAME_CHARS:
+            reason = f"participant or group is longer than {MAX_NAME_CHARS} characters"
+        elif not values["text"].strip():
+            reason = "text is empty"
+        if reason is None:
+            ts = _parse_time(rec.get("time"))
+            if ts is None:
+                shown = raw.get("time", "")
+                reason = f"time {shown!r} is not a date and time (use ISO 8601, e.g. 2026-11-23T09:30:00Z)"
+            elif ts > now_ts + FUTURE_TOLERANCE:
+                reason = f"time {ts.isoformat()} is in the future"
+        if reason is not None:
+            rejected.append(Rejected(row, reason, raw))
+            continue
+        given_id = str(rec.get("id") or "").strip()
+        cid = given_id or checkin_id(values["participant"].strip(), ts, values["text"])
+        if cid in seen:
+            rejected.append(Rejected(row, f"duplicate id {cid!r} (same as row {seen[cid]})", raw))
+            continue
+        seen[cid] = row
+        extra = {k: _visible(v) for k, v in rec.items() if k not in (*REQUIRED, "id")}
+        good.append(
+            {
+                "id": cid,
+                "participant": values["participant"].strip(),
+                "group": values["group"].strip(),
+                "time": ts,
+                "text": values["text"],
+                "extra": json.dumps(extra, ensure_ascii=False) if extra else "",
+            }
+        )
+    frame = pd.DataFrame(good, columns=["id", "participant", "group", "time", "text", "extra"])
+    frame["time"] = pd.to_datetime(frame["time"], utc=True).astype("datetime64[us, UTC]")
+    return ParsedUpload(frame, rejected, total)

@@ -1,0 +1,80 @@
+"""One validated `Settings` object, read from `PULSE_*` environment variables and
+the `[pulse]` table of `.streamlit/secrets.toml` (environment wins)."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.errors import SettingsError
+
+SECRETS_FILE = Path(".streamlit/secrets.toml")
+
+
+class Settings(BaseSettings):
+    """Everything Pulse can be configured with. Invalid values stop the app at start."""
+
+    model_config = SettingsConfigDict(env_prefix="PULSE_", extra="ignore", frozen=True)
+
+    env: Literal["development", "production"] = "development"
+    backend: Literal["local", "aws"] = "local"
+    workspace: Path = Path("workspace")
+    bucket: str = ""
+    prefix: str = ""
+    aws_region: str = "us-east-1"
+    aws_endpoint_url: str = ""
+    auth_mode: Literal["demo", "password"] = "demo"
+    review_threshold: float = Field(default=0.6, gt=0.0, lt=1.0)
+    max_text_chars: int = Field(default=2000, ge=100, le=100_000)
+    max_upload_mb: int = Field(default=50, ge=1, le=2000)
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> Settings:
+        if self.backend == "aws" and not self.bucket:
+            raise ValueError("PULSE_BUCKET is required when PULSE_BACKEND is 'aws'")
+        if self.env == "production" and self.auth_mode == "demo":
+            raise ValueError(
+                "PULSE_AUTH_MODE='demo' is refused when PULSE_ENV is 'production': use 'password' (or single sign-on)"
+            )
+        return self
+
+
+def _secrets_table(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{path} is not valid TOML: {exc}") from exc
+    table = data.get("pulse", {})
+    if not isinstance(table, dict):
+        raise SettingsError(f"{path}: [pulse] must be a table of settings")
+    return table
+
+
+def _describe(error: Any) -> str:
+    loc = error["loc"]
+    if not loc:  # a cross-field rule: its message already names the settings
+        return str(error["msg"]).removeprefix("Value error, ")
+    name = f"PULSE_{str(loc[0]).upper()}"
+    given = error.get("input")
+    ctx = error.get("ctx") or {}
+    if "expected" in ctx:
+        return f"{name}={given!r} is not valid: accepted values are {ctx['expected']}"
+    return f"{name}={given!r} is not valid: {error['msg']}"
+
+
+def load_settings(secrets_file: Path = SECRETS_FILE, **overrides: Any) -> Settings:
+    """Read and validate the settings; raise `SettingsError` naming each bad setting."""
+    # pydantic-settings lets init values beat the environment, so drop the secrets that a
+    # PULSE_* variable overrides; explicit overrides (tests, CLI flags) win over both.
+    secrets = {k: v for k, v in _secrets_table(secrets_file).items() if f"PULSE_{k.upper()}" not in os.environ}
+    try:
+        return Settings(**{**secrets, **overrides})
+    except ValidationError as exc:
+        raise SettingsError("; ".join(_describe(e) for e in exc.errors())) from None

@@ -1,0 +1,41 @@
+"""Domain errors. Pages turn them into a message that says what to do next."""
+
+
+class PulseError(Exception):
+    """Base class of every error Pulse reports to a user."""
+
+
+class SettingsError(PulseError):
+    """A setting is missing or has a value Pulse cannot use."""
+
+
+class StoreError(PulseError):
+    """The object store refused or failed an operation."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached or used at all (missing bucket, no access, unwritable folder)."""
+
+
+class KeyNotFound(StoreError):
+    """No object exists under the key."""
+
+
+class AlreadyExists(StoreError):
+    """A create-if-absent write found the key taken."""
+
+
+class InvalidKey(StoreError):
+    """A key that could escape the workspace or is not a plain relative path."""
+
+
+class InvalidUpload(PulseError):
+    """An uploaded file cannot be read at all (as opposed to single bad rows)."""
+
+
+class ModelUnavailable(PulseError):
+    """No model is deployed, or its artifact is missing or corrupt."""
+
+
+class AuthError(PulseError):
+    """Sign-in refused or a users file that cannot be trusted."""

@@ -1,0 +1,228 @@
+"""Ingest: upload -> validated check-ins -> scored by the live model -> date-partitioned Parquet,
+low-confidence rows to the review queue, rejected rows to quarantine.
+
+Idempotent: a batch is named by the hash of its bytes, every write lands on a key fixed by the
+batch or the check-in id, and the batch manifest is written last. Re-running a file (or a run that
+was killed half-way) gives the same final state, and check-ins already in the workspace from other
+batches are not written again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from services.checkins import ParsedUpload, parse_upload
+from services.endpoint import Endpoint
+from services.errors import AlreadyExists, InvalidUpload, KeyNotFound
+from services.model import fasttext_line
+from services.storage import ObjectStore
+
+log = logging.getLogger(__name__)
+
+CHUNK = 5_000
+Progress = Callable[[int, int], None]
+
+SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("participant", pa.string()),
+        ("group", pa.string()),
+        ("time", pa.timestamp("us", tz="UTC")),
+        ("text", pa.string()),
+        ("label", pa.string()),
+        ("confidence", pa.float32()),
+        ("p_negative", pa.float32()),
+        ("p_neutral", pa.float32()),
+        ("p_positive", pa.float32()),
+        ("model_version", pa.string()),
+        ("batch", pa.string()),
+        ("extra", pa.string()),
+    ]
+)
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did. Counts, never message text."""
+
+    batch: str
+    filename: str
+    total_rows: int
+    accepted: int
+    already_present: int
+    rejected: int
+    unrecognized: int
+    model_version: str
+    threshold: float
+    dates: list[str] = field(default_factory=list)
+    quarantine_key: str | None = None
+    finished_at: str = ""
+    repeated: bool = False
+
+    def summary(self) -> str:
+        parts = [
+            f"{self.accepted} accepted",
+            f"{self.rejected} rejected",
+            f"{self.unrecognized} sent to review (confidence < {self.threshold:.2f})",
+        ]
+        if self.already_present:
+            parts.append(f"{self.already_present} already in the workspace")
+        text = f"batch {self.batch}: " + ", ".join(parts) + f"; model {self.model_version}"
+        if self.quarantine_key:
+            text += f"; rejected rows and reasons in {self.quarantine_key}"
+        return text
+
+
+def batch_id(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _partition_key(date: str, batch: str) -> str:
+    return f"checkins/date={date}/{batch}.parquet"
+
+
+def _existing_ids(store: ObjectStore, date: str, batch: str) -> set[str]:
+    ids: set[str] = set()
+    for key in store.list(f"checkins/date={date}/"):
+        if key.endswith(".parquet") and not key.endswith(f"/{batch}.parquet"):
+            table = pq.read_table(io.BytesIO(store.get(key)), columns=["id"])
+            ids.update(table.column("id").to_pylist())
+    return ids
+
+
+def _write_quarantine(store: ObjectStore, batch: str, parsed: ParsedUpload) -> str | None:
+    if not parsed.rejected:
+        return None
+    key = f"ingest/quarantine/{batch}.jsonl"
+    lines = (json.dumps(asdict(r), ensure_ascii=False) for r in parsed.rejected)
+    store.put(key, ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass"))
+    return key
+
+
+def _review_item(row: pd.Series, batch: str) -> bytes:
+    item = {
+        "id": row["id"],
+        "line": fasttext_line(row["label"], row["text"]),
+        "text": row["text"],
+        "predicted_label": row["label"],
+        "confidence": float(row["confidence"]),
+        "probs": {
+            "negative": float(row["p_negative"]),
+            "neutral": float(row["p_neutral"]),
+            "positive": float(row["p_positive"]),
+        },
+        "model_version": row["model_version"],
+        "time": row["time"].isoformat(),
+        "participant": row["participant"],
+        "group": row["group"],
+        "batch": batch,
+        "queued_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    return json.dumps(item, ensure_ascii=False).encode()
+
+
+def score_frame(endpoint: Endpoint, frame: pd.DataFrame, progress: Progress | None = None) -> pd.DataFrame:
+    """Add label, confidence, class probabilities and model version to check-ins."""
+    labels: list[str] = []
+    conf: list[float] = []
+    probs: dict[str, list[float]] = {"negative": [], "neutral": [], "positive": []}
+    versions: list[str] = []
+    texts = frame["text"].tolist()
+    for start in range(0, len(texts), CHUNK):
+        version, preds = endpoint.score(texts[start : start + CHUNK])
+        for p in preds:
+            labels.append(p.label)
+            conf.append(p.confidence)
+            for k in probs:
+                probs[k].append(p.probs.get(k, 0.0))
+        versions.extend([version] * len(preds))
+        if progress:
+            progress(min(start + CHUNK, len(texts)), len(texts))
+    return frame.assign(
+        label=labels,
+        confidence=conf,
+        p_negative=probs["negative"],
+        p_neutral=probs["neutral"],
+        p_positive=probs["positive"],
+        model_version=versions,
+    )
+
+
+def ingest(
+    store: ObjectStore,
+    endpoint: Endpoint,
+    data: bytes,
+    filename: str,
+    *,
+    threshold: float,
+    now: datetime | None = None,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Ingest one uploaded file. Raises `InvalidUpload` when the file cannot be read or when
+    not a single row could be accepted (the rejects are quarantined first)."""
+    batch = batch_id(data)
+    manifest_key = f"ingest/batches/{batch}.json"
+    try:
+        done = IngestReport(**json.loads(store.get(manifest_key)))
+        done.repeated = True
+        return done
+    except KeyNotFound:
+        pass
+    # Keep the original bytes: a rejected row can always be recovered and fixed.
+    safe_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in filename)[-100:] or "upload"
+    store.put(f"ingest/uploads/{batch}/{safe_name}", data)
+    parsed = parse_upload(data, filename, now=now)
+    quarantine_key = _write_quarantine(store, batch, parsed)
+    frame = parsed.checkins
+    if frame.empty:
+        where = f" Reasons per row: {quarantine_key}." if quarantine_key else ""
+        raise InvalidUpload(f"no row of {filename!r} could be accepted ({len(parsed.rejected)} rejected).{where}")
+    frame = frame.assign(date=frame["time"].dt.strftime("%Y-%m-%d"))
+    known: set[str] = set()
+    for date in sorted(frame["date"].unique()):
+        known |= _existing_ids(store, date, batch)
+    fresh = frame[~frame["id"].isin(known)]
+    already = len(frame) - len(fresh)
+    version = endpoint.version()
+    unrecognized = 0
+    if not fresh.empty:
+        scored = score_frame(endpoint, fresh, progress).assign(batch=batch)
+        version = scored["model_version"].iloc[0]
+        low = scored[scored["confidence"] < threshold]
+        for _, row in low.iterrows():
+            with contextlib.suppress(AlreadyExists):  # queued by an earlier, interrupted run
+                store.put(f"review/unrecognized/{row['id']}.json", _review_item(row, batch), if_absent=True)
+        unrecognized = len(low)
+        for date, part in scored.groupby("date", sort=True):
+            table = pa.Table.from_pandas(part[SCHEMA.names], schema=SCHEMA, preserve_index=False)
+            buf = io.BytesIO()
+            pq.write_table(table, buf, compression="zstd")
+            store.put(_partition_key(str(date), batch), buf.getvalue())
+    report = IngestReport(
+        batch=batch,
+        filename=filename,
+        total_rows=parsed.total_rows,
+        accepted=len(fresh),
+        already_present=already,
+        rejected=len(parsed.rejected),
+        unrecognized=unrecognized,
+        model_version=version,
+        threshold=threshold,
+        dates=sorted(fresh["date"].unique().tolist()),
+        quarantine_key=quarantine_key,
+        finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    store.put(manifest_key, json.dumps(asdict(report), indent=2).encode())
+    log.info("ingested batch %s: %d accepted, %d rejected", batch, report.accepted, report.rejected)
+    return report

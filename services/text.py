@@ -1,0 +1,87 @@
+"""Text preprocessing: one function, used both to build training data and to score.
+
+Rules: lowercase; URLs -> URL; @mentions -> USER; emoji and emoticons -> word tokens;
+letters repeated 3+ times squeezed to two; punctuation removed; tokens shorter than
+two characters and stopwords dropped -- negations are kept and "n't" becomes "not".
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+
+import emoji
+from nltk.tokenize import TweetTokenizer
+
+# Text is lowercased before tokenizing, so the tokenizer need not test every token for an
+# emoticon to spare its case; phone-number matching is off (slow, and no use for sentiment).
+_TOKENIZER = TweetTokenizer(preserve_case=True, reduce_len=False, match_phone_numbers=False)
+_REPEATS = re.compile(r"([^\W\d_])\1{2,}")  # letters only, not digits
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+_NON_WORD = re.compile(r"[^\w]+")
+
+# Emoticons, looked up in lower case.
+_EMOTICONS = {
+    "smile": (":)", ":-)", ":]", "=)", ":d", ":-d", "=d", "xd", ":p", ":-p", "(:", "^^", "^_^"),
+    "wink": (";)", ";-)", ";d"),
+    "sad": (":(", ":-(", ":[", "=(", "):", ":/", ":-/", ":|", ":\\"),
+    "cry": (":'(", ":'-(", ";(", "t_t"),
+    "love": ("<3", ":*", ":-*"),
+    "brokenheart": ("</3",),
+}
+_EMOTICON_WORD = {face: f"emo{word}" for word, faces in _EMOTICONS.items() for face in faces}
+
+# Contractions whose stem is not the verb with "n't" cut off.
+_NEGATED = {"can't": "can", "won't": "will", "shan't": "shall", "ain't": "is"}
+# Negations typed without the apostrophe, as people do in quick messages.
+_BARE_NEGATIONS = frozenset(
+    "dont cant wont isnt arent wasnt werent didnt doesnt hasnt havent hadnt "
+    "couldnt shouldnt wouldnt mustnt neednt aint".split()
+)
+
+
+@cache
+def stopwords() -> frozenset[str]:
+    """The shipped stopword list (negations are not in it)."""
+    lines = resources.files("services").joinpath("stopwords.txt").read_text("utf-8").splitlines()
+    return frozenset(w.strip() for w in lines if w.strip() and not w.startswith("#"))
+
+
+def _emoji_word(chars: str, data: dict[str, str]) -> str:
+    name = re.sub(r"[^a-z0-9]+", "_", data["en"].strip(":").lower()).strip("_")
+    return f" emoji_{name} "
+
+
+def tokens(text: str) -> list[str]:
+    """The tokens of `text` after all preprocessing rules."""
+    text = _URL.sub(" httpurl ", text.lower())
+    if not text.isascii():  # replace_emoji is slow; most messages have no emoji
+        text = emoji.replace_emoji(text, replace=_emoji_word)
+    text = _REPEATS.sub(r"\1\1", text)
+    stop = stopwords()
+    out: list[str] = []
+    for tok in _TOKENIZER.tokenize(text):
+        if tok in _EMOTICON_WORD:
+            out.append(_EMOTICON_WORD[tok])
+            continue
+        if tok == "httpurl":
+            out.append("URL")
+            continue
+        if tok.startswith("@") and len(tok) > 1:
+            out.append("USER")
+            continue
+        tok = tok.replace("\u2019", "'")
+        if tok.endswith("n't"):
+            stem = _NEGATED.get(tok, tok[:-3])
+            pieces = [_NON_WORD.sub("", stem), "not"]
+        else:
+            word = _NON_WORD.sub("", tok).replace("_", "") if not tok.startswith("emoji_") else tok
+            pieces = ["not" if word in _BARE_NEGATIONS else word]
+        out.extend(p for p in pieces if len(p) >= 2 and p not in stop)
+    return out
+
+
+def preprocess(text: str) -> str:
+    """Normalise a message into the space-separated token string the model sees."""
+    return " ".join(tokens(text))
