@@ -19,37 +19,19 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from services.checkins import ParsedUpload, parse_upload
 from services.endpoint import Endpoint
 from services.errors import AlreadyExists, InvalidUpload, KeyNotFound
 from services.model import fasttext_line
+from services.scored import partition_key, to_parquet
 from services.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
 CHUNK = 5_000
 Progress = Callable[[int, int], None]
-
-SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("participant", pa.string()),
-        ("group", pa.string()),
-        ("time", pa.timestamp("us", tz="UTC")),
-        ("text", pa.string()),
-        ("label", pa.string()),
-        ("confidence", pa.float32()),
-        ("p_negative", pa.float32()),
-        ("p_neutral", pa.float32()),
-        ("p_positive", pa.float32()),
-        ("model_version", pa.string()),
-        ("batch", pa.string()),
-        ("extra", pa.string()),
-    ]
-)
 
 
 @dataclass
@@ -88,14 +70,10 @@ def batch_id(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def _partition_key(date: str, batch: str) -> str:
-    return f"checkins/date={date}/{batch}.parquet"
-
-
 def _existing_ids(store: ObjectStore, date: str, batch: str) -> set[str]:
     ids: set[str] = set()
     for key in store.list(f"checkins/date={date}/"):
-        if key.endswith(".parquet") and not key.endswith(f"/{batch}.parquet"):
+        if key.endswith(".parquet") and key != partition_key(date, batch):
             table = pq.read_table(io.BytesIO(store.get(key)), columns=["id"])
             ids.update(table.column("id").to_pylist())
     return ids
@@ -205,10 +183,7 @@ def ingest(
                 store.put(f"review/unrecognized/{row['id']}.json", _review_item(row, batch), if_absent=True)
         unrecognized = len(low)
         for date, part in scored.groupby("date", sort=True):
-            table = pa.Table.from_pandas(part[SCHEMA.names], schema=SCHEMA, preserve_index=False)
-            buf = io.BytesIO()
-            pq.write_table(table, buf, compression="zstd")
-            store.put(_partition_key(str(date), batch), buf.getvalue())
+            store.put(partition_key(str(date), batch), to_parquet(part))
     report = IngestReport(
         batch=batch,
         filename=filename,

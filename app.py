@@ -1,0 +1,37 @@
+"""Pulse entry point: sign-in, then the pages the signed-in user's role may open."""
+
+import streamlit as st
+
+from dashboard.auth import current_user, sign_in_page, sign_out
+from dashboard.components import escape_markdown
+from dashboard.deps import settings
+
+st.set_page_config(page_title="Pulse", page_icon="💬", layout="wide")
+
+PAGES = {
+    "home": st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    "upload": st.Page("pages/upload.py", title="Upload check-ins", icon=":material/upload_file:"),
+}
+ROLE_PAGES = {
+    "manager": ["home"],
+    "annotator": ["home"],
+    "admin": ["home", "upload"],
+}
+
+config = settings()  # a bad setting stops here, with a message naming it
+user = current_user()
+if config.auth_mode == "demo":
+    st.sidebar.warning("Demo sign-in: anyone can take any role.", icon=":material/science:")
+if user is None:
+    page = st.navigation([st.Page(sign_in_page, title="Sign in", icon=":material/login:")])
+else:
+    with st.sidebar:
+        st.markdown(f"Signed in as **{user.role}**")
+        st.text(user.name)
+        if user.role == "manager":
+            st.caption("Groups: " + (escape_markdown(", ".join(user.groups)) or "none assigned"))
+        if st.button("Sign out", icon=":material/logout:"):
+            sign_out()
+            st.rerun()
+    page = st.navigation([PAGES[name] for name in ROLE_PAGES[user.role]])
+page.run()

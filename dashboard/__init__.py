@@ -1,0 +1,1 @@
+"""Streamlit glue shared by the pages: auth guard, cached services, components."""

@@ -1,0 +1,38 @@
+"""Cached access to settings and services. Pages call these instead of building anything."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from services.config import Settings, load_settings
+from services.errors import PulseError, SettingsError
+from services.workspace import Workspace, open_workspace
+
+
+@st.cache_resource
+def _settings() -> Settings:
+    return load_settings()
+
+
+def settings() -> Settings:
+    """The validated settings; a bad setting stops the page with a message naming it."""
+    try:
+        return _settings()
+    except SettingsError as exc:
+        st.error(f"Pulse cannot start: {exc}")
+        st.stop()
+        raise  # unreachable: st.stop() raises
+
+
+@st.cache_resource
+def _workspace(s: Settings) -> Workspace:
+    return open_workspace(s)
+
+
+def workspace() -> Workspace:
+    return _workspace(settings())
+
+
+def show_error(exc: PulseError, what_next: str = "") -> None:
+    """A domain error as a message with what to do next (never a traceback, never message text)."""
+    st.error(f"{exc}{' — ' + what_next if what_next else ''}")

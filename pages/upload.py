@@ -1,0 +1,67 @@
+"""Upload check-ins: the same ingest as `python -m services.cli ingest`, from the browser."""
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.auth import require_role
+from dashboard.deps import show_error, workspace
+from services.errors import InvalidUpload, PulseError
+from services.ingest import ingest
+
+user = require_role("admin")
+
+st.title("Upload check-ins")
+ws = workspace()
+st.markdown(
+    "A CSV, JSON lines or Parquet file with the columns **participant**, **group**, **time** and **text** "
+    "(an **id** column is optional; other columns are kept as they are). Each row is scored by the live "
+    f"model; rows below confidence {ws.settings.review_threshold:.2f} go to the review queue. Rows that "
+    "cannot be read are set aside with the reason, never dropped. Uploading the same file twice adds nothing."
+)
+upload = st.file_uploader(
+    "Check-ins file",
+    type=["csv", "tsv", "txt", "jsonl", "ndjson", "json", "parquet"],
+    max_upload_size=ws.settings.max_upload_mb,
+)
+if upload is not None and st.button("Score and add to the workspace", type="primary"):
+    bar = st.progress(0.0, text="Scoring…")
+
+    def progress(done: int, total: int) -> None:
+        bar.progress(done / max(total, 1), text=f"Scoring… {done:,} of {total:,}")
+
+    try:
+        report = ingest(
+            ws.store,
+            ws.endpoint,
+            upload.getvalue(),
+            upload.name,
+            threshold=ws.settings.review_threshold,
+            progress=progress,
+        )
+    except InvalidUpload as exc:
+        bar.empty()
+        show_error(exc, "fix the file and upload it again")
+        st.stop()
+    except PulseError as exc:
+        bar.empty()
+        show_error(exc)
+        st.stop()
+    bar.empty()
+    if report.repeated:
+        st.info(f"This file was already ingested: {report.summary()}")
+    else:
+        st.success(report.summary())
+    st.session_state["last_ingest"] = report.batch
+    if report.quarantine_key:
+        rows = ws.store.get(report.quarantine_key).decode("utf-8", "backslashreplace").splitlines()
+        rejected = pd.DataFrame([json.loads(r) for r in rows if r.strip()])
+        st.subheader(f"{len(rejected)} rows set aside")
+        st.dataframe(rejected[["row", "reason"]], hide_index=True, width="stretch")
+        st.download_button(
+            "Download rejected rows (JSON lines)",
+            data="\n".join(rows).encode(),
+            file_name=f"rejected-{report.batch}.jsonl",
+            mime="application/jsonl",
+        )
