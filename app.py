@@ -23,9 +23,15 @@ user = current_user()
 if config.auth_mode == "demo":
     st.sidebar.warning("Demo sign-in: anyone can take any role.", icon=":material/science:")
 if user is None:
-    page = st.navigation([st.Page(sign_in_page, title="Sign in", icon=":material/login:")])
+    page = st.navigation([st.Page(sign_in_page, title="Sign in", icon=":material/login:")], position="hidden")
 else:
+    # The menu is drawn here with page links: config hides Streamlit's own sidebar list, which
+    # would otherwise advertise every file of pages/ to visitors who are not signed in.
+    page = st.navigation([PAGES[name] for name in ROLE_PAGES[user.role]], position="hidden")
     with st.sidebar:
+        for name in ROLE_PAGES[user.role]:
+            st.page_link(PAGES[name])
+        st.divider()
         st.markdown(f"Signed in as **{user.role}**")
         st.text(user.name)
         if user.role == "manager":
@@ -33,5 +39,4 @@ else:
         if st.button("Sign out", icon=":material/logout:"):
             sign_out()
             st.rerun()
-    page = st.navigation([PAGES[name] for name in ROLE_PAGES[user.role]])
 page.run()

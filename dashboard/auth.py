@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from dashboard.deps import settings, show_error, workspace
 from services.auth import ROLES, User, demo_users, verify
@@ -39,6 +42,10 @@ def require_role(*roles: str) -> User:
     user = _from_session()
     if user is None:
         st.warning("Please sign in to see this page.")
+        # Only reachable when Streamlit ran this page file directly (first visit by URL):
+        # then app.py is a known page and the link leads to sign-in in the same tab.
+        with contextlib.suppress(StreamlitAPIException):
+            st.page_link("app.py", label="Go to the sign-in page", icon=":material/login:")
         st.stop()
     if user.role not in roles:
         st.error(f"This page is for {' or '.join(roles)} users; you are signed in as {user.role}.")

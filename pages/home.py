@@ -51,5 +51,9 @@ else:
         color_discrete_map={"negative": "#e8590c", "neutral": "#adb5bd", "positive": "#2b8a3e"},
         labels={"date": "", "count": "check-ins", "label": "model's label"},
     )
-    fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 10, "b": 10}, legend_title_text="")
+    fig.update_layout(
+        height=320,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        legend={"title": "", "orientation": "h", "y": 1.12, "x": 0},
+    )
     st.plotly_chart(fig, width="stretch")

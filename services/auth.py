@@ -35,10 +35,16 @@ class User:
         return self.sees_all_groups() or group in self.groups
 
 
+# The demo manager looks after the demo's two groups whose mood is getting worse.
+DEMO_MANAGER_GROUPS = ("Support desk", "Night shift")
+
+
 def demo_users(groups: list[str]) -> dict[str, User]:
-    """The users offered by demo sign-in: one per role; the manager gets the first two groups."""
+    """The users offered by demo sign-in: one per role. The manager gets the demo's struggling
+    groups when the workspace has them, else its first two groups."""
+    managed = [g for g in DEMO_MANAGER_GROUPS if g in groups] or groups[:2]
     return {
-        "manager": User("demo-manager", "manager", tuple(groups[:2])),
+        "manager": User("demo-manager", "manager", tuple(managed)),
         "annotator": User("demo-annotator", "annotator"),
         "admin": User("demo-admin", "admin"),
     }

@@ -1,0 +1,58 @@
+# Pulse: one command per chore. `make run` and `make test` are the README's two commands.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+WORKSPACE ?= workspace
+PORT ?= 8501
+
+.PHONY: run demo test lint types unit e2e bench chromium clean-workspace
+
+$(VENV)/.runtime: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# Build the demo workspace (bootstrap model + 90 days of check-ins) unless it is already there.
+$(WORKSPACE)/deployments/current.json: | $(VENV)/.runtime
+	$(PY) -m services.cli demo --workspace $(WORKSPACE)
+
+demo: $(WORKSPACE)/deployments/current.json
+
+run: $(VENV)/.runtime demo
+	PULSE_WORKSPACE=$(WORKSPACE) $(VENV)/bin/streamlit run app.py --server.port $(PORT)
+
+# Debian's chromium for the browser test, installed when missing and we are root.
+chromium:
+	@if command -v chromium >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian chromium for the browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "chromium is missing and this is not root: the browser test will be skipped"; fi
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+types: $(VENV)/.dev
+	$(VENV)/bin/mypy
+
+unit: $(VENV)/.dev
+	$(VENV)/bin/pytest -m "not e2e and not benchmark"
+
+e2e: $(VENV)/.dev chromium
+	$(VENV)/bin/pytest -m e2e
+
+test: $(VENV)/.dev chromium lint types
+	$(VENV)/bin/pytest -m "not benchmark"
+
+bench: $(VENV)/.dev
+	$(VENV)/bin/pytest -m benchmark -s -p no:cacheprovider
+
+clean-workspace:
+	rm -rf $(WORKSPACE)

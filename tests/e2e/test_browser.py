@@ -1,0 +1,44 @@
+"""The app as a person meets it: a real server, a real browser, the demo workspace."""
+
+from __future__ import annotations
+
+from tests.e2e.conftest import shot
+
+
+def _sign_in(page, url: str, role_label: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(url)
+    page.get_by_text("Sign in as").wait_for()
+    page.get_by_text(role_label).click()
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_sign_in_and_see_home(page, app_url: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(app_url)
+    page.get_by_text("Sign in as").wait_for()
+    shot(page, "01-sign-in")
+    _sign_in(page, app_url, "Admin — data")
+    page.get_by_text("Check-ins per day").wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    shot(page, "02-home-admin")
+    body = page.inner_text("body")
+    assert "Review queue" in body and "Live model" in body
+    assert "Upload check-ins" in body  # admin navigation
+
+
+def test_page_url_without_sign_in_shows_no_data(page, app_url: str) -> None:  # type: ignore[no-untyped-def]
+    """Opening a page by URL on a fresh server must not show its data (Streamlit may run it directly)."""
+    page.goto(f"{app_url}/upload")
+    page.get_by_text("Please sign in to see this page.").wait_for()
+    shot(page, "03-upload-by-url-signed-out")
+    body = page.inner_text("body")
+    assert "Check-ins file" not in body and "Upload check-ins" not in body
+    page.get_by_text("Go to the sign-in page").click()
+    page.get_by_text("Sign in as").wait_for()
+
+
+def test_manager_does_not_get_admin_pages(page, app_url: str) -> None:  # type: ignore[no-untyped-def]
+    _sign_in(page, app_url, "Manager — trends")
+    page.get_by_text("Check-ins per day").wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    assert "Upload check-ins" not in page.inner_text("[data-testid=stSidebar]")
+    shot(page, "04-home-manager")

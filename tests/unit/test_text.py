@@ -1,0 +1,173 @@
+"""Preprocessing rules of `services.text` (shared by training and scoring)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from services.text import preprocess, stopwords, tokens
+
+ROOT = Path(__file__).resolve().parents[2]
+NEGATIONS = ("not", "no", "never", "nor", "nothing", "nobody", "none", "nowhere", "neither")
+
+
+def test_lowercases_everything() -> None:
+    assert preprocess("Hello WORLD Great") == "hello world great"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://example.com/a", "https://example.org/path?q=1&r=2", "www.example.net", "HTTPS://EXAMPLE.COM/X"],
+)
+def test_urls_become_the_url_token(url: str) -> None:
+    assert tokens(f"look {url} today") == ["look", "URL", "today"]
+
+
+def test_url_token_is_distinct_from_the_word_url() -> None:
+    # The placeholder is upper case; a typed "URL" is lowercased like every word.
+    assert tokens("the URL http://x.io") == ["url", "URL"]
+
+
+def test_mentions_become_the_user_token() -> None:
+    assert tokens("@bob thanks @alice_2!") == ["USER", "thanks", "USER"]
+
+
+def test_an_email_address_is_not_a_mention() -> None:
+    assert "USER" not in tokens("mail bob@example.com")
+
+
+@pytest.mark.parametrize(
+    ("text", "token"),
+    [
+        ("😀", "emoji_grinning_face"),
+        ("🎉", "emoji_party_popper"),
+        ("😢", "emoji_crying_face"),
+        ("❤️", "emoji_red_heart"),
+        ("👍🏽", "emoji_thumbs_up_medium_skin_tone"),
+    ],
+)
+def test_emoji_become_named_tokens(text: str, token: str) -> None:
+    assert tokens(f"today {text}") == ["today", token]
+
+
+def test_emoji_glued_to_words_are_split_off() -> None:
+    assert tokens("great😀day") == ["great", "emoji_grinning_face", "day"]
+
+
+@pytest.mark.parametrize(
+    ("face", "token"),
+    [
+        (":)", "emosmile"),
+        (":-)", "emosmile"),
+        (":D", "emosmile"),
+        ("XD", "emosmile"),
+        (":(", "emosad"),
+        (":'(", "emocry"),
+        ("<3", "emolove"),
+        (";)", "emowink"),
+        ("</3", "emobrokenheart"),
+    ],
+)
+def test_emoticons_become_emo_tokens(face: str, token: str) -> None:
+    assert tokens(f"day {face}") == ["day", token]
+
+
+def test_emoticon_glued_to_a_word() -> None:
+    assert tokens("good;)") == ["good", "emowink"]
+
+
+def test_letters_repeated_three_times_or_more_are_squeezed_to_two() -> None:
+    assert tokens("sooooo happppy yesss") == ["soo", "happy", "yess"]
+
+
+def test_two_repeated_letters_are_left_alone() -> None:
+    assert tokens("good coffee") == ["good", "coffee"]
+
+
+def test_digits_are_not_squeezed() -> None:
+    assert tokens("scored 1000000 on 2222") == ["scored", "1000000", "2222"]
+
+
+def test_punctuation_is_removed() -> None:
+    assert tokens("wow!!! great, fine. (really?) e-mail") == ["wow", "great", "fine", "really", "email"]
+
+
+def test_tokens_shorter_than_two_characters_are_dropped() -> None:
+    assert tokens("a b c x 5 ok go") == ["ok", "go"]
+
+
+def test_stopwords_are_dropped() -> None:
+    assert tokens("the meeting was about the budget") == ["meeting", "budget"]
+    assert {"the", "was", "about"} <= stopwords()
+
+
+@pytest.mark.parametrize("word", ["not", "no", "never", "nor", "nothing"])
+def test_negation_words_are_kept(word: str) -> None:
+    assert tokens(f"{word} happy") == [word, "happy"]
+
+
+def test_negations_survive_upper_case() -> None:
+    assert tokens("NOT HAPPY, NOTHING works") == ["not", "happy", "nothing", "works"]
+
+
+@pytest.mark.parametrize("word", ["don't", "can't", "won't", "isn't", "wasn't", "shouldn't", "ain't", "Don't"])
+def test_nt_contractions_become_not(word: str) -> None:
+    assert tokens(f"I {word} like it") == ["not", "like"]
+
+
+@pytest.mark.parametrize("word", ["dont", "cant", "wont", "isnt", "DONT"])
+def test_negations_typed_without_apostrophe_become_not(word: str) -> None:
+    assert tokens(f"i {word} like it") == ["not", "like"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="services/text.py: the curly apostrophe is normalised (tok.replace('\\u2019', \"'\")) only after "
+    "TweetTokenizer has already split 'don’t' into ['don', '’', 't'], so the n't rule never sees it",
+)
+@pytest.mark.parametrize("word", ["don’t", "can’t", "won’t", "isn’t"])
+def test_contractions_with_a_curly_apostrophe_become_not(word: str) -> None:
+    assert tokens(f"I {word} like it") == ["not", "like"]
+
+
+@pytest.mark.parametrize("text", ["", " ", "   \n\t  ", "\u00a0"])
+def test_empty_or_whitespace_text_gives_an_empty_string(text: str) -> None:
+    assert preprocess(text) == ""
+
+
+def test_text_of_only_stopwords_and_short_tokens_gives_an_empty_string() -> None:
+    assert preprocess("I am a the of") == ""
+
+
+def test_html_and_markdown_stay_inert_word_tokens() -> None:
+    out = tokens("<script>alert('x')</script> **Bold** _it_ # Title `code` <a href='y'>link</a>")
+    assert out == ["script", "alert", "script", "bold", "title", "code", "href", "link"]
+    assert all(re.fullmatch(r"\w+", t) for t in out)
+
+
+def test_preprocess_joins_tokens_with_single_spaces() -> None:
+    text = "Sooo happy :) with the NEW tool @team https://x.io"
+    assert preprocess(text) == " ".join(tokens(text)) == "soo happy emosmile new tool USER URL"
+
+
+def test_the_stopword_list_holds_no_negation() -> None:
+    words = stopwords()
+    assert len(words) > 50  # the shipped list was read
+    assert not set(NEGATIONS) & words
+    assert not {w for w in words if w.endswith(("n't", "n’t"))}
+    assert not {"dont", "cant", "wont", "isnt", "didnt", "doesnt", "wasnt"} & words
+
+
+def test_nothing_calls_nltk_download() -> None:
+    sources = [*(ROOT / "services").rglob("*.py"), *(ROOT / "dashboard").rglob("*.py"), *(ROOT / "pages").rglob("*.py")]
+    sources.append(ROOT / "app.py")
+    sources = [p for p in sources if p.is_file()]
+    assert len(sources) > 10  # the tree really was scanned
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in sources
+        if re.search(r"nltk\s*\.\s*download|from\s+nltk\s+import\s+download|nltk\.downloader", p.read_text("utf-8"))
+    ]
+    assert offenders == []
