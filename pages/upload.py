@@ -38,6 +38,7 @@ if upload is not None and st.button("Score and add to the workspace", type="prim
             upload.getvalue(),
             upload.name,
             threshold=ws.settings.review_threshold,
+            max_chars=ws.settings.max_text_chars,
             progress=progress,
         )
     except InvalidUpload as exc:

@@ -38,7 +38,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             bar.refresh()
 
         report = ingest(
-            ws.store, ws.endpoint, data, path.name, threshold=ws.settings.review_threshold, progress=progress
+            ws.store,
+            ws.endpoint,
+            data,
+            path.name,
+            threshold=ws.settings.review_threshold,
+            max_chars=ws.settings.max_text_chars,
+            progress=progress,
         )
     prefix = "already ingested earlier; " if report.repeated else ""
     print(prefix + report.summary())

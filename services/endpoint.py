@@ -18,8 +18,9 @@ from services.storage import ObjectStore
 class Endpoint(Protocol):
     """Something that scores raw message texts."""
 
-    def score(self, texts: Sequence[str]) -> tuple[str, list[Prediction]]:
-        """Predictions for `texts` and the model version that made all of them."""
+    def score(self, prepared: Sequence[str]) -> tuple[str, list[Prediction]]:
+        """Predictions for texts already through `model.prepare` (as a BlazingText endpoint
+        expects them), and the model version that made all of them."""
         ...
 
     def version(self) -> str: ...
@@ -51,9 +52,9 @@ class LocalEndpoint:
                 self._checked_at = now
             return self._loaded
 
-    def score(self, texts: Sequence[str]) -> tuple[str, list[Prediction]]:
+    def score(self, prepared: Sequence[str]) -> tuple[str, list[Prediction]]:
         version, model = self._model()
-        return version, model.predict(texts)
+        return version, model.predict_prepared(prepared)
 
     def version(self) -> str:
         return self._model()[0]

@@ -15,6 +15,7 @@ import io
 import json
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
@@ -24,7 +25,7 @@ import pyarrow.parquet as pq
 from services.checkins import ParsedUpload, parse_upload
 from services.endpoint import Endpoint
 from services.errors import AlreadyExists, InvalidUpload, KeyNotFound
-from services.model import fasttext_line
+from services.model import PREFIX, Prediction, prepare
 from services.scored import partition_key, to_parquet
 from services.storage import ObjectStore
 
@@ -91,7 +92,7 @@ def _write_quarantine(store: ObjectStore, batch: str, parsed: ParsedUpload) -> s
 def _review_item(row: pd.Series, batch: str) -> bytes:
     item = {
         "id": row["id"],
-        "line": fasttext_line(row["label"], row["text"]),
+        "line": f"{PREFIX}{row['label']} {row['prepared']}",
         "text": row["text"],
         "predicted_label": row["label"],
         "confidence": float(row["confidence"]),
@@ -110,31 +111,44 @@ def _review_item(row: pd.Series, batch: str) -> bytes:
     return json.dumps(item, ensure_ascii=False).encode()
 
 
-def score_frame(endpoint: Endpoint, frame: pd.DataFrame, progress: Progress | None = None) -> pd.DataFrame:
-    """Add label, confidence, class probabilities and model version to check-ins."""
-    labels: list[str] = []
-    conf: list[float] = []
-    probs: dict[str, list[float]] = {"negative": [], "neutral": [], "positive": []}
+def score_frame(
+    endpoint: Endpoint, frame: pd.DataFrame, *, max_chars: int = 2000, progress: Progress | None = None
+) -> pd.DataFrame:
+    """Add the prepared text, label, confidence, class probabilities and model version."""
+    prepared: list[str] = []
+    preds: list[Prediction] = []
     versions: list[str] = []
     texts = frame["text"].tolist()
     for start in range(0, len(texts), CHUNK):
-        version, preds = endpoint.score(texts[start : start + CHUNK])
-        for p in preds:
-            labels.append(p.label)
-            conf.append(p.confidence)
-            for k in probs:
-                probs[k].append(p.probs.get(k, 0.0))
-        versions.extend([version] * len(preds))
+        chunk = [prepare(t, max_chars) for t in texts[start : start + CHUNK]]
+        version, chunk_preds = endpoint.score(chunk)
+        prepared.extend(chunk)
+        preds.extend(chunk_preds)
+        versions.extend([version] * len(chunk))
         if progress:
-            progress(min(start + CHUNK, len(texts)), len(texts))
+            progress(len(prepared), len(texts))
     return frame.assign(
-        label=labels,
-        confidence=conf,
-        p_negative=probs["negative"],
-        p_neutral=probs["neutral"],
-        p_positive=probs["positive"],
+        prepared=prepared,
+        label=[p.label for p in preds],
+        confidence=[p.confidence for p in preds],
+        p_negative=[p.probs.get("negative", 0.0) for p in preds],
+        p_neutral=[p.probs.get("neutral", 0.0) for p in preds],
+        p_positive=[p.probs.get("positive", 0.0) for p in preds],
         model_version=versions,
     )
+
+
+def _queue_for_review(store: ObjectStore, low: pd.DataFrame, batch: str) -> None:
+    """One item per low-confidence check-in, created only if absent (a re-run adds nothing).
+    Writes run in parallel: each is a file sync locally or a PUT on S3, both waiting on I/O."""
+
+    def put(row: pd.Series) -> None:
+        with contextlib.suppress(AlreadyExists):  # queued by an earlier, interrupted run
+            store.put(f"review/unrecognized/{row['id']}.json", _review_item(row, batch), if_absent=True)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        # list() re-raises the first failed write instead of losing it
+        list(pool.map(put, (row for _, row in low.iterrows())))
 
 
 def ingest(
@@ -144,6 +158,7 @@ def ingest(
     filename: str,
     *,
     threshold: float,
+    max_chars: int = 2000,
     now: datetime | None = None,
     progress: Progress | None = None,
 ) -> IngestReport:
@@ -175,12 +190,10 @@ def ingest(
     version = endpoint.version()
     unrecognized = 0
     if not fresh.empty:
-        scored = score_frame(endpoint, fresh, progress).assign(batch=batch)
+        scored = score_frame(endpoint, fresh, max_chars=max_chars, progress=progress).assign(batch=batch)
         version = scored["model_version"].iloc[0]
         low = scored[scored["confidence"] < threshold]
-        for _, row in low.iterrows():
-            with contextlib.suppress(AlreadyExists):  # queued by an earlier, interrupted run
-                store.put(f"review/unrecognized/{row['id']}.json", _review_item(row, batch), if_absent=True)
+        _queue_for_review(store, low, batch)
         unrecognized = len(low)
         for date, part in scored.groupby("date", sort=True):
             store.put(partition_key(str(date), batch), to_parquet(part))

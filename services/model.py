@@ -40,6 +40,11 @@ class Prediction:
 UNREADABLE = Prediction("neutral", 0.0, dict.fromkeys(LABELS, 0.0))
 
 
+def prepare(text: str, max_chars: int = 2000) -> str:
+    """What the model sees of a message: its first `max_chars` characters, preprocessed."""
+    return preprocess(text[:max_chars])
+
+
 def fasttext_line(label: str, text: str) -> str:
     """One training line in the fastText/BlazingText format."""
     return f"{PREFIX}{label} {preprocess(text)}"
@@ -102,11 +107,10 @@ class SentimentModel:
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """Score raw texts. Long texts are cut to `max_chars` for scoring only."""
-        prepared = [preprocess(t[: self.max_chars]) for t in texts]
-        return self.predict_prepared(prepared)
+        return self.predict_prepared([prepare(t, self.max_chars) for t in texts])
 
     def predict_prepared(self, prepared: Sequence[str]) -> list[Prediction]:
-        """Score texts that already went through `preprocess`."""
+        """Score texts that already went through `prepare`."""
         out: list[Prediction] = [UNREADABLE] * len(prepared)
         idx = [i for i, p in enumerate(prepared) if p]
         if not idx:

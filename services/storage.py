@@ -4,8 +4,10 @@ an S3 bucket/prefix. Everything Pulse keeps lives here, so app replicas hold no 
 from __future__ import annotations
 
 import os
+import random
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -15,7 +17,7 @@ from services.errors import AlreadyExists, InvalidKey, KeyNotFound, StoreError, 
 if TYPE_CHECKING:
     from services.config import Settings
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1 (\x85 is a line break)
 MAX_KEY_LENGTH = 1024
 
 
@@ -84,9 +86,17 @@ class LocalStore:
 
     def put(self, key: str, data: bytes, *, if_absent: bool = False) -> None:
         path = self._path(key)
+        if path.is_dir():
+            raise StoreError(f"{key!r} is a folder of other keys in {self.root}; a local store cannot hold both")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+        except (FileExistsError, NotADirectoryError) as exc:
+            if self.root.is_dir():
+                raise StoreError(
+                    f"{key!r} lies under an existing key in {self.root}; a local store cannot hold both"
+                ) from None
+            raise StoreUnavailable(f"cannot write to {self.root}: it is not a folder. Check PULSE_WORKSPACE.") from exc
         except OSError as exc:
             raise StoreUnavailable(
                 f"cannot write to {self.root}: {exc.strerror}. "
@@ -146,11 +156,21 @@ _UNAVAILABLE = {
     "NoSuchBucket": "bucket {bucket!r} does not exist (check PULSE_BUCKET and PULSE_AWS_REGION)",
     "AccessDenied": "access denied to bucket {bucket!r}: the app's IAM role needs s3:GetObject, "
     "s3:PutObject, s3:ListBucket and s3:DeleteObject on it",
+    "403": "access denied to bucket {bucket!r}: the app's IAM role needs s3:GetObject, "
+    "s3:PutObject, s3:ListBucket and s3:DeleteObject on it",
     "AllAccessDisabled": "all access to bucket {bucket!r} is disabled",
     "InvalidAccessKeyId": "the AWS access key is not valid (check the credentials boto3 finds)",
     "SignatureDoesNotMatch": "the AWS secret key does not match (check the credentials boto3 finds)",
     "ExpiredToken": "the AWS session token has expired: sign in to AWS again",
 }
+
+
+CONFLICT_RETRIES = 4
+
+
+def _code(exc: Exception) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
 
 
 class S3Store:
@@ -202,13 +222,23 @@ class S3Store:
     def put(self, key: str, data: bytes, *, if_absent: bool = False) -> None:
         extra = {"IfNoneMatch": "*"} if if_absent else {}
         full = self.prefix + validate_key(key)
-        try:
-            self.client.put_object(Bucket=self.bucket, Key=full, Body=data, **extra)
-        except self._errors() as exc:
-            raise self._fail(exc, key) from exc
+        for attempt in range(CONFLICT_RETRIES + 1):
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=full, Body=data, **extra)
+                return
+            except self._errors() as exc:
+                # S3 answers 409 ConditionalRequestConflict when a conditional write races another
+                # write of the same key, and asks for a retry; the standard retry policy skips 409.
+                if _code(exc) == "ConditionalRequestConflict" and attempt < CONFLICT_RETRIES:
+                    time.sleep(0.05 * 2**attempt * (1 + random.random()))  # noqa: S311 (jitter)
+                    continue
+                raise self._fail(exc, key) from exc
 
     def list(self, prefix: str) -> Iterator[str]:
-        full = self.prefix + validate_key(prefix, prefix=True)
+        # Validate now, not on first iteration, like LocalStore.
+        return self._list(self.prefix + validate_key(prefix, prefix=True), prefix)
+
+    def _list(self, full: str, prefix: str) -> Iterator[str]:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full)
         try:
             for page in pages:
@@ -218,15 +248,14 @@ class S3Store:
             raise self._fail(exc, prefix) from exc
 
     def exists(self, key: str) -> bool:
+        # A HEAD answer has no body, so a missing bucket looks like a missing key ("404");
+        # a one-key listing tells them apart (and needs only s3:ListBucket).
         full = self.prefix + validate_key(key)
         try:
-            self.client.head_object(Bucket=self.bucket, Key=full)
+            page = self.client.list_objects_v2(Bucket=self.bucket, Prefix=full, MaxKeys=1)
         except self._errors() as exc:
-            err = self._fail(exc, key)
-            if isinstance(err, KeyNotFound):
-                return False
-            raise err from exc
-        return True
+            raise self._fail(exc, key) from exc
+        return any(obj["Key"] == full for obj in page.get("Contents", []))
 
     def delete(self, key: str) -> None:
         full = self.prefix + validate_key(key)

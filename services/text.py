@@ -61,24 +61,32 @@ def tokens(text: str) -> list[str]:
     text = _REPEATS.sub(r"\1\1", text)
     stop = stopwords()
     out: list[str] = []
-    for tok in _TOKENIZER.tokenize(text):
-        if tok in _EMOTICON_WORD:
-            out.append(_EMOTICON_WORD[tok])
-            continue
-        if tok == "httpurl":
-            out.append("URL")
-            continue
-        if tok.startswith("@") and len(tok) > 1:
-            out.append("USER")
-            continue
-        tok = tok.replace("\u2019", "'")
-        if tok.endswith("n't"):
-            stem = _NEGATED.get(tok, tok[:-3])
-            pieces = [_NON_WORD.sub("", stem), "not"]
+    append = out.append
+    try:
+        raw_tokens = _TOKENIZER.tokenize(text)
+    except TimeoutError:  # NLTK's ReDoS guard tripped on a pathological message
+        raw_tokens = text.split()
+    for tok in raw_tokens:
+        if tok.isalnum():  # the common case: a plain word, nothing to strip
+            word = "not" if tok in _BARE_NEGATIONS else tok
+            if len(word) >= 2 and word not in stop:
+                append(word)
+        elif tok in _EMOTICON_WORD:
+            append(_EMOTICON_WORD[tok])
+        elif tok == "httpurl":
+            append("URL")
+        elif tok[0] == "@" and len(tok) > 1:
+            append("USER")
+        elif tok.startswith("emoji_"):
+            append(tok)
         else:
-            word = _NON_WORD.sub("", tok).replace("_", "") if not tok.startswith("emoji_") else tok
-            pieces = ["not" if word in _BARE_NEGATIONS else word]
-        out.extend(p for p in pieces if len(p) >= 2 and p not in stop)
+            tok = tok.replace("\u2019", "'")
+            if tok.endswith("n't"):
+                pieces = [_NON_WORD.sub("", _NEGATED.get(tok, tok[:-3])), "not"]
+            else:
+                word = _NON_WORD.sub("", tok).replace("_", "")
+                pieces = ["not" if word in _BARE_NEGATIONS else word]
+            out.extend(p for p in pieces if len(p) >= 2 and p not in stop)
     return out
 
 

@@ -1,0 +1,91 @@
+"""Ingest throughput on 100k check-ins against the raw fastText predict rate, in one run."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+import time
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from services.endpoint import LocalEndpoint
+from services.ingest import ingest
+from services.registry import fetch_model
+from services.deployment import require_current
+from services.storage import LocalStore
+from services.text import preprocess
+from tests.conftest import SHARED_DATA
+
+N = 100_000
+AIRLINE = SHARED_DATA / "twitter_us_airline_sentiment" / "Tweets.csv"
+
+
+def _texts() -> list[str]:
+    if not AIRLINE.exists():
+        pytest.skip(f"{AIRLINE} is missing: the benchmark reads the shared airline set in place")
+    with AIRLINE.open(newline="", encoding="utf-8") as fh:
+        return sorted({row["text"] for row in csv.DictReader(fh)})
+
+
+def test_ingest_throughput(bootstrap_store: LocalStore, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    texts = _texts()
+    rng = random.Random(0)
+    start = datetime(2025, 1, 1, tzinfo=UTC)  # 100k x 5 min ends well before today
+    rows = [
+        {
+            "participant": f"p{rng.randrange(3000):04d}",
+            "group": f"group-{rng.randrange(40):02d}",
+            "time": (start + timedelta(minutes=5 * i)).isoformat(),
+            "text": rng.choice(texts),
+        }
+        for i in range(N)
+    ]
+    data = pd.DataFrame(rows).to_csv(index=False).encode()
+    sample = [r["text"] for r in rows]
+
+    version = require_current(bootstrap_store).version
+    model = fetch_model(bootstrap_store, version, tmp_path / "cache")
+    ft = model._ft
+    raw_lines = [t.replace("\n", " ") for t in sample]
+
+    t0 = time.perf_counter()
+    ft.predict(raw_lines, k=-1)
+    raw_predict = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    prepared = [preprocess(t) for t in sample]
+    prep = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    model.predict_prepared(prepared)
+    predict_prepared = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    model.predict(sample)
+    scoring = time.perf_counter() - t0
+
+    import shutil
+
+    ws = LocalStore(tmp_path / "ws")
+    shutil.copytree(bootstrap_store.root, ws.root)
+    endpoint = LocalEndpoint(ws, tmp_path / "cache2")
+    t0 = time.perf_counter()
+    report = ingest(ws, endpoint, data, "bench.csv", threshold=0.6)
+    full = time.perf_counter() - t0
+    assert report.accepted == N
+
+    def rate(seconds: float) -> str:
+        return f"{N / seconds:>10,.0f}/s"
+
+    out = io.StringIO()
+    print(f"\ningest benchmark: {N:,} check-ins (airline texts), 1 process", file=out)
+    print(f"  raw fastText predict (k=-1, raw text)   {rate(raw_predict)}  1.00x  (baseline)", file=out)
+    print(f"  preprocess only                         {rate(prep)}  {raw_predict / prep:.2f}x", file=out)
+    print(f"  fastText predict on preprocessed text   {rate(predict_prepared)}", file=out)
+    print(f"  scoring (preprocess + predict)          {rate(scoring)}  {raw_predict / scoring:.2f}x", file=out)
+    print(f"  full ingest (parse, score, Parquet,     {rate(full)}  {raw_predict / full:.2f}x", file=out)
+    print(f"    {report.unrecognized:,} review items, {len(report.dates)} partitions)", file=out)
+    print(out.getvalue())
