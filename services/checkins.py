@@ -9,6 +9,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -55,8 +56,11 @@ def _visible(value: Any) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+_ESCAPED_BYTES = re.compile("[\udc80-\udcff]")  # where surrogateescape put undecodable bytes
+
+
 def _has_bad_bytes(value: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in value)
+    return _ESCAPED_BYTES.search(value) is not None
 
 
 def _canonical(columns: list[str]) -> dict[str, str]:
@@ -199,62 +203,80 @@ def _parse_time(value: Any) -> pd.Timestamp | None:
     return None if pd.isna(ts) else ts
 
 
+def _parse_times(values: list[Any]) -> list[pd.Timestamp | None]:
+    """Parse many times at once: one vectorised ISO 8601 pass, then one by one for the rest."""
+    strings = pd.Series([v if isinstance(v, str) else None for v in values], dtype="object")
+    fast = pd.to_datetime(strings, utc=True, errors="coerce", format="ISO8601")
+    return [f if isinstance(v, str) and not pd.isna(f) else _parse_time(v) for v, f in zip(values, fast, strict=True)]
+
+
+def _field_problem(values: dict[str, str]) -> str | None:
+    if any(_has_bad_bytes(v) for v in values.values()):
+        return "text is not valid UTF-8 (the bad bytes are kept in the quarantine file as \\xNN)"
+    if not values["participant"].strip():
+        return "participant is empty"
+    if not values["group"].strip():
+        return "group is empty"
+    if len(values["participant"]) > MAX_NAME_CHARS or len(values["group"]) > MAX_NAME_CHARS:
+        return f"participant or group is longer than {MAX_NAME_CHARS} characters"
+    if not values["text"].strip():
+        return "text is empty"
+    return None
+
+
 def parse_upload(data: bytes, filename: str, *, now: datetime | None = None) -> ParsedUpload:
     """Read an upload into valid check-ins and rejected rows (each with its reason).
 
     Raises `InvalidUpload` only when the file as a whole cannot be read (wrong type, missing
     columns, empty); single bad rows are rejected and the rest go on.
     """
-    now_ts = pd.Timestamp(now or datetime.now(UTC))
+    latest = pd.Timestamp(now or datetime.now(UTC)) + FUTURE_TOLERANCE
     rejected: list[Rejected] = []
-    good: list[dict[str, Any]] = []
-    seen: dict[str, int] = {}
+    candidates: list[tuple[int, dict[str, Any], dict[str, str]]] = []
     total = 0
     for row, rec in _records(data, filename):
         total += 1
         if isinstance(rec, Rejected):
             rejected.append(rec)
             continue
-        raw = {k: _visible(v) for k, v in rec.items()}
-        reason = None
         values = {k: ("" if rec.get(k) is None else str(rec.get(k))) for k in ("participant", "group", "text")}
-        if any(_has_bad_bytes(v) for v in values.values()):
-            reason = "text is not valid UTF-8 (the bad bytes are kept in the quarantine file as \\xNN)"
-        elif not values["participant"].strip():
-            reason = "participant is empty"
-        elif not values["group"].strip():
-            reason = "group is empty"
-        elif len(values["participant"]) > MAX_NAME_CHARS or len(values["group"]) > MAX_NAME_CHARS:
-            reason = f"participant or group is longer than {MAX_NAME_CHARS} characters"
-        elif not values["text"].strip():
-            reason = "text is empty"
-        if reason is None:
-            ts = _parse_time(rec.get("time"))
-            if ts is None:
-                shown = raw.get("time", "")
-                reason = f"time {shown!r} is not a date and time (use ISO 8601, e.g. 2026-11-23T09:30:00Z)"
-            elif ts > now_ts + FUTURE_TOLERANCE:
-                reason = f"time {ts.isoformat()} is in the future"
-        if reason is not None:
-            rejected.append(Rejected(row, reason, raw))
+        problem = _field_problem(values)
+        if problem is not None:
+            rejected.append(Rejected(row, problem, {k: _visible(v) for k, v in rec.items()}))
             continue
-        given_id = str(rec.get("id") or "").strip()
-        cid = given_id or checkin_id(values["participant"].strip(), ts, values["text"])
-        if cid in seen:
-            rejected.append(Rejected(row, f"duplicate id {cid!r} (same as row {seen[cid]})", raw))
+        candidates.append((row, rec, values))
+
+    good: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    times = _parse_times([rec.get("time") for _, rec, _ in candidates])
+    for (row, rec, values), ts in zip(candidates, times, strict=True):
+        reason = None
+        if ts is None:
+            shown = _visible(rec.get("time", ""))
+            reason = f"time {shown!r} is not a date and time (use ISO 8601, e.g. 2026-11-23T09:30:00Z)"
+        elif ts > latest:
+            reason = f"time {ts.isoformat()} is in the future"
+        else:
+            participant = values["participant"].strip()
+            cid = str(rec.get("id") or "").strip() or checkin_id(participant, ts, values["text"])
+            if cid in seen:
+                reason = f"duplicate id {cid!r} (same as row {seen[cid]})"
+        if reason is not None:
+            rejected.append(Rejected(row, reason, {k: _visible(v) for k, v in rec.items()}))
             continue
         seen[cid] = row
         extra = {k: _visible(v) for k, v in rec.items() if k not in (*REQUIRED, "id")}
         good.append(
             {
                 "id": cid,
-                "participant": values["participant"].strip(),
+                "participant": participant,
                 "group": values["group"].strip(),
                 "time": ts,
                 "text": values["text"],
                 "extra": json.dumps(extra, ensure_ascii=False) if extra else "",
             }
         )
+    rejected.sort(key=lambda r: r.row)
     frame = pd.DataFrame(good, columns=["id", "participant", "group", "time", "text", "extra"])
     frame["time"] = pd.to_datetime(frame["time"], utc=True).astype("datetime64[us, UTC]")
     return ParsedUpload(frame, rejected, total)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -25,8 +26,8 @@ import pyarrow.parquet as pq
 from services.checkins import ParsedUpload, parse_upload
 from services.endpoint import Endpoint
 from services.errors import AlreadyExists, InvalidUpload, KeyNotFound
-from services.model import PREFIX, Prediction, prepare
-from services.scored import partition_key, to_parquet
+from services.model import LABELS, PREFIX, Prediction, prepare
+from services.scored import partition_key, partitions
 from services.storage import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -89,18 +90,14 @@ def _write_quarantine(store: ObjectStore, batch: str, parsed: ParsedUpload) -> s
     return key
 
 
-def _review_item(row: pd.Series, batch: str) -> bytes:
+def _review_item(row: dict[str, Any], batch: str) -> bytes:
     item = {
         "id": row["id"],
         "line": f"{PREFIX}{row['label']} {row['prepared']}",
         "text": row["text"],
         "predicted_label": row["label"],
         "confidence": float(row["confidence"]),
-        "probs": {
-            "negative": float(row["p_negative"]),
-            "neutral": float(row["p_neutral"]),
-            "positive": float(row["p_positive"]),
-        },
+        "probs": {label: float(row[f"p_{label}"]) for label in LABELS},
         "model_version": row["model_version"],
         "time": row["time"].isoformat(),
         "participant": row["participant"],
@@ -142,13 +139,13 @@ def _queue_for_review(store: ObjectStore, low: pd.DataFrame, batch: str) -> None
     """One item per low-confidence check-in, created only if absent (a re-run adds nothing).
     Writes run in parallel: each is a file sync locally or a PUT on S3, both waiting on I/O."""
 
-    def put(row: pd.Series) -> None:
+    def put(row: dict[str, Any]) -> None:
         with contextlib.suppress(AlreadyExists):  # queued by an earlier, interrupted run
             store.put(f"review/unrecognized/{row['id']}.json", _review_item(row, batch), if_absent=True)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         # list() re-raises the first failed write instead of losing it
-        list(pool.map(put, (row for _, row in low.iterrows())))
+        list(pool.map(put, low.to_dict("records")))
 
 
 def ingest(
@@ -195,8 +192,8 @@ def ingest(
         low = scored[scored["confidence"] < threshold]
         _queue_for_review(store, low, batch)
         unrecognized = len(low)
-        for date, part in scored.groupby("date", sort=True):
-            store.put(partition_key(str(date), batch), to_parquet(part))
+        for date, blob in partitions(scored):
+            store.put(partition_key(date, batch), blob)
     report = IngestReport(
         batch=batch,
         filename=filename,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from services.storage import ObjectStore
@@ -40,11 +41,14 @@ def partition_files(store: ObjectStore) -> list[str]:
     return [k for k in store.list(PREFIX) if k.endswith(".parquet")]
 
 
-def to_parquet(frame: pd.DataFrame) -> bytes:
+def partitions(frame: pd.DataFrame) -> Iterator[tuple[str, bytes]]:
+    """(date, Parquet bytes) for each UTC day of the check-ins in `frame`."""
     table = pa.Table.from_pandas(frame[SCHEMA.names], schema=SCHEMA, preserve_index=False)
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
-    return buf.getvalue()
+    days = pc.strftime(table.column("time"), format="%Y-%m-%d")
+    for day in pc.unique(days).to_pylist():
+        buf = io.BytesIO()
+        pq.write_table(table.filter(pc.equal(days, day)), buf, compression="zstd")
+        yield str(day), buf.getvalue()
 
 
 def read_scored(
@@ -57,7 +61,7 @@ def read_scored(
     for key in partition_files(store):
         table = pq.read_table(io.BytesIO(store.get(key)), columns=need)
         if groups is not None:
-            table = table.filter(pa.compute.is_in(table.column("group"), pa.array(list(groups), pa.string())))
+            table = table.filter(pc.is_in(table.column("group"), pa.array(list(groups), pa.string())))
         tables.append(table)
     if not tables:
         return SCHEMA.empty_table().select(cols).to_pandas()

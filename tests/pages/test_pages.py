@@ -139,3 +139,35 @@ def test_messages_render_as_text_not_markup(run_app, app_env) -> None:  # type: 
         assert "onerror" not in el.value and "javascript:" not in el.value
     home = run_app("admin")
     assert not home.exception
+
+
+def test_password_sign_in(app_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from services.auth import add_user
+
+    add_user(LocalStore(app_env), "maria", "correct horse battery", "manager", ["Support desk"])
+    monkeypatch.setenv("PULSE_AUTH_MODE", "password")
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert not at.radio  # no role picker outside demo mode
+    at.text_input[0].input("maria")
+    at.text_input[1].input("wrong password!!")
+    at.button[0].click()
+    at.run()
+    assert "wrong password" in at.error[0].value
+    assert "pulse_user" not in at.session_state
+    at.text_input[1].input("correct horse battery")
+    at.button[0].click()
+    at.run()
+    assert not at.exception
+    assert at.session_state["pulse_user"] == {"name": "maria", "role": "manager", "groups": ["Support desk"]}
+    assert {m.label: m.value for m in at.metric}["Groups"] == "1"
+
+
+def test_missing_bucket_is_reported_not_crashed(app_env, monkeypatch, moto_endpoint) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("PULSE_BACKEND", "aws")
+    monkeypatch.setenv("PULSE_BUCKET", "no-such-bucket-here")
+    monkeypatch.setenv("PULSE_AWS_ENDPOINT_URL", moto_endpoint)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["pulse_user"] = {"name": "a", "role": "admin", "groups": []}
+    at.run()
+    assert not at.exception
+    assert "no-such-bucket-here" in at.error[0].value and "does not exist" in at.error[0].value

@@ -67,8 +67,8 @@ def test_no_credentials_in_tracked_files() -> None:
     found = []
     for name in tracked:
         path = ROOT / name
-        if path.is_file() and path.stat().st_size < 2_000_000:
-            if _SECRET.search(path.read_text(encoding="utf-8", errors="ignore")):
-                found.append(name)
+        small = path.is_file() and path.stat().st_size < 2_000_000
+        if small and _SECRET.search(path.read_text(encoding="utf-8", errors="ignore")):
+            found.append(name)
     assert found == []
     assert ".streamlit/secrets.toml" not in tracked
