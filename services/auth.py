@@ -80,7 +80,7 @@ def _load(store: ObjectStore) -> dict[str, dict[str, object]]:
 
 def add_user(store: ObjectStore, name: str, password: str, role: str, groups: list[str]) -> User:
     """Create or update a user in the users file (password stored as a bcrypt hash)."""
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise AuthError("user names are 1-64 letters, digits, '.', '_', '@' or '-'")
     if role not in ROLES:
         raise AuthError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")

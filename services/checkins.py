@@ -29,6 +29,9 @@ ALIASES = {
     "id": ("id", "checkin_id", "message_id"),
 }
 FUTURE_TOLERANCE = timedelta(minutes=10)
+# csv's default field limit (128 KiB) would reject a long message outright; texts are cut for
+# scoring anyway, and the upload size limit bounds the whole file.
+csv.field_size_limit(64 * 1024 * 1024)
 MAX_NAME_CHARS = 200
 
 
@@ -64,18 +67,22 @@ def _has_bad_bytes(value: str) -> bool:
 
 
 def _canonical(columns: list[str]) -> dict[str, str]:
-    """Map each source column to its Pulse name (or keep it as an extra field)."""
+    """Map each source column to its Pulse name, or keep it as an extra field. A column named
+    exactly like a Pulse field wins over an alias ("time" over "date"), and an extra column never
+    takes a Pulse field's name, so no value is overwritten."""
+    keys = {col: col.strip().lower().replace(" ", "_") for col in columns}
     mapping: dict[str, str] = {}
-    taken: set[str] = set()
-    for col in columns:
-        key = col.strip().lower().replace(" ", "_")
-        for name, aliases in ALIASES.items():
-            if key in aliases and name not in taken:
-                mapping[col] = name
-                taken.add(name)
-                break
-        else:
-            mapping[col] = col.strip()
+    for col, key in keys.items():
+        if key in ALIASES and key not in mapping.values():
+            mapping[col] = key
+    for col, key in keys.items():
+        if col in mapping:
+            continue
+        name = next((n for n, a in ALIASES.items() if key in a and n not in mapping.values()), None)
+        extra = col.strip()
+        while extra in ALIASES or extra in mapping.values():
+            extra = f"extra_{extra}"
+        mapping[col] = name or extra
     return mapping
 
 
@@ -132,6 +139,8 @@ def _csv_records(data: bytes) -> Iterator[tuple[int, dict[str, Any] | Rejected]]
 
 def _json_records(data: bytes) -> Iterator[tuple[int, dict[str, Any] | Rejected]]:
     text = _decode(data).strip()
+    if not text:
+        raise InvalidUpload("the file is empty")
     if text.startswith("["):  # a JSON array of objects is accepted too
         try:
             items = json.loads(text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import struct
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
@@ -50,6 +51,9 @@ def fasttext_line(label: str, text: str) -> str:
     return f"{PREFIX}{label} {preprocess(text)}"
 
 
+FASTTEXT_THREADS = 10
+
+
 @dataclass(frozen=True)
 class TrainParams:
     """fastText hyperparameters. Defaults measured on the airline set (macro-F1 0.76);
@@ -75,13 +79,60 @@ class TrainParams:
             "bucket": self.bucket,
             "seed": self.seed,
             "loss": "softmax",
-            "thread": 1,  # one thread makes training repeatable for a given seed
+            # fastText initialises its input matrix in ten blocks, one per thread id below 10
+            # (DenseMatrix::uniformThread); with fewer threads the rest keeps whatever the heap
+            # held, which is what made training fail with "Encountered NaN" in a busy process.
+            "thread": FASTTEXT_THREADS,
             "verbose": 0,
         }
 
 
 # Settings known to avoid fastText's "Encountered NaN" on small data: subwords and a lower rate.
 SAFE_RETRY = {"minn": 2, "maxn": 4, "word_ngrams": 2}
+
+
+FASTTEXT_MAGIC = 793712314
+
+
+def check_model_file(path: Path) -> None:
+    """Refuse a fastText `.bin` whose length does not match what its header declares.
+
+    fastText's loader does not check: a truncated file made `load_model` loop, eating memory,
+    instead of failing. Layout: magic, version, 12 int32 args + a double, the dictionary, then
+    the input and output matrices (int64 rows, int64 cols, float32 values), each after a flag.
+    """
+    data = path.read_bytes()
+
+    def bad(why: str) -> ModelUnavailable:
+        return ModelUnavailable(f"model file {path.name} is corrupt or truncated ({why})")
+
+    try:
+        magic, _version = struct.unpack_from("<ii", data, 0)
+        if magic != FASTTEXT_MAGIC:
+            raise bad("not a fastText model")
+        pos = 8 + 12 * 4 + 8
+        size, _nwords, _nlabels, _ntokens, prune = struct.unpack_from("<iiiqq", data, pos)
+        pos += 4 * 3 + 8 * 2
+        prune = max(prune, 0)  # -1 means "not pruned"
+        if not 0 <= size <= 100_000_000 or prune > 100_000_000:
+            raise bad("impossible dictionary size")
+        for _ in range(size):
+            end = data.index(b"\0", pos)
+            pos = end + 1 + 8 + 1  # word, count (int64), type (int8)
+        pos += prune * 8
+        for _matrix in ("input", "output"):
+            (quantized,) = struct.unpack_from("<?", data, pos)
+            pos += 1
+            if quantized:
+                return  # a quantized (.ftz) model has another layout: the loader checks it
+            rows, cols = struct.unpack_from("<qq", data, pos)
+            if rows < 0 or cols < 0:
+                raise bad("negative matrix size")
+            pos += 16 + rows * cols * 4
+    except (struct.error, ValueError) as exc:
+        raise bad("the file ends early") from exc
+    if pos != len(data):
+        raise bad(f"{len(data):,} bytes where the header declares {pos:,}")
 
 
 class SentimentModel:
@@ -99,6 +150,7 @@ class SentimentModel:
         path = Path(path)
         if not path.is_file():
             raise ModelUnavailable(f"model file {path} is missing")
+        check_model_file(path)
         try:
             ft = fasttext.load_model(str(path))
         except (ValueError, RuntimeError, MemoryError) as exc:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from services.errors import AlreadyExists, KeyNotFound, ModelUnavailable
-from services.model import SentimentModel
+from services.model import SentimentModel, check_model_file
 from services.storage import ObjectStore, validate_key
 
 ARTIFACT = "model.tar.gz"
@@ -94,5 +94,6 @@ def fetch_model(store: ObjectStore, version: str, cache_dir: Path, *, max_chars:
             found = Path(tmp) / "model.bin"
             if not found.is_file():
                 raise ModelUnavailable(f"model version {version}: {ARTIFACT} holds no model.bin")
+            check_model_file(found)  # a bad file never reaches the cache
             found.replace(target)
     return SentimentModel.load(target, max_chars=max_chars)

@@ -55,7 +55,8 @@ def _emoji_word(chars: str, data: dict[str, str]) -> str:
 
 def tokens(text: str) -> list[str]:
     """The tokens of `text` after all preprocessing rules."""
-    text = _URL.sub(" httpurl ", text.lower())
+    # Curly apostrophes become straight before tokenizing, or "don’t" splits into don / ’ / t.
+    text = _URL.sub(" httpurl ", text.lower().replace("\u2019", "'"))
     if not text.isascii():  # replace_emoji is slow; most messages have no emoji
         text = emoji.replace_emoji(text, replace=_emoji_word)
     text = _REPEATS.sub(r"\1\1", text)
@@ -67,20 +68,19 @@ def tokens(text: str) -> list[str]:
     except TimeoutError:  # NLTK's ReDoS guard tripped on a pathological message
         raw_tokens = text.split()
     for tok in raw_tokens:
-        if tok.isalnum():  # the common case: a plain word, nothing to strip
-            word = "not" if tok in _BARE_NEGATIONS else tok
-            if len(word) >= 2 and word not in stop:
-                append(word)
-        elif tok in _EMOTICON_WORD:
+        if tok in _EMOTICON_WORD:  # before the word path: "xd" is an emoticon
             append(_EMOTICON_WORD[tok])
         elif tok == "httpurl":
             append("URL")
+        elif tok.isalnum():  # the common case: a plain word, nothing to strip
+            word = "not" if tok in _BARE_NEGATIONS else tok
+            if len(word) >= 2 and word not in stop:
+                append(word)
         elif tok[0] == "@" and len(tok) > 1:
             append("USER")
         elif tok.startswith("emoji_"):
             append(tok)
         else:
-            tok = tok.replace("\u2019", "'")
             if tok.endswith("n't"):
                 pieces = [_NON_WORD.sub("", _NEGATED.get(tok, tok[:-3])), "not"]
             else:

@@ -122,11 +122,6 @@ def test_negations_typed_without_apostrophe_become_not(word: str) -> None:
     assert tokens(f"i {word} like it") == ["not", "like"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/text.py: the curly apostrophe is normalised (tok.replace('\\u2019', \"'\")) only after "
-    "TweetTokenizer has already split 'don’t' into ['don', '’', 't'], so the n't rule never sees it",
-)
 @pytest.mark.parametrize("word", ["don’t", "can’t", "won’t", "isn’t"])
 def test_contractions_with_a_curly_apostrophe_become_not(word: str) -> None:
     assert tokens(f"I {word} like it") == ["not", "like"]
@@ -148,8 +143,16 @@ def test_html_and_markdown_stay_inert_word_tokens() -> None:
 
 
 def test_preprocess_joins_tokens_with_single_spaces() -> None:
-    text = "Sooo happy :) with the NEW tool @team https://x.io"
-    assert preprocess(text) == " ".join(tokens(text)) == "soo happy emosmile new tool USER URL"
+    text = "Sooo happy :)   with the NEW tool,\n@team 🎉"
+    assert preprocess(text) == " ".join(tokens(text)) == "soo happy emosmile new tool USER emoji_party_popper"
+
+
+def test_a_url_never_leaks_its_parts_into_the_tokens() -> None:
+    out = tokens("see https://example.com/Secret-Path?token=abc123 today")
+    assert out[0] == "see"
+    assert out[-1] == "today"
+    assert len(out) == 3
+    assert not {"example", "com", "secret", "path", "token", "abc123", "https"} & set(out)
 
 
 def test_the_stopword_list_holds_no_negation() -> None:
