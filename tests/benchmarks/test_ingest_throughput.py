@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
+from services.deployment import require_current
 from services.endpoint import LocalEndpoint
 from services.ingest import ingest
 from services.registry import fetch_model
-from services.deployment import require_current
 from services.storage import LocalStore
 from services.text import preprocess
 from tests.conftest import SHARED_DATA
