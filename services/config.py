@@ -32,6 +32,15 @@ class Settings(BaseSettings):
     review_threshold: float = Field(default=0.6, gt=0.0, lt=1.0)
     max_text_chars: int = Field(default=2000, ge=100, le=100_000)
     max_upload_mb: int = Field(default=50, ge=1, le=2000)
+    # Model lifecycle
+    gate_margin: float = Field(default=0.01, ge=0.0, le=1.0)  # largest macro-F1 drop a promotion may cause
+    # SageMaker (backend "aws")
+    sagemaker_role_arn: str = ""  # execution role passed to training jobs and models
+    sagemaker_name_prefix: str = Field(default="pulse", pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,19}$")
+    sagemaker_training_instance: str = "ml.c5.xlarge"
+    sagemaker_training_max_seconds: int = Field(default=3600, ge=60, le=432_000)
+    sagemaker_endpoint_name: str = "pulse-sentiment"
+    sagemaker_endpoint_instance: str = "ml.t2.medium"
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:

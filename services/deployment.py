@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from typing import Protocol
 from datetime import UTC, datetime
 
 from services.errors import KeyNotFound, ModelUnavailable
@@ -11,6 +12,25 @@ from services.registry import load_card
 from services.storage import ObjectStore
 
 CURRENT = "deployments/current.json"
+
+
+class Deployer(Protocol):
+    """Puts a registered model version behind the scoring endpoint.
+
+    `activate` blocks until the version serves. If it cannot, it leaves (or puts back) the previous
+    version serving and raises `DeployFailed`. The deployment record (`deployments/current.json`
+    and history) is written by the caller only after `activate` returned.
+    """
+
+    name: str
+
+    def activate(self, version: str, previous: str | None) -> dict[str, str]:
+        """Serve `version`; return details worth recording (endpoint config name, etc.)."""
+        ...
+
+    def status(self) -> dict[str, str]:
+        """What serves now, as the backend sees it (e.g. endpoint status)."""
+        ...
 
 
 @dataclass(frozen=True)

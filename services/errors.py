@@ -39,3 +39,15 @@ class ModelUnavailable(PulseError):
 
 class AuthError(PulseError):
     """Sign-in refused or a users file that cannot be trusted."""
+
+
+class DeployFailed(PulseError):
+    """A deployment did not complete; the previous model still serves."""
+
+
+class GateFailed(PulseError):
+    """A promotion refused because the candidate scores worse than the live model on the gold set."""
+
+
+class EndpointError(PulseError):
+    """A scoring endpoint failed or answered something that is not a prediction."""
