@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import logging
 import sys
 from pathlib import Path
 
 from services.auth import ROLES, add_user
 from services.config import Settings, load_settings
+from services.corpus import read_labelled_csv
 from services.errors import PulseError
+from services.model import TrainParams, validate_params
 from services.workspace import open_workspace
 
 
@@ -88,6 +91,115 @@ def cmd_add_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dataset(args: argparse.Namespace) -> int:
+    from services.datasets import build_dataset
+
+    ws = open_workspace(_settings(args))
+    m = build_dataset(ws.store, by=args.by, seed=args.seed, validation_share=args.validation_share, base=args.base)
+    print(f"dataset {m.version}: train {m.counts['train']}, validation {m.counts['validation']}")
+    print(f"  sources {m.sources}; dropped {m.dropped or 'none'}; {len(m.conflicts)} conflicting items")
+    return 0
+
+
+def _params(args: argparse.Namespace) -> TrainParams:
+    given = {
+        k: getattr(args, k)
+        for k in ("epoch", "lr", "dim", "word_ngrams", "minn", "maxn")
+        if getattr(args, k) is not None
+    }
+    return validate_params(TrainParams(**given))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from services.datasets import list_datasets
+    from services.training import run_training
+
+    ws = open_workspace(_settings(args), search_seconds=args.search_seconds)
+    known = list_datasets(ws.store)
+    dataset = args.dataset or (known[-1] if known else None)
+    if dataset is None:
+        raise PulseError("no dataset yet: run `python -m services.cli dataset` first")
+    run = run_training(
+        ws.store,
+        ws.trainer,
+        dataset,
+        params=_params(args),
+        by=args.by,
+        max_chars=ws.settings.max_text_chars,
+        progress=lambda share, line: print(f"[{share:4.0%}] {line}", flush=True),
+        name_prefix=ws.settings.sagemaker_name_prefix,
+    )
+    if run.status != "Completed":
+        print(f"training {run.job_name} {run.status}: {run.failure_reason or ''}", file=sys.stderr)
+        return 1
+    print(f"registered {run.model_version}: {run.metrics}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from services.promotion import gate
+
+    ws = open_workspace(_settings(args))
+    verdict = gate(ws.store, args.version, margin=ws.settings.gate_margin)
+    print(verdict.explain())
+    print(json.dumps(verdict.candidate_metrics, indent=2))
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from services.promotion import promote
+
+    ws = open_workspace(_settings(args))
+    dep, verdict = promote(
+        ws.store,
+        ws.deployer,
+        args.version,
+        by=args.by,
+        reason=args.reason,
+        margin=ws.settings.gate_margin,
+        override_reason=args.override,
+    )
+    print(verdict.explain())
+    print(f"{dep.version} is live (previous: {dep.previous})")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from services.promotion import rollback
+
+    ws = open_workspace(_settings(args))
+    dep = rollback(ws.store, ws.deployer, by=args.by, reason=args.reason)
+    print(f"rolled back: {dep.version} is live again")
+    return 0
+
+
+def cmd_gold(args: argparse.Namespace) -> int:
+    from services.evaluation import import_gold
+
+    ws = open_workspace(_settings(args))
+    rows = read_labelled_csv(Path(args.file))
+    key = import_gold(ws.store, Path(args.file).stem, rows)
+    print(f"{len(rows)} gold messages stored in {key}")
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from services.benchmark import run_benchmark
+
+    result = run_benchmark(
+        read_labelled_csv(Path(args.train)), read_labelled_csv(Path(args.test)), search_seconds=args.search_seconds
+    )
+    print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from services.serve import run
+
+    run(_settings(args), host=args.host, port=args.port)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m services.cli", description="Pulse command line")
     p.add_argument("--verbose", action="store_true", help="log progress to stderr")
@@ -114,6 +226,45 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--groups", help="comma-separated groups a manager may see")
     sp.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     sp.set_defaults(func=cmd_add_user)
+    sp = command("dataset", "build a dataset version from the base corpus and all human labels")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--validation-share", type=float, default=0.2)
+    sp.add_argument("--base", default="bootstrap-corpus", help="base corpus: bootstrap-corpus or none")
+    sp.add_argument("--by", default=getpass.getuser())
+    sp.set_defaults(func=cmd_dataset)
+    sp = command("train", "train a model on a dataset version and register it")
+    sp.add_argument("--dataset", help="dataset version (default: the newest)")
+    sp.add_argument("--search-seconds", type=float, default=0.0, help="hyperparameter search budget")
+    for name, kind in (("epoch", int), ("lr", float), ("dim", int), ("word-ngrams", int), ("minn", int), ("maxn", int)):
+        sp.add_argument(f"--{name}", type=kind)
+    sp.add_argument("--by", default=getpass.getuser())
+    sp.set_defaults(func=cmd_train)
+    sp = command("evaluate", "evaluate a model version against the live one on the gold set")
+    sp.add_argument("version")
+    sp.set_defaults(func=cmd_evaluate)
+    sp = command("promote", "gate a model version on the gold set and deploy it")
+    sp.add_argument("version")
+    sp.add_argument("--reason", default="promoted from the command line")
+    sp.add_argument("--override", help="deploy even if the gate refuses; this written reason is recorded")
+    sp.add_argument("--by", default=getpass.getuser())
+    sp.set_defaults(func=cmd_promote)
+    sp = command("rollback", "put the previous model version back")
+    sp.add_argument("--reason", required=True)
+    sp.add_argument("--by", default=getpass.getuser())
+    sp.set_defaults(func=cmd_rollback)
+    sp = command("gold", "import a labelled CSV (text,label) as part of the gold set")
+    sp.add_argument("file")
+    sp.set_defaults(func=cmd_gold)
+    sp = command("serve", "serve the live model over HTTP (SageMaker container contract: /ping, /invocations)")
+    sp.add_argument("--host", default="127.0.0.1")
+    sp.add_argument("--port", type=int, default=8080)
+    sp.set_defaults(func=cmd_serve)
+    sp = sub.add_parser("benchmark", help="train the default pipeline on A.csv, evaluate on B.csv (text,label)")
+    sp.add_argument("--train", required=True)
+    sp.add_argument("--test", required=True)
+    sp.add_argument("--search-seconds", type=float, default=0.0)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_benchmark)
     return p
 
 
@@ -122,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return int(args.func(args))
-    except PulseError as exc:
+    except (PulseError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -7,6 +7,9 @@ import io
 import random
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
+
+from services.errors import PulseError
 
 LABELS = ("negative", "neutral", "positive")
 
@@ -46,13 +49,43 @@ def uci() -> list[LabelledText]:
     return rows
 
 
-def bootstrap_split(seed: int = 0, demo_share: float = 0.3) -> tuple[list[LabelledText], list[LabelledText]]:
-    """The corpus split into (training rows, rows kept back for demo check-ins).
+@dataclass(frozen=True)
+class CorpusSplit:
+    """The shipped corpus in three disjoint parts."""
+
+    train: list[LabelledText]  # the bootstrap model and every later dataset's base
+    gold: list[LabelledText]  # the default gold set: evaluated on, never trained on
+    demo: list[LabelledText]  # texts of the demo's check-ins (unseen by the bootstrap model)
+
+
+def split_corpus(seed: int = 0, gold_share: float = 0.15, demo_share: float = 0.3) -> CorpusSplit:
+    """Shuffle the corpus with a fixed seed and cut it into train / gold / demo.
 
     The demo's check-ins come from texts the bootstrap model never saw, so its confidence on
     them, and the share that lands in the review queue, is realistic.
     """
     rows = tweeteval() + uci()
     random.Random(seed).shuffle(rows)
-    cut = int(len(rows) * (1 - demo_share))
-    return rows[:cut], rows[cut:]
+    n_gold = int(len(rows) * gold_share)
+    n_demo = int(len(rows) * demo_share)
+    return CorpusSplit(
+        train=rows[n_gold + n_demo :],
+        gold=rows[:n_gold],
+        demo=rows[n_gold : n_gold + n_demo],
+    )
+
+
+def read_labelled_csv(path: Path) -> list[tuple[str, str]]:
+    """(text, label) rows of a CSV with `text` and `label` columns; labels must be in LABELS."""
+    try:
+        raw = path.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PulseError(f"cannot read {path}: {exc}") from None
+    reader = csv.DictReader(io.StringIO(raw, newline=""))
+    if not reader.fieldnames or not {"text", "label"} <= set(reader.fieldnames):
+        raise PulseError(f"{path.name} needs the columns text,label (found {reader.fieldnames})")
+    rows = [(r["text"] or "", (r["label"] or "").strip().lower()) for r in reader]
+    bad = sorted({label for _, label in rows if label not in LABELS})
+    if bad:
+        raise PulseError(f"{path.name}: labels must be one of {', '.join(LABELS)}; found {bad[:5]}")
+    return rows

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import pandas as pd
 
-from services.corpus import bootstrap_split
+from services.corpus import split_corpus
 from services.deployment import current
 from services.endpoint import Endpoint
 from services.ingest import IngestReport, ingest
@@ -50,7 +50,7 @@ FIRST_NAMES = (
 def checkins_frame(today: datetime | None = None, seed: int = SEED) -> pd.DataFrame:
     """The demo's raw check-ins (participant, group, time, text), before scoring."""
     rng = random.Random(seed)
-    _, held_out = bootstrap_split()
+    held_out = split_corpus().demo
     pools: dict[str, list[str]] = {"negative": [], "neutral": [], "positive": []}
     for row in held_out:
         pools[row.label].append(row.text)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
-from typing import Protocol
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 from services.errors import KeyNotFound, ModelUnavailable
 from services.registry import load_card
@@ -42,6 +42,7 @@ class Deployment:
     deployed_by: str
     reason: str
     previous: str | None = None
+    details: dict[str, str] = field(default_factory=dict)
 
 
 def current(store: ObjectStore) -> Deployment | None:
@@ -52,23 +53,48 @@ def current(store: ObjectStore) -> Deployment | None:
         return None
 
 
-def deploy_local(store: ObjectStore, version: str, *, by: str, reason: str) -> Deployment:
-    """Point the local endpoint at `version`. The history record is written first, so a switch
-    that happened is always in the history; the pointer itself is one atomic write."""
+def record_deployment(
+    store: ObjectStore, version: str, *, by: str, reason: str, extra: dict[str, str] | None = None
+) -> Deployment:
+    """Record `version` as live. The history record is written first, so a switch that happened is
+    always in the history; the pointer itself is one atomic write."""
     load_card(store, version)  # refuses a version that is not registered
     live = current(store)
     dep = Deployment(
         version=version,
-        deployed_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        deployed_at=datetime.now(UTC).isoformat(timespec="microseconds"),
         deployed_by=by,
         reason=reason,
         previous=live.version if live else None,
+        details=dict(extra or {}),
     )
     body = json.dumps(asdict(dep), indent=2).encode()
-    stamp = dep.deployed_at.replace(":", "").replace("-", "")
+    stamp = dep.deployed_at.replace(":", "").replace("-", "").replace("+", "p").replace(".", "")
     store.put(f"deployments/history/{stamp}-{version}.json", body)
     store.put(CURRENT, body)
     return dep
+
+
+def deploy_local(store: ObjectStore, version: str, *, by: str, reason: str) -> Deployment:
+    """Make `version` live on the local backend (no gate: for the bootstrap model and tests)."""
+    return record_deployment(store, version, by=by, reason=reason, extra={"backend": "local"})
+
+
+def history(store: ObjectStore) -> list[Deployment]:
+    """Every deployment, oldest first."""
+    return [Deployment(**json.loads(store.get(k))) for k in store.list("deployments/history/")]
+
+
+class LocalDeployer:
+    """The local backend: the deployment record is the switch (`LocalEndpoint` follows it)."""
+
+    name = "local"
+
+    def activate(self, version: str, previous: str | None) -> dict[str, str]:
+        return {}
+
+    def status(self) -> dict[str, str]:
+        return {"status": "InService"}
 
 
 def require_current(store: ObjectStore) -> Deployment:

@@ -33,6 +33,7 @@ class ModelCard:
     parent: str | None = None
     training_seconds: float = 0.0
     trainer: str = "local-fasttext"
+    temperature: float = 1.0  # confidence calibration fitted on validation data
     notes: str = ""
 
 
@@ -96,4 +97,4 @@ def fetch_model(store: ObjectStore, version: str, cache_dir: Path, *, max_chars:
                 raise ModelUnavailable(f"model version {version}: {ARTIFACT} holds no model.bin")
             check_model_file(found)  # a bad file never reaches the cache
             found.replace(target)
-    return SentimentModel.load(target, max_chars=max_chars)
+    return SentimentModel.load(target, max_chars=max_chars, temperature=load_card(store, version).temperature)

@@ -230,7 +230,7 @@ class S3Store:
                 # S3 answers 409 ConditionalRequestConflict when a conditional write races another
                 # write of the same key, and asks for a retry; the standard retry policy skips 409.
                 if _code(exc) == "ConditionalRequestConflict" and attempt < CONFLICT_RETRIES:
-                    time.sleep(0.05 * 2**attempt * (1 + random.random()))  # noqa: S311 (jitter)
+                    time.sleep(0.05 * 2**attempt * (1 + random.random()))  # jitter
                     continue
                 raise self._fail(exc, key) from exc
 

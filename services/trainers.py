@@ -34,6 +34,8 @@ class TrainingOutcome:
     failure_reason: str | None = None
     seconds: float = 0.0
     log: list[str] = field(default_factory=list)
+    # Set when the trainer calibrated on validation data the final model no longer holds out.
+    temperature: float | None = None
 
 
 class Trainer(Protocol):

@@ -8,17 +8,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.config import Settings
+from services.deployment import Deployer, LocalDeployer
 from services.endpoint import Endpoint, LocalEndpoint
-from services.storage import ObjectStore, make_store
+from services.storage import ObjectStore, S3Store, make_store, s3_client
+from services.trainers import Trainer
+from services.training import LocalFastTextTrainer
 
 
 @dataclass(frozen=True)
 class Workspace:
-    """The store and endpoint that the settings point at."""
+    """The store, endpoint, trainer and deployer that the settings point at."""
 
     settings: Settings
     store: ObjectStore
     endpoint: Endpoint
+    trainer: Trainer
+    deployer: Deployer
 
 
 def model_cache_dir(store: ObjectStore) -> Path:
@@ -27,7 +32,31 @@ def model_cache_dir(store: ObjectStore) -> Path:
     return Path(tempfile.gettempdir()) / "pulse-models" / tag
 
 
-def open_workspace(settings: Settings) -> Workspace:
+def _aws_clients(settings: Settings) -> tuple[object, object]:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"mode": "standard", "max_attempts": 6})
+    kwargs = {"region_name": settings.aws_region, "endpoint_url": settings.aws_endpoint_url or None, "config": config}
+    return boto3.client("sagemaker", **kwargs), boto3.client("sagemaker-runtime", **kwargs)
+
+
+def open_workspace(settings: Settings, *, search_seconds: float = 0.0) -> Workspace:
+    """The local backend by default; with `backend = "aws"`, S3 + SageMaker training, endpoint and
+    deployment. (The local trainer also works against an S3 store.)"""
     store = make_store(settings)
+    if settings.backend == "aws" and isinstance(store, S3Store):
+        from services.sagemaker import SageMakerDeployer, SageMakerEndpoint, SageMakerTrainer
+
+        sm, runtime = _aws_clients(settings)
+        return Workspace(
+            settings,
+            store,
+            SageMakerEndpoint(runtime, settings.sagemaker_endpoint_name, store),
+            SageMakerTrainer(sm, s3_client(settings), store, settings),
+            SageMakerDeployer(sm, store, settings),
+        )
     endpoint = LocalEndpoint(store, model_cache_dir(store), max_chars=settings.max_text_chars)
-    return Workspace(settings, store, endpoint)
+    return Workspace(
+        settings, store, endpoint, LocalFastTextTrainer(store, search_seconds=search_seconds), LocalDeployer()
+    )

@@ -1,0 +1,47 @@
+"""`python -m services.cli benchmark`: the default training pipeline on one labelled file,
+evaluated on another, as one JSON object."""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+from services.evaluation import evaluate
+from services.model import PREFIX, TrainParams, fasttext_line, fit_temperature
+from services.training import SEARCH_SPACE, _split_lines, search
+
+
+def run_benchmark(
+    train_rows: list[tuple[str, str]], test_rows: list[tuple[str, str]], *, search_seconds: float = 0.0, seed: int = 0
+) -> dict[str, Any]:
+    """Train as `run_training` does (a validation slice for search and calibration, balanced
+    classes) and report macro-F1, accuracy, calibration error and timings on the test rows."""
+    started = time.perf_counter()
+    lines = [fasttext_line(label, text) for text, label in train_rows]
+    lines = [line for line in lines if line.split(" ", 1)[1:] != [""]]
+    random.Random(seed).shuffle(lines)
+    n_val = max(1, len(lines) // 5)
+    val, fit = lines[:n_val], lines[n_val:]
+    candidates = [TrainParams(seed=seed)]
+    if search_seconds > 0:
+        candidates += [p for p in SEARCH_SPACE if p != candidates[0]]
+    found = search(fit, val, candidates, search_seconds, lambda _s, _l: None)
+    if not isinstance(found, tuple):
+        raise RuntimeError("training failed for every candidate")
+    _, model, params = found
+    val_texts, val_labels = _split_lines(val)
+    model.temperature = fit_temperature(model, val_texts, val_labels)
+    train_seconds = time.perf_counter() - started
+    ev = evaluate(model.predict([t for t, _ in test_rows]), [y for _, y in test_rows])
+    return {
+        "macro_f1": round(ev.macro_f1, 4),
+        "accuracy": round(ev.accuracy, 4),
+        "ece": round(ev.ece, 4),
+        "train_seconds": round(train_seconds, 2),
+        "n_train": len(train_rows),
+        "n_test": len(test_rows),
+        "params": {k: v for k, v in params.__dict__.items()},
+        "temperature": model.temperature,
+        "label_prefix": PREFIX,
+    }

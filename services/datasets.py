@@ -1,0 +1,188 @@
+"""Dataset versions: the base corpus plus every human label, de-duplicated, conflicts resolved,
+split train/validation (stratified, fixed seed) and written in the fastText/BlazingText format
+under `datasets/<version>/`, with a manifest that is enough to rebuild it bit for bit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from services.corpus import split_corpus
+from services.errors import KeyNotFound, PulseError
+from services.evaluation import load_gold
+from services.labels import NOT_SENTIMENT, Label, read_labels, resolve
+from services.model import LABELS, PREFIX
+from services.storage import ObjectStore
+from services.text import preprocess
+
+BASE = "bootstrap-corpus"
+
+
+class DatasetError(PulseError):
+    """A dataset that cannot be built or trusted (empty, a class missing, changed sources)."""
+
+
+@dataclass
+class DatasetManifest:
+    """What a dataset version holds and where every row came from."""
+
+    version: str
+    created_at: str
+    created_by: str
+    seed: int
+    validation_share: float
+    base: str
+    counts: dict[str, dict[str, int]]  # split -> label -> rows
+    sources: dict[str, int]  # base / human rows that made it in
+    label_keys: list[str]  # every label file read (the dataset's inputs, for rebuilding)
+    hashes: dict[str, str]  # file -> sha256 (train.txt, validation.txt, labels input)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)  # reason -> rows
+
+    @property
+    def train_key(self) -> str:
+        return f"datasets/{self.version}/train.txt"
+
+    @property
+    def validation_key(self) -> str:
+        return f"datasets/{self.version}/validation.txt"
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _rows(
+    store: ObjectStore, labels: list[tuple[str, Label]], gold_prepared: set[str], base: str
+) -> tuple[dict[str, tuple[str, str]], dict[str, int], list[dict[str, Any]], dict[str, int]]:
+    """prepared text -> (label, source); sources; conflicts; dropped (reason -> count)."""
+    dropped: Counter[str] = Counter()
+    rows: dict[str, tuple[str, str]] = {}
+    if base == BASE:
+        for r in split_corpus().train:
+            rows.setdefault(preprocess(r.text), (r.label, "base"))
+    elif base != "none":
+        raise DatasetError(f"unknown base corpus {base!r}: use {BASE!r} or 'none'")
+    by_item: dict[str, list[Label]] = {}
+    for _, label in labels:
+        if label.gold:
+            continue  # gold labels are evaluated on, never trained on
+        by_item.setdefault(label.item_id, []).append(label)
+    conflicts: list[dict[str, Any]] = []
+    for item_id in sorted(by_item):
+        chosen, disagree = resolve(by_item[item_id])
+        if disagree:
+            conflicts.append(
+                {
+                    "item_id": item_id,
+                    "labels": sorted({lab.label for lab in by_item[item_id]}),
+                    "chosen": chosen.label,
+                    "final": chosen.final,
+                }
+            )
+        if chosen.label == NOT_SENTIMENT:
+            dropped["not about feelings"] += 1
+            continue
+        if chosen.label not in LABELS:
+            dropped["label outside the label set"] += 1
+            continue
+        text = preprocess(chosen.text)
+        if text in rows and rows[text][1] == "human" and rows[text][0] != chosen.label:
+            conflicts.append({"text_duplicate_of": item_id, "labels": sorted({rows[text][0], chosen.label})})
+        rows[text] = (chosen.label, "human")  # a human label beats the base corpus on the same text
+    for text in [t for t in rows if not t]:
+        del rows[text]
+        dropped["no words left after preprocessing"] += 1
+    for text in [t for t in rows if t in gold_prepared]:
+        del rows[text]
+        dropped["in the gold set"] += 1
+    sources = Counter(source for _, source in rows.values())
+    return rows, dict(sources), conflicts, dict(dropped)
+
+
+def _split(rows: dict[str, tuple[str, str]], seed: int, share: float) -> tuple[list[str], list[str]]:
+    train: list[str] = []
+    validation: list[str] = []
+    for label in LABELS:
+        texts = sorted(t for t, (lab, _) in rows.items() if lab == label)
+        random.Random(f"{seed}-{label}").shuffle(texts)
+        n_val = max(1, round(len(texts) * share)) if len(texts) >= 2 else 0
+        validation += [f"{PREFIX}{label} {t}" for t in texts[:n_val]]
+        train += [f"{PREFIX}{label} {t}" for t in texts[n_val:]]
+    # A fixed, label-mixed order: fastText reads the file in order, and sorted-by-label hurts SGD.
+    random.Random(seed).shuffle(train)
+    return train, validation
+
+
+def _content(
+    store: ObjectStore, label_keys: list[str], *, seed: int, share: float, base: str
+) -> tuple[bytes, bytes, dict[str, Any]]:
+    labels = []
+    for key in label_keys:
+        try:
+            labels.append((key, Label(**json.loads(store.get(key)))))
+        except KeyNotFound:
+            raise DatasetError(f"label {key} is gone: the dataset cannot be rebuilt") from None
+    rows, sources, conflicts, dropped = _rows(store, labels, load_gold(store).prepared(), base)
+    train, validation = _split(rows, seed, share)
+    counts = {
+        name: {label: sum(1 for line in lines if line.startswith(f"{PREFIX}{label} ")) for label in LABELS}
+        for name, lines in (("train", train), ("validation", validation))
+    }
+    missing = [label for label in LABELS if counts["train"][label] == 0]
+    if not train:
+        raise DatasetError("the dataset would be empty: no base corpus and no human labels")
+    if missing:
+        raise DatasetError(f"no training examples for {', '.join(missing)}: label some first")
+    extra = {"counts": counts, "sources": sources, "conflicts": conflicts, "dropped": dropped}
+    return ("\n".join(train) + "\n").encode(), ("\n".join(validation) + "\n").encode(), extra
+
+
+def build_dataset(
+    store: ObjectStore, *, by: str, seed: int = 0, validation_share: float = 0.2, base: str = BASE
+) -> DatasetManifest:
+    """Build and store a new dataset version from the base corpus and all human labels."""
+    if not 0.05 <= validation_share <= 0.5:
+        raise DatasetError("validation_share must be between 0.05 and 0.5")
+    label_keys = [key for key, _ in read_labels(store)]
+    train, validation, extra = _content(store, label_keys, seed=seed, share=validation_share, base=base)
+    digest = _sha(train + validation)[:8]
+    now = datetime.now(UTC)
+    manifest = DatasetManifest(
+        version=f"d{now:%Y%m%d-%H%M%S}-{digest}",
+        created_at=now.isoformat(timespec="seconds"),
+        created_by=by,
+        seed=seed,
+        validation_share=validation_share,
+        base=base,
+        label_keys=label_keys,
+        hashes={"train.txt": _sha(train), "validation.txt": _sha(validation)},
+        **extra,
+    )
+    store.put(manifest.train_key, train)
+    store.put(manifest.validation_key, validation)
+    store.put(f"datasets/{manifest.version}/manifest.json", json.dumps(asdict(manifest), indent=2).encode())
+    return manifest
+
+
+def load_manifest(store: ObjectStore, version: str) -> DatasetManifest:
+    try:
+        return DatasetManifest(**json.loads(store.get(f"datasets/{version}/manifest.json")))
+    except KeyNotFound:
+        raise DatasetError(f"dataset {version} does not exist") from None
+
+
+def list_datasets(store: ObjectStore) -> list[str]:
+    return sorted({k.split("/")[1] for k in store.list("datasets/") if k.endswith("/manifest.json")})
+
+
+def verify_rebuild(store: ObjectStore, version: str) -> bool:
+    """Rebuild a dataset from its manifest and report whether it matches bit for bit."""
+    m = load_manifest(store, version)
+    train, validation, _ = _content(store, m.label_keys, seed=m.seed, share=m.validation_share, base=m.base)
+    return _sha(train) == m.hashes["train.txt"] and _sha(validation) == m.hashes["validation.txt"]

@@ -1,0 +1,379 @@
+"""The local model server: the deployed model behind the SageMaker inference-container contract,
+so that client code written for a SageMaker BlazingText endpoint talks to it unchanged.
+
+- `GET /ping` answers 200 when a model is loaded, 503 with `{"error": reason}` when none is
+  deployed or its artifact is missing or corrupt.
+- `POST /invocations` (`Content-Type: application/json`) takes BlazingText's request,
+  `{"instances": ["preprocessed text", ...], "configuration": {"k": 3}}`, and answers BlazingText's
+  response, `[{"label": ["__label__positive", ...], "prob": [0.9, ...]}, ...]`: the k most likely
+  labels of each instance, most likely first (k is 1 unless configured, at most 3). The texts are
+  already preprocessed, as BlazingText expects tokens: nothing but the model is applied. The
+  `X-Pulse-Model-Version` response header names the version that scored the whole batch.
+- `POST /endpoints/<name>/invocations` is the same call at the path boto3's `sagemaker-runtime`
+  `invoke_endpoint` uses, so a boto3 client with `endpoint_url` pointing here works. On that path an
+  error is reported the way SageMaker reports a container's error: HTTP 424 `ModelError` carrying
+  the original status code and message.
+
+Bad input is a 400 with `{"error": ...}`; a body over 5 MiB is a 413; wrong method 405; unknown
+path 404. Message texts are never logged nor echoed in errors (access logs name method, path and
+status only).
+
+Scoring runs on the event loop by default: a batch of 1-8 short texts takes well under a
+millisecond, and fastText holds the GIL while it predicts, so a thread pool cannot run predictions
+in parallel; it only adds a hand-off per request (measured in tests/benchmarks/test_serve_load.py).
+`make_app(endpoint, executor=...)` / `run(..., score_threads=N)` move scoring to threads anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import json
+import logging
+import signal
+import traceback
+import uuid
+from collections.abc import Awaitable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from types import TracebackType
+from typing import Any
+
+import tornado.httpserver
+import tornado.web
+
+from services.config import Settings
+from services.endpoint import Endpoint
+from services.errors import PulseError
+from services.model import PREFIX, Prediction
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger(__name__ + ".access")
+
+MAX_BODY_BYTES = 5 * 1024 * 1024
+MAX_INSTANCES = 1000
+DEFAULT_K = 1  # as BlazingText
+MAX_K = 3
+VERSION_HEADER = "X-Pulse-Model-Version"
+JSON_TYPE = "application/json"
+_ACCEPTED = (JSON_TYPE, "application/*", "*/*")
+# What HTTPServer lets a request declare before it gives up; the handlers answer 413 past
+# MAX_BODY_BYTES and close the connection, so this only keeps tornado from writing its own 400.
+SERVER_MAX_BODY_BYTES = 1 << 30
+LISTEN_BACKLOG = 2048
+# SageMaker endpoint names: letters, digits and single hyphens, at most 63 characters.
+_ENDPOINT_NAME = r"[a-zA-Z0-9](?:-*[a-zA-Z0-9]){0,62}"
+
+
+class ApiError(tornado.web.HTTPError):
+    """A request the server refuses, with the status and the message the client gets (in the
+    body, not in the status line)."""
+
+    def __init__(self, status: int, message: str, *, aws_type: str | None = None) -> None:
+        super().__init__(status)
+        self.message = message
+        self.aws_type = aws_type  # the SageMaker runtime's own error, on the boto3 path
+
+
+def parse_request(body: bytes, content_type: str | None) -> tuple[list[str], int]:
+    """The instances and k of a BlazingText JSON request; `ApiError` says what is wrong.
+    Messages never quote the texts."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media != JSON_TYPE:
+        raise ApiError(415, f"Content-Type must be {JSON_TYPE}")
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ApiError(400, "the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, 'the body must be a JSON object: {"instances": [...]}')
+    instances = data.get("instances")
+    if instances is None:
+        raise ApiError(400, 'no "instances": send {"instances": ["preprocessed text", ...]}')
+    if not isinstance(instances, list):
+        raise ApiError(400, '"instances" must be a list of strings')
+    if not instances:
+        raise ApiError(400, '"instances" is empty')
+    if len(instances) > MAX_INSTANCES:
+        raise ApiError(400, f"too many instances: {len(instances):,} (at most {MAX_INSTANCES:,} per request)")
+    for i, text in enumerate(instances):
+        if not isinstance(text, str):
+            raise ApiError(400, f"instances[{i}] is not a string (got {_json_type(text)})")
+        if "\n" in text:  # fastText scores one line; a preprocessed text never has a line break
+            raise ApiError(400, f"instances[{i}] contains a line break: send each text as one line of tokens")
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ApiError(400, f"instances[{i}] is not valid Unicode (lone surrogate)") from None
+    configuration = data.get("configuration", {})
+    if not isinstance(configuration, dict):
+        raise ApiError(400, '"configuration" must be an object such as {"k": 3}')
+    k = configuration.get("k", DEFAULT_K)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise ApiError(400, f'"configuration.k" must be an integer from 1 to {MAX_K}')
+    return instances, k
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "array", int: "number", float: "number", bool: "boolean"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def blazingtext_output(predictions: Sequence[Prediction], k: int) -> list[dict[str, list[Any]]]:
+    """BlazingText's answer: the k most likely labels of each prediction, most likely first.
+    An empty text scores 0 for every label (the model saw nothing); its label still comes first."""
+    out: list[dict[str, list[Any]]] = []
+    for p in predictions:
+        ranked = sorted(p.probs.items(), key=lambda item: (-item[1], item[0] != p.label))[:k]
+        out.append({"label": [PREFIX + name for name, _ in ranked], "prob": [prob for _, prob in ranked]})
+    return out
+
+
+class _Handler(tornado.web.RequestHandler):
+    """JSON errors, no request bodies over MAX_BODY_BYTES, nothing of the texts in the logs.
+
+    Bodies are streamed (`stream_request_body`) so that a body too large is refused as soon as its
+    headers, or its first bytes past the limit, arrive, instead of being read into memory."""
+
+    def initialize(self, endpoint: Endpoint, executor: Executor | None = None, runtime_api: bool = False) -> None:
+        self.endpoint = endpoint
+        self.executor = executor
+        self.runtime_api = runtime_api
+        self._chunks: list[bytes] = []
+        self._received = 0
+        self._refused = False
+
+    def prepare(self) -> Awaitable[None] | None:
+        declared = self.request.headers.get("Content-Length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            raise ApiError(413, f"the body is larger than {MAX_BODY_BYTES:,} bytes")
+        return None
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._refused:
+            return
+        self._received += len(chunk)
+        if self._received > MAX_BODY_BYTES:  # a chunked body without Content-Length
+            self._chunks = []
+            self._refused = True
+            self.send_error(413, exc_info=_exc_info(ApiError(413, f"the body is larger than {MAX_BODY_BYTES:,} bytes")))
+            return
+        self._keep(chunk)
+
+    def _keep(self, chunk: bytes) -> None:
+        """Bodies of paths that take none are counted, not kept."""
+
+    def body(self) -> bytes:
+        return b"".join(self._chunks)
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", f"{JSON_TYPE}; charset=UTF-8")
+        self.set_header("x-amzn-RequestId", str(uuid.uuid4()))
+
+    def write_json(self, data: Any) -> None:
+        self.finish(json.dumps(data, separators=(",", ":")))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ApiError):
+            message = exc.message
+        elif isinstance(exc, tornado.web.HTTPError):
+            message = exc.reason or http.client.responses.get(status_code, "error")
+        else:
+            message = "internal error"
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(self.SUPPORTED_METHODS))
+        body = {"error": message}
+        aws_type = exc.aws_type if isinstance(exc, ApiError) else None
+        if self.runtime_api and aws_type:  # an error of SageMaker itself, such as an unknown endpoint
+            self.set_header("x-amzn-ErrorType", aws_type)
+            self.write_json({**body, "message": message})
+            return
+        if self.runtime_api and status_code not in (404, 405):
+            # What SageMaker answers when its container refuses a request: 424 ModelError
+            # (boto3 raises `client.exceptions.ModelError`) with the container's own answer inside.
+            original = json.dumps(body)
+            kind = "client" if status_code < 500 else "server"
+            self.set_status(424)
+            self.set_header("x-amzn-ErrorType", "ModelError")
+            self.write_json(
+                {
+                    "ErrorCode": "CLIENT_ERROR_FROM_MODEL" if kind == "client" else "SERVER_ERROR_FROM_MODEL",
+                    "OriginalStatusCode": status_code,
+                    "OriginalMessage": original,
+                    "Message": f'Received {kind} error ({status_code}) from primary with message "{original}".',
+                }
+            )
+            return
+        self.write_json(body)
+
+    def log_exception(
+        self,
+        typ: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if isinstance(value, tornado.web.HTTPError):
+            return  # answered with its message; the access log has the status
+        # The exception's message may quote a text: log its type and where it happened only.
+        where = "".join(traceback.format_tb(tb)) if tb else ""
+        log.error(
+            "unexpected %s on %s %s\n%s",
+            typ.__name__ if typ else "error",
+            self.request.method,
+            self.request.path,
+            where,
+        )
+
+
+def _exc_info(exc: BaseException) -> tuple[type[BaseException], BaseException, None]:
+    return type(exc), exc, None
+
+
+@tornado.web.stream_request_body
+class PingHandler(_Handler):
+    SUPPORTED_METHODS = ("GET",)
+
+    async def get(self) -> None:
+        try:
+            version = self.endpoint.version()
+        except PulseError as exc:  # nothing deployed, artifact missing or corrupt, store unreachable
+            self.set_status(503)
+            self.write_json({"error": str(exc)})
+            return
+        self.set_header(VERSION_HEADER, version)
+        self.write_json({"status": "ok", "model_version": version})
+
+
+@tornado.web.stream_request_body
+class InvocationsHandler(_Handler):
+    SUPPORTED_METHODS = ("POST",)
+
+    def initialize(
+        self,
+        endpoint: Endpoint,
+        executor: Executor | None = None,
+        runtime_api: bool = False,
+        endpoint_name: str | None = None,
+    ) -> None:
+        super().initialize(endpoint, executor, runtime_api)
+        self.endpoint_name = endpoint_name
+
+    def _keep(self, chunk: bytes) -> None:
+        self._chunks.append(chunk)
+
+    async def post(self, name: str | None = None) -> None:
+        if self._refused:  # answered 413 while the body streamed in
+            return
+        if name is not None and self.endpoint_name is not None and name != self.endpoint_name:
+            raise ApiError(
+                400, f"Endpoint {name} not found (this server serves {self.endpoint_name})", aws_type="ValidationError"
+            )
+        accept = self.request.headers.get("Accept", "")
+        if accept and not any(a.split(";")[0].strip() in _ACCEPTED for a in accept.split(",")):
+            raise ApiError(406, f"this server answers {JSON_TYPE} only")
+        instances, k = parse_request(self.body(), self.request.headers.get("Content-Type"))
+        self._chunks = []
+        try:
+            if self.executor is None:
+                version, predictions = self.endpoint.score(instances)
+            else:
+                loop = asyncio.get_running_loop()
+                version, predictions = await loop.run_in_executor(self.executor, self.endpoint.score, instances)
+        except PulseError as exc:  # nothing deployed, artifact missing or corrupt, store unreachable
+            raise ApiError(503, str(exc)) from None
+        self.set_header(VERSION_HEADER, version)
+        if self.runtime_api:
+            self.set_header("x-Amzn-Invoked-Production-Variant", "AllTraffic")
+        self.write_json(blazingtext_output(predictions, k))
+
+
+@tornado.web.stream_request_body
+class NotFoundHandler(_Handler):
+    def prepare(self) -> Awaitable[None] | None:
+        raise ApiError(404, "no such path: this server answers GET /ping and POST /invocations")
+
+
+def _log_request(handler: tornado.web.RequestHandler) -> None:
+    """Access log: status, method, path (never the query or the body) and time."""
+    status = handler.get_status()
+    level = logging.DEBUG if status < 400 else logging.INFO if status < 500 else logging.WARNING
+    if access_log.isEnabledFor(level):
+        path = handler.request.path if status != 404 else "(unknown path)"
+        ms = 1000.0 * handler.request.request_time()
+        access_log.log(level, "%d %s %s %.1fms", status, handler.request.method, path, ms)
+
+
+def make_app(
+    endpoint: Endpoint,
+    *,
+    executor: Executor | None = None,
+    endpoint_name: str | None = None,
+) -> tornado.web.Application:
+    """The server's routes around `endpoint`. With `executor`, scoring runs on its threads instead
+    of the event loop. With `endpoint_name`, the boto3-compatible path serves that name only."""
+    args = {"endpoint": endpoint, "executor": executor}
+    runtime = {**args, "runtime_api": True, "endpoint_name": endpoint_name}
+    return tornado.web.Application(
+        [
+            (r"/ping", PingHandler, args),
+            (r"/invocations", InvocationsHandler, args),
+            (rf"/endpoints/({_ENDPOINT_NAME})/invocations", InvocationsHandler, runtime),
+        ],
+        default_handler_class=NotFoundHandler,
+        default_handler_args=args,
+        log_function=_log_request,
+        cross_origin_protection=True,  # a web page cannot post to this server from a browser
+        compress_response=False,
+    )
+
+
+def make_server(app: tornado.web.Application) -> tornado.httpserver.HTTPServer:
+    """An HTTP server for `app` with the limits `run` uses (call `.listen` on it inside a loop)."""
+    return tornado.httpserver.HTTPServer(app, max_body_size=SERVER_MAX_BODY_BYTES, body_timeout=60.0)
+
+
+def run(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    score_threads: int = 0,
+) -> None:
+    """Serve the workspace's deployed model until SIGTERM or SIGINT (blocking)."""
+    from services.workspace import open_workspace
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    workspace = open_workspace(settings)
+    try:
+        log.info("model version %s loaded", workspace.endpoint.version())
+    except PulseError as exc:
+        log.warning("no model to serve yet (/ping answers 503 until one is deployed): %s", exc)
+    executor = ThreadPoolExecutor(score_threads, thread_name_prefix="pulse-score") if score_threads > 0 else None
+    app = make_app(workspace.endpoint, executor=executor, endpoint_name=settings.sagemaker_endpoint_name)
+
+    async def serve() -> None:
+        server = make_server(app)
+        server.listen(port, host, backlog=LISTEN_BACKLOG)
+        how = f"on {score_threads} threads" if executor else "on the event loop"
+        log.info("serving on http://%s:%d (scoring %s)", host, port, how)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread
+                loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("stopping")
+        server.stop()
+        await asyncio.wait_for(server.close_all_connections(), timeout=10)
+
+    try:
+        asyncio.run(serve())
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+
+__all__ = ["MAX_BODY_BYTES", "MAX_INSTANCES", "MAX_K", "VERSION_HEADER", "make_app", "make_server", "run"]
