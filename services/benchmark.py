@@ -8,15 +8,15 @@ import time
 from typing import Any
 
 from services.evaluation import evaluate
-from services.model import PREFIX, TrainParams, fasttext_line, fit_temperature
-from services.training import SEARCH_SPACE, _split_lines, search
+from services.model import PREFIX, TrainParams, fasttext_line
+from services.training import SEARCH_SPACE, fit_pipeline
 
 
 def run_benchmark(
     train_rows: list[tuple[str, str]], test_rows: list[tuple[str, str]], *, search_seconds: float = 0.0, seed: int = 0
 ) -> dict[str, Any]:
-    """Train as `run_training` does (a validation slice for search and calibration, balanced
-    classes) and report macro-F1, accuracy, calibration error and timings on the test rows."""
+    """Train as `run_training` does (a validation slice for the search and calibration, then a
+    refit on everything) and report macro-F1, accuracy, calibration error and timings on the test rows."""
     started = time.perf_counter()
     lines = [fasttext_line(label, text) for text, label in train_rows]
     lines = [line for line in lines if line.split(" ", 1)[1:] != [""]]
@@ -26,12 +26,10 @@ def run_benchmark(
     candidates = [TrainParams(seed=seed)]
     if search_seconds > 0:
         candidates += [p for p in SEARCH_SPACE if p != candidates[0]]
-    found = search(fit, val, candidates, search_seconds, lambda _s, _l: None)
-    if not isinstance(found, tuple):
+    fitted = fit_pipeline(fit, val, candidates, search_seconds, lambda _s, _l: None)
+    if not isinstance(fitted, tuple):
         raise RuntimeError("training failed for every candidate")
-    _, model, params = found
-    val_texts, val_labels = _split_lines(val)
-    model.temperature = fit_temperature(model, val_texts, val_labels)
+    model, params, _ = fitted
     train_seconds = time.perf_counter() - started
     ev = evaluate(model.predict([t for t, _ in test_rows]), [y for _, y in test_rows])
     return {
