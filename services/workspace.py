@@ -32,23 +32,14 @@ def model_cache_dir(store: ObjectStore) -> Path:
     return Path(tempfile.gettempdir()) / "pulse-models" / tag
 
 
-def _aws_clients(settings: Settings) -> tuple[object, object]:
-    import boto3
-    from botocore.config import Config
-
-    config = Config(retries={"mode": "standard", "max_attempts": 6})
-    kwargs = {"region_name": settings.aws_region, "endpoint_url": settings.aws_endpoint_url or None, "config": config}
-    return boto3.client("sagemaker", **kwargs), boto3.client("sagemaker-runtime", **kwargs)
-
-
 def open_workspace(settings: Settings, *, search_seconds: float = 0.0) -> Workspace:
     """The local backend by default; with `backend = "aws"`, S3 + SageMaker training, endpoint and
     deployment. (The local trainer also works against an S3 store.)"""
     store = make_store(settings)
     if settings.backend == "aws" and isinstance(store, S3Store):
-        from services.sagemaker import SageMakerDeployer, SageMakerEndpoint, SageMakerTrainer
+        from services.sagemaker import SageMakerDeployer, SageMakerEndpoint, SageMakerTrainer, sagemaker_client
 
-        sm, runtime = _aws_clients(settings)
+        sm, runtime = sagemaker_client(settings), sagemaker_client(settings, "sagemaker-runtime")
         return Workspace(
             settings,
             store,
