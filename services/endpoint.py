@@ -3,6 +3,7 @@ in-process and swaps to a new one when `deployments/current.json` changes, witho
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -10,9 +11,12 @@ from pathlib import Path
 from typing import Protocol
 
 from services.deployment import require_current
+from services.errors import PulseError
 from services.model import Prediction, SentimentModel
 from services.registry import fetch_model
 from services.storage import ObjectStore
+
+log = logging.getLogger(__name__)
 
 
 class Endpoint(Protocol):
@@ -37,20 +41,39 @@ class LocalEndpoint:
         self.cache_dir = cache_dir
         self.max_chars = max_chars
         self.recheck_seconds = recheck_seconds
-        self._lock = threading.Lock()
+        self._refresh = threading.Lock()
         self._loaded: tuple[str, SentimentModel] | None = None
         self._checked_at = 0.0
 
     def _model(self) -> tuple[str, SentimentModel]:
-        with self._lock:
-            now = time.monotonic()
-            if self._loaded is None or now - self._checked_at >= self.recheck_seconds:
+        loaded = self._loaded
+        if loaded is not None and time.monotonic() - self._checked_at < self.recheck_seconds:
+            return loaded
+        # One thread refreshes; the others keep serving the loaded model meanwhile (only the very
+        # first load makes callers wait). The pointer read and model load hold no lock that
+        # scoring needs.
+        if loaded is not None and not self._refresh.acquire(blocking=False):
+            return loaded
+        if loaded is None:
+            self._refresh.acquire()
+        try:
+            if self._loaded is not None and time.monotonic() - self._checked_at < self.recheck_seconds:
+                return self._loaded  # refreshed by the thread we waited for
+            try:
                 version = require_current(self.store).version
                 if self._loaded is None or self._loaded[0] != version:
                     model = fetch_model(self.store, version, self.cache_dir, max_chars=self.max_chars)
                     self._loaded = (version, model)
-                self._checked_at = now
+            except PulseError as exc:
+                if self._loaded is None:
+                    raise
+                # A broken deploy must not take down a working endpoint: keep the loaded model,
+                # say so, and try again at the next recheck.
+                log.warning("keeping model %s: the deployed one cannot be loaded (%s)", self._loaded[0], exc)
+            self._checked_at = time.monotonic()
             return self._loaded
+        finally:
+            self._refresh.release()
 
     def score(self, prepared: Sequence[str]) -> tuple[str, list[Prediction]]:
         version, model = self._model()

@@ -7,8 +7,11 @@ so that client code written for a SageMaker BlazingText endpoint talks to it unc
   `{"instances": ["preprocessed text", ...], "configuration": {"k": 3}}`, and answers BlazingText's
   response, `[{"label": ["__label__positive", ...], "prob": [0.9, ...]}, ...]`: the k most likely
   labels of each instance, most likely first (k is 1 unless configured, at most 3). The texts are
-  already preprocessed, as BlazingText expects tokens: nothing but the model is applied. The
-  `X-Pulse-Model-Version` response header names the version that scored the whole batch.
+  already preprocessed, as BlazingText expects tokens: nothing but the model is applied, and the
+  probabilities are fastText's own, as BlazingText returns them for the same `model.bin` (the
+  local endpoint's calibration, the model card's temperature, is undone: a client of a SageMaker
+  endpoint applies it itself). The `X-Pulse-Model-Version` response header names the version
+  that scored the whole batch.
 - `POST /endpoints/<name>/invocations` is the same call at the path boto3's `sagemaker-runtime`
   `invoke_endpoint` uses, so a boto3 client with `endpoint_url` pointing here works. On that path an
   error is reported the way SageMaker reports a container's error: HTTP 424 `ModelError` carrying
@@ -18,10 +21,15 @@ Bad input is a 400 with `{"error": ...}`; a body over 5 MiB is a 413; wrong meth
 path 404. Message texts are never logged nor echoed in errors (access logs name method, path and
 status only).
 
-Scoring runs on the event loop by default: a batch of 1-8 short texts takes well under a
-millisecond, and fastText holds the GIL while it predicts, so a thread pool cannot run predictions
-in parallel; it only adds a hand-off per request (measured in tests/benchmarks/test_serve_load.py).
+Scoring runs on the event loop by default: a batch of 1-8 short texts takes about 0.1 ms, and
+fastText holds the GIL while it predicts, so a thread pool cannot score in parallel; it only adds a
+hand-off per request. Under 1,000 clients (tests/benchmarks/test_serve_load.py) scoring on 4 threads
+served fewer requests per second, with more CPU per request, than scoring on the event loop.
 `make_app(endpoint, executor=...)` / `run(..., score_threads=N)` move scoring to threads anyway.
+
+Known limit: `LocalEndpoint` re-reads the deployment pointer (every 2 s) and loads a new model
+inside `score`, so on this path the event loop waits for that read and, on a hot swap, for the
+model load; requests are delayed then, never failed.
 """
 
 from __future__ import annotations
@@ -29,8 +37,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.client
+import itertools
 import json
 import logging
+import math
 import signal
 import traceback
 import uuid
@@ -45,7 +55,9 @@ import tornado.web
 from services.config import Settings
 from services.endpoint import Endpoint
 from services.errors import PulseError
-from services.model import PREFIX, Prediction
+from services.model import PREFIX, Prediction, apply_temperature
+from services.registry import load_card
+from services.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger(__name__ + ".access")
@@ -63,6 +75,9 @@ SERVER_MAX_BODY_BYTES = 1 << 30
 LISTEN_BACKLOG = 2048
 # SageMaker endpoint names: letters, digits and single hyphens, at most 63 characters.
 _ENDPOINT_NAME = r"[a-zA-Z0-9](?:-*[a-zA-Z0-9]){0,62}"
+# Request ids: one random part per process and a counter (uuid4 per request costs a syscall).
+_RUN_ID = uuid.uuid4().hex[:12]
+_REQUEST_NUMBER = itertools.count(1)
 
 
 class ApiError(tornado.web.HTTPError):
@@ -120,14 +135,40 @@ def _json_type(value: Any) -> str:
     return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
-def blazingtext_output(predictions: Sequence[Prediction], k: int) -> list[dict[str, list[Any]]]:
-    """BlazingText's answer: the k most likely labels of each prediction, most likely first.
+def blazingtext_output(
+    predictions: Sequence[Prediction], k: int, temperature: float = 1.0
+) -> list[dict[str, list[Any]]]:
+    """BlazingText's answer: the k most likely labels of each prediction, most likely first, with
+    the `temperature` the predictions were calibrated with undone (the ranking does not change).
     An empty text scores 0 for every label (the model saw nothing); its label still comes first."""
     out: list[dict[str, list[Any]]] = []
     for p in predictions:
-        ranked = sorted(p.probs.items(), key=lambda item: (-item[1], item[0] != p.label))[:k]
+        probs = p.probs
+        if temperature != 1.0 and any(probs.values()):
+            probs = apply_temperature(probs, 1.0 / temperature)  # p ** T, renormalised: the inverse
+        ranked = sorted(probs.items(), key=lambda item: (-item[1], item[0] != p.label))[:k]
         out.append({"label": [PREFIX + name for name, _ in ranked], "prob": [prob for _, prob in ranked]})
     return out
+
+
+class Temperatures:
+    """The calibration temperature of each model version, from its card (read once per version).
+    Without a store, or for a version without a readable card, 1.0: probabilities left as they are."""
+
+    def __init__(self, store: ObjectStore | None) -> None:
+        self.store = store
+        self._known: dict[str, float] = {}
+
+    def __call__(self, version: str) -> float:
+        if version not in self._known:
+            value = 1.0
+            if self.store is not None:
+                try:
+                    value = float(load_card(self.store, version).temperature)
+                except (PulseError, TypeError, ValueError):
+                    value = 1.0
+            self._known[version] = value if math.isfinite(value) and value > 0 else 1.0
+        return self._known[version]
 
 
 class _Handler(tornado.web.RequestHandler):
@@ -136,10 +177,21 @@ class _Handler(tornado.web.RequestHandler):
     Bodies are streamed (`stream_request_body`) so that a body too large is refused as soon as its
     headers, or its first bytes past the limit, arrive, instead of being read into memory."""
 
-    def initialize(self, endpoint: Endpoint, executor: Executor | None = None, runtime_api: bool = False) -> None:
+    runtime_api = False
+
+    def initialize(
+        self,
+        endpoint: Endpoint,
+        executor: Executor | None = None,
+        runtime_api: bool = False,
+        temperatures: Temperatures | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self.executor = executor
-        self.runtime_api = runtime_api
+        self.temperatures = temperatures or Temperatures(None)
+        if runtime_api:
+            self.runtime_api = True
+            self.set_default_headers()  # tornado set them before initialize() ran
         self._chunks: list[bytes] = []
         self._received = 0
         self._refused = False
@@ -169,7 +221,11 @@ class _Handler(tornado.web.RequestHandler):
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", f"{JSON_TYPE}; charset=UTF-8")
-        self.set_header("x-amzn-RequestId", str(uuid.uuid4()))
+        if self.runtime_api:  # boto3 reads it into ResponseMetadata.RequestId
+            self.set_header("x-amzn-RequestId", f"{_RUN_ID}-{next(_REQUEST_NUMBER):x}")
+
+    def compute_etag(self) -> str | None:
+        return None  # answers are not cacheable: a new model may answer differently
 
     def write_json(self, data: Any) -> None:
         self.finish(json.dumps(data, separators=(",", ":")))
@@ -255,9 +311,10 @@ class InvocationsHandler(_Handler):
         endpoint: Endpoint,
         executor: Executor | None = None,
         runtime_api: bool = False,
+        temperatures: Temperatures | None = None,
         endpoint_name: str | None = None,
     ) -> None:
-        super().initialize(endpoint, executor, runtime_api)
+        super().initialize(endpoint, executor, runtime_api, temperatures)
         self.endpoint_name = endpoint_name
 
     def _keep(self, chunk: bytes) -> None:
@@ -286,7 +343,7 @@ class InvocationsHandler(_Handler):
         self.set_header(VERSION_HEADER, version)
         if self.runtime_api:
             self.set_header("x-Amzn-Invoked-Production-Variant", "AllTraffic")
-        self.write_json(blazingtext_output(predictions, k))
+        self.write_json(blazingtext_output(predictions, k, self.temperatures(version)))
 
 
 @tornado.web.stream_request_body
@@ -310,10 +367,15 @@ def make_app(
     *,
     executor: Executor | None = None,
     endpoint_name: str | None = None,
+    store: ObjectStore | None = None,
 ) -> tornado.web.Application:
     """The server's routes around `endpoint`. With `executor`, scoring runs on its threads instead
-    of the event loop. With `endpoint_name`, the boto3-compatible path serves that name only."""
-    args = {"endpoint": endpoint, "executor": executor}
+    of the event loop. With `endpoint_name`, the boto3-compatible path serves that name only.
+    `store` (by default the endpoint's own, as `LocalEndpoint` has one) holds the model cards whose
+    temperature is undone so that probabilities are BlazingText's."""
+    if store is None:
+        store = getattr(endpoint, "store", None)
+    args = {"endpoint": endpoint, "executor": executor, "temperatures": Temperatures(store)}
     runtime = {**args, "runtime_api": True, "endpoint_name": endpoint_name}
     return tornado.web.Application(
         [
@@ -352,7 +414,12 @@ def run(
     except PulseError as exc:
         log.warning("no model to serve yet (/ping answers 503 until one is deployed): %s", exc)
     executor = ThreadPoolExecutor(score_threads, thread_name_prefix="pulse-score") if score_threads > 0 else None
-    app = make_app(workspace.endpoint, executor=executor, endpoint_name=settings.sagemaker_endpoint_name)
+    app = make_app(
+        workspace.endpoint,
+        executor=executor,
+        endpoint_name=settings.sagemaker_endpoint_name,
+        store=workspace.store,
+    )
 
     async def serve() -> None:
         server = make_server(app)

@@ -10,13 +10,22 @@ from __future__ import annotations
 import re
 from functools import cache
 from importlib import resources
+from typing import Any
 
 import emoji
-from nltk.tokenize import TweetTokenizer
 
-# Text is lowercased before tokenizing, so the tokenizer need not test every token for an
-# emoticon to spare its case; phone-number matching is off (slow, and no use for sentiment).
-_TOKENIZER = TweetTokenizer(preserve_case=True, reduce_len=False, match_phone_numbers=False)
+
+@cache
+def _tokenizer() -> Any:
+    # Imported on first use: nltk takes seconds to import, which every CLI command and the model
+    # server would otherwise pay at start. Text is lowercased before tokenizing, so the tokenizer
+    # need not test every token for an emoticon to spare its case; phone-number matching is off
+    # (slow, and no use for sentiment).
+    from nltk.tokenize import TweetTokenizer
+
+    return TweetTokenizer(preserve_case=True, reduce_len=False, match_phone_numbers=False)
+
+
 _REPEATS = re.compile(r"([^\W\d_])\1{2,}")  # letters only, not digits
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _NON_WORD = re.compile(r"[^\w]+")
@@ -64,7 +73,7 @@ def tokens(text: str) -> list[str]:
     out: list[str] = []
     append = out.append
     try:
-        raw_tokens = _TOKENIZER.tokenize(text)
+        raw_tokens = _tokenizer().tokenize(text)
     except TimeoutError:  # NLTK's ReDoS guard tripped on a pathological message
         raw_tokens = text.split()
     for tok in raw_tokens:

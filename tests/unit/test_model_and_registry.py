@@ -362,3 +362,27 @@ def test_local_endpoint_swaps_to_a_newly_deployed_version(
 def test_local_endpoint_without_a_deployment(store: LocalStore, tmp_path: Path) -> None:
     with pytest.raises(ModelUnavailable, match="bootstrap"):
         LocalEndpoint(store, tmp_path / "cache").score(["hello"])
+
+
+def test_local_endpoint_keeps_serving_when_a_broken_version_is_deployed(
+    store: LocalStore, tiny_model: SentimentModel, tmp_path: Path
+) -> None:
+    """A deploy whose artifact cannot be loaded must not take down a working endpoint."""
+    register(store, tiny_model, card("m1"))
+    register(store, tiny_model, card("m2"))
+    deploy_local(store, "m1", by="tests", reason="first")
+    live = LocalEndpoint(store, tmp_path / "cache", recheck_seconds=0)
+    assert live.score([prepare("so happy great day")])[0] == "m1"
+    store.put(f"models/m2/{ARTIFACT}", b"junk")
+    deploy_local(store, "m2", by="tests", reason="broken")
+    for _ in range(3):
+        version, (pred,) = live.score([prepare("so happy great day")])
+        assert version == "m1" and pred.label == "positive"
+    # ... and it picks the version up once its artifact is fixed.
+    register(store, tiny_model, card("m3"))
+    deploy_local(store, "m3", by="tests", reason="fixed")
+    assert live.score([prepare("so happy great day")])[0] == "m3"
+    # A fresh endpoint with nothing loaded still reports the broken deploy.
+    deploy_local(store, "m2", by="tests", reason="broken again")
+    with pytest.raises(ModelUnavailable):
+        LocalEndpoint(store, tmp_path / "cache2").score(["hello"])

@@ -1,0 +1,562 @@
+"""The local model server (services/serve.py) over real HTTP on 127.0.0.1: the SageMaker
+inference-container contract, bad input, a model that is missing or corrupt, a hot swap under
+load, and boto3's `sagemaker-runtime` client pointed at it."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import logging
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tornado.netutil
+
+from services.deployment import deploy_local, require_current
+from services.endpoint import Endpoint, LocalEndpoint
+from services.model import TrainParams, fasttext_line, train
+from services.registry import ModelCard, fetch_model, new_version, register
+from services.serve import MAX_BODY_BYTES, MAX_INSTANCES, VERSION_HEADER, make_app, make_server
+from services.storage import LocalStore
+
+LABELS = {"__label__negative", "__label__neutral", "__label__positive"}
+TEXTS = ["love this great team", "awful day hate traffic", "meeting moved to monday"]
+SECRET = "zebracakes"  # a word that must never come back in an error or reach a log
+
+
+class Server:
+    """The app on 127.0.0.1 (a free port picked by the OS) with its own event loop in a thread."""
+
+    def __init__(self, endpoint: Endpoint, *, executor: Executor | None = None, endpoint_name: str | None = None):
+        self.app = make_app(endpoint, executor=executor, endpoint_name=endpoint_name)
+        sockets = tornado.netutil.bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
+        self.port = int(sockets[0].getsockname()[1])
+        self._sockets = sockets
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
+        self._thread.start()
+        assert self._ready.wait(10), "server did not start"
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        server = make_server(self.app)
+        server.add_sockets(self._sockets)
+        self._ready.set()
+        await self._stop.wait()
+        server.stop()
+        await server.close_all_connections()
+
+    def close(self) -> None:
+        assert self._loop is not None and self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class Reply:
+    def __init__(self, response: http.client.HTTPResponse) -> None:
+        self.status = response.status
+        self.headers = response.headers
+        self.raw = response.read()
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.raw)
+
+
+def call(
+    port: int,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    raw: bytes | None = None,
+    content_type: str | None = "application/json",
+    headers: dict[str, str] | None = None,
+    conn: http.client.HTTPConnection | None = None,
+) -> Reply:
+    """One request; `body` is sent as JSON unless `raw` bytes are given."""
+    own = conn is None
+    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    sent = dict(headers or {})
+    if content_type is not None and data is not None:
+        sent["Content-Type"] = content_type
+    try:
+        conn.request(method, path, body=data, headers=sent)
+        return Reply(conn.getresponse())
+    finally:
+        if own:
+            conn.close()
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("serve-cache")
+
+
+@pytest.fixture(scope="module")
+def endpoint(bootstrap_store: LocalStore, cache_dir: Path) -> LocalEndpoint:
+    return LocalEndpoint(bootstrap_store, cache_dir)
+
+
+@pytest.fixture(scope="module")
+def server(endpoint: LocalEndpoint) -> Iterator[Server]:
+    running = Server(endpoint)
+    yield running
+    running.close()
+
+
+@pytest.fixture(scope="module")
+def live_version(bootstrap_store: LocalStore) -> str:
+    return require_current(bootstrap_store).version
+
+
+# --- the contract --------------------------------------------------------------------------
+
+
+def test_ping_answers_200_and_names_the_loaded_version(server: Server, live_version: str) -> None:
+    reply = call(server.port, "GET", "/ping")
+    assert reply.status == 200
+    assert reply.headers[VERSION_HEADER] == live_version
+    assert reply.json["model_version"] == live_version
+
+
+def test_invocations_default_to_the_top_label_like_blazingtext(server: Server, live_version: str) -> None:
+    reply = call(server.port, "POST", "/invocations", {"instances": TEXTS})
+    assert reply.status == 200
+    assert reply.headers["Content-Type"].startswith("application/json")
+    assert reply.headers[VERSION_HEADER] == live_version
+    answer = reply.json
+    assert len(answer) == len(TEXTS)
+    for item in answer:
+        assert set(item) == {"label", "prob"}
+        assert len(item["label"]) == len(item["prob"]) == 1
+        assert item["label"][0] in LABELS
+        assert 0.0 < item["prob"][0] <= 1.0
+
+
+def test_k3_gives_every_label_most_likely_first_summing_to_one(server: Server) -> None:
+    reply = call(server.port, "POST", "/invocations", {"instances": TEXTS, "configuration": {"k": 3}})
+    assert reply.status == 200
+    for item in reply.json:
+        assert set(item["label"]) == LABELS
+        assert item["prob"] == sorted(item["prob"], reverse=True)
+        assert sum(item["prob"]) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_k2_gives_two_labels(server: Server) -> None:
+    reply = call(server.port, "POST", "/invocations", {"instances": TEXTS[:1], "configuration": {"k": 2}})
+    assert reply.status == 200
+    assert len(reply.json[0]["label"]) == 2
+
+
+def test_the_server_applies_the_model_and_nothing_else(server: Server, endpoint: LocalEndpoint) -> None:
+    """Texts reach the model as sent: upper case, URLs and stopwords are not preprocessed again."""
+    texts = ["LOVE this SO much http://x.y", "the and of not", "great"]
+    _, expected = endpoint.score(texts)
+    reply = call(server.port, "POST", "/invocations", {"instances": texts, "configuration": {"k": 3}})
+    assert reply.status == 200
+    for item, want in zip(reply.json, expected, strict=True):
+        assert item["label"][0] == "__label__" + want.label
+        got = {label.removeprefix("__label__"): p for label, p in zip(item["label"], item["prob"], strict=True)}
+        assert got == pytest.approx(want.probs)
+
+
+def test_an_empty_text_scores_zero_for_every_label(server: Server) -> None:
+    reply = call(server.port, "POST", "/invocations", {"instances": ["", "great"], "configuration": {"k": 3}})
+    assert reply.status == 200
+    empty, scored = reply.json
+    assert empty["prob"] == [0.0, 0.0, 0.0] and set(empty["label"]) == LABELS
+    assert scored["prob"][0] > 0
+
+
+def test_a_thousand_instances_are_accepted(server: Server) -> None:
+    reply = call(server.port, "POST", "/invocations", {"instances": ["great day"] * MAX_INSTANCES})
+    assert reply.status == 200
+    assert len(reply.json) == MAX_INSTANCES
+
+
+def test_keep_alive_connection_serves_many_requests(server: Server) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        statuses = [
+            call(server.port, "POST", "/invocations", {"instances": TEXTS}, conn=conn).status for _ in range(20)
+        ]
+    finally:
+        conn.close()
+    assert statuses == [200] * 20
+
+
+def test_scoring_on_an_executor_gives_the_same_answers(endpoint: LocalEndpoint, server: Server) -> None:
+    with ThreadPoolExecutor(2) as pool:
+        threaded = Server(endpoint, executor=pool)
+        try:
+            a = call(threaded.port, "POST", "/invocations", {"instances": TEXTS, "configuration": {"k": 3}})
+        finally:
+            threaded.close()
+    b = call(server.port, "POST", "/invocations", {"instances": TEXTS, "configuration": {"k": 3}})
+    assert a.status == b.status == 200
+    assert a.json == b.json
+
+
+# --- bad input -----------------------------------------------------------------------------
+
+BAD_BODIES = {
+    "not JSON": b'{"instances": ["zebracakes"',
+    "not UTF-8": b'{"instances": ["\xff\xfe zebracakes"]}',
+    "a JSON list": b'["zebracakes"]',
+    "JSON null": b"null",
+    "no instances": b'{"texts": ["zebracakes"]}',
+    "instances null": b'{"instances": null}',
+    "instances empty": b'{"instances": []}',
+    "instances a string": b'{"instances": "zebracakes"}',
+    "instances an object": b'{"instances": {"a": "zebracakes"}}',
+    "a number among the texts": b'{"instances": ["zebracakes", 5]}',
+    "a null among the texts": b'{"instances": [null, "zebracakes"]}',
+    "a list among the texts": b'{"instances": [["zebracakes"]]}',
+    "a line break in a text": b'{"instances": ["zebracakes\\nsecond line"]}',
+    "a lone surrogate": b'{"instances": ["zebracakes \\ud800"]}',
+    "k = 0": b'{"instances": ["zebracakes"], "configuration": {"k": 0}}',
+    "k = 4": b'{"instances": ["zebracakes"], "configuration": {"k": 4}}',
+    "k = -1": b'{"instances": ["zebracakes"], "configuration": {"k": -1}}',
+    "k a string": b'{"instances": ["zebracakes"], "configuration": {"k": "3"}}',
+    "k a float": b'{"instances": ["zebracakes"], "configuration": {"k": 2.0}}',
+    "k true": b'{"instances": ["zebracakes"], "configuration": {"k": true}}',
+    "configuration not an object": b'{"instances": ["zebracakes"], "configuration": "k=3"}',
+    "too many instances": json.dumps({"instances": [SECRET] * (MAX_INSTANCES + 1)}).encode(),
+    "nested too deep": b'{"instances": ' + b"[" * 200_000 + b"]" * 200_000 + b"}",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_BODIES))
+def test_bad_input_is_a_400_that_echoes_no_text(server: Server, case: str) -> None:
+    reply = call(server.port, "POST", "/invocations", raw=BAD_BODIES[case])
+    assert reply.status == 400, reply.raw[:200]
+    assert reply.headers["Content-Type"].startswith("application/json")
+    assert set(reply.json) == {"error"} and reply.json["error"]
+    assert SECRET not in reply.raw.decode()
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/jsonlines", "text/csv"])
+def test_a_body_that_is_not_declared_json_is_a_415(server: Server, content_type: str | None) -> None:
+    reply = call(server.port, "POST", "/invocations", {"instances": TEXTS}, content_type=content_type)
+    assert reply.status == 415
+    assert "application/json" in reply.json["error"]
+
+
+def test_json_with_a_charset_is_accepted(server: Server) -> None:
+    reply = call(
+        server.port, "POST", "/invocations", {"instances": TEXTS}, content_type="application/json; charset=utf-8"
+    )
+    assert reply.status == 200
+
+
+def test_an_answer_the_server_cannot_give_is_a_406(server: Server) -> None:
+    reply = call(server.port, "POST", "/invocations", {"instances": TEXTS}, headers={"Accept": "text/csv"})
+    assert reply.status == 406
+    ok = call(server.port, "POST", "/invocations", {"instances": TEXTS}, headers={"Accept": "application/json"})
+    assert ok.status == 200
+
+
+def test_a_body_declared_over_the_limit_is_a_413_before_it_is_read(server: Server) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.putrequest("POST", "/invocations")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", str(MAX_BODY_BYTES + 1))
+        conn.endheaders()  # headers only: the server must answer without waiting for the body
+        response = conn.getresponse()
+        assert response.status == 413
+        assert "error" in json.loads(response.read())
+    finally:
+        conn.close()
+
+
+def test_a_chunked_body_over_the_limit_is_a_413(server: Server) -> None:
+    size = MAX_BODY_BYTES + 1
+    head = (
+        b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n" + f"{size:x}\r\n".encode()
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head + b" " * size)  # no terminating chunk: the server stops reading at the limit
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert b'"error"' in answer
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/invocations"), ("PUT", "/invocations"), ("DELETE", "/invocations"), ("POST", "/ping")],
+)
+def test_a_wrong_method_is_a_405(server: Server, method: str, path: str) -> None:
+    reply = call(server.port, method, path, {"instances": TEXTS} if method != "GET" else None)
+    assert reply.status == 405
+    assert reply.headers["Allow"] in ("GET", "POST")
+    assert "error" in reply.json
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/"), ("POST", "/invocation"), ("GET", "/ping/extra"), ("POST", "/endpoints/bad_name!/invocations")],
+)
+def test_an_unknown_path_is_a_404(server: Server, method: str, path: str) -> None:
+    reply = call(server.port, method, path, {"instances": TEXTS} if method == "POST" else None)
+    assert reply.status == 404
+    assert "error" in reply.json
+
+
+def test_no_text_reaches_the_logs(server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    call(server.port, "POST", "/invocations", {"instances": [SECRET, "great"]})
+    call(server.port, "POST", "/invocations", {"instances": [SECRET, 5]})
+    call(server.port, "POST", "/invocations", {"instances": [f"{SECRET}\nx"]})
+    call(server.port, "GET", f"/{SECRET}?q={SECRET}")
+    call(server.port, "POST", f"/invocations?q={SECRET}", {"instances": [SECRET]})
+    time.sleep(0.05)  # the access log is written after the answer is sent
+    assert caplog.records, "the access log should have recorded the requests"
+    assert SECRET not in caplog.text
+
+
+# --- no model ------------------------------------------------------------------------------
+
+
+def test_nothing_deployed_is_a_503_with_the_reason(tmp_path: Path) -> None:
+    empty = Server(LocalEndpoint(LocalStore(tmp_path / "empty"), tmp_path / "cache"))
+    try:
+        ping = call(empty.port, "GET", "/ping")
+        scored = call(empty.port, "POST", "/invocations", {"instances": TEXTS})
+    finally:
+        empty.close()
+    assert ping.status == 503 and "no model is deployed" in ping.json["error"]
+    assert scored.status == 503 and "no model is deployed" in scored.json["error"]
+    assert VERSION_HEADER not in ping.headers
+
+
+def test_a_corrupt_model_is_a_503_with_the_reason(bootstrap_store: LocalStore, tmp_path: Path) -> None:
+    broken = LocalStore(tmp_path / "ws")
+    shutil.copytree(bootstrap_store.root, broken.root)
+    version = require_current(broken).version
+    broken.put(f"models/{version}/model.tar.gz", b"not a tarball")
+    running = Server(LocalEndpoint(broken, tmp_path / "cache"))
+    try:
+        ping = call(running.port, "GET", "/ping")
+        scored = call(running.port, "POST", "/invocations", {"instances": TEXTS})
+    finally:
+        running.close()
+    assert ping.status == 503 and "corrupt" in ping.json["error"]
+    assert scored.status == 503 and "corrupt" in scored.json["error"]
+
+
+# --- hot swap ------------------------------------------------------------------------------
+
+
+def _register_tiny_model(store: LocalStore, temperature: float = 1.0) -> str:
+    corpus = {
+        "positive": ["great happy lovely day", "so happy today", "love this team"],
+        "negative": ["awful sad terrible day", "hate this so much", "terrible awful mood"],
+        "neutral": ["meeting at noon today", "report on the desk", "call moved to monday"],
+    }
+    lines = [fasttext_line(label, text) for label, texts in corpus.items() for text in texts * 3]
+    model = train(lines, TrainParams(epoch=20, lr=0.5, dim=10, word_ngrams=2, bucket=10_000))
+    now = datetime.now(UTC)
+    card = ModelCard(
+        version=new_version(now),
+        created_at=now.isoformat(timespec="seconds"),
+        created_by="tests",
+        dataset="tiny",
+        temperature=temperature,
+    )
+    register(store, model, card)
+    return card.version
+
+
+@pytest.mark.parametrize("threads", [0, 4], ids=["inline", "executor"])
+def test_hot_swap_under_load_fails_no_request(bootstrap_store: LocalStore, tmp_path: Path, threads: int) -> None:
+    store = LocalStore(tmp_path / "ws")
+    shutil.copytree(bootstrap_store.root, store.root)
+    old = require_current(store).version
+    new = _register_tiny_model(store)
+    pool = ThreadPoolExecutor(threads) if threads else None
+    running = Server(LocalEndpoint(store, tmp_path / "cache", recheck_seconds=0.05), executor=pool)
+    stop = threading.Event()
+    seen: list[list[tuple[int, str]]] = [[] for _ in range(8)]
+    failures: list[str] = []
+
+    def client(n: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", running.port, timeout=10)
+        batch = {"instances": [TEXTS[n % 3], TEXTS[(n + 1) % 3]], "configuration": {"k": 3}}
+        try:
+            while not stop.is_set():
+                reply = call(running.port, "POST", "/invocations", batch, conn=conn)
+                seen[n].append((reply.status, reply.headers.get(VERSION_HEADER, "")))
+                if reply.status != 200 or len(reply.json) != 2:
+                    failures.append(f"{reply.status} {reply.raw[:100]!r}")
+        except Exception as exc:
+            failures.append(repr(exc))
+        finally:
+            conn.close()
+
+    workers = [threading.Thread(target=client, args=(n,)) for n in range(8)]
+    try:
+        for w in workers:
+            w.start()
+        deadline = time.monotonic() + 10
+        while min(len(s) for s in seen) < 5 and time.monotonic() < deadline and not failures:
+            time.sleep(0.01)
+        deploy_local(store, new, by="tests", reason="hot swap under load")
+        while not all(s and s[-1][1] == new for s in seen) and time.monotonic() < deadline and not failures:
+            time.sleep(0.01)
+        counts = [len(s) for s in seen]
+        while min(len(s) - c for s, c in zip(seen, counts, strict=True)) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(10)
+        running.close()
+        if pool is not None:
+            pool.shutdown()
+    assert failures == []
+    for answers in seen:
+        versions = [v for _, v in answers]
+        assert {status for status, _ in answers} == {200}
+        assert versions[0] == old and versions[-1] == new
+        switch = versions.index(new)
+        assert set(versions[:switch]) == {old} and set(versions[switch:]) == {new}  # never back
+
+
+# --- calibrated models: the probabilities are BlazingText's ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def calibrated(
+    bootstrap_store: LocalStore, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Server, LocalEndpoint]]:
+    """A server on a workspace whose live model has a fitted temperature of 2 on its card."""
+    root = tmp_path_factory.mktemp("calibrated")
+    store = LocalStore(root / "ws")
+    shutil.copytree(bootstrap_store.root, store.root)
+    deploy_local(store, _register_tiny_model(store, temperature=2.0), by="tests", reason="calibrated model")
+    local = LocalEndpoint(store, root / "cache")
+    running = Server(local)
+    yield running, local
+    running.close()
+
+
+def test_probabilities_are_fasttexts_own_as_blazingtext_returns_them(calibrated: tuple[Server, LocalEndpoint]) -> None:
+    """The local endpoint applies the card's temperature; a BlazingText endpoint cannot, so the
+    server undoes it: its answer is what BlazingText would give for the same model.bin."""
+    server, local = calibrated
+    version = local.version()
+    raw_model = fetch_model(local.store, version, local.cache_dir)._ft
+    texts = ["love this great team", "awful day hate traffic", "meeting moved to monday"]
+    reply = call(server.port, "POST", "/invocations", {"instances": texts, "configuration": {"k": 3}})
+    assert reply.status == 200 and reply.headers[VERSION_HEADER] == version
+    _, tempered = local.score(texts)
+    for text, item, calibrated_prediction in zip(texts, reply.json, tempered, strict=True):
+        labels, probs = raw_model.predict(text, k=-1)
+        raw = {label: float(p) for label, p in zip(labels, probs, strict=True)}
+        served = dict(zip(item["label"], item["prob"], strict=True))
+        assert served == pytest.approx(raw, abs=1e-4)
+        assert item["label"][0] == "__label__" + calibrated_prediction.label  # same ranking
+        assert max(served.values()) != pytest.approx(calibrated_prediction.confidence, abs=1e-3)  # T=2 undone
+
+
+# --- boto3 and the SageMaker client --------------------------------------------------------
+
+
+def _runtime_client(server: Server) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "sagemaker-runtime",
+        region_name="us-east-1",
+        endpoint_url=server.url,
+        config=Config(retries={"mode": "standard", "max_attempts": 1}),
+    )
+
+
+def test_boto3_invoke_endpoint_reaches_the_server(server: Server, live_version: str) -> None:
+    """boto3 posts to `/endpoints/<name>/invocations` (SigV4-signed; the signature is not checked)."""
+    answer = _runtime_client(server).invoke_endpoint(
+        EndpointName="pulse-sentiment",
+        Body=json.dumps({"instances": TEXTS, "configuration": {"k": 3}}).encode(),
+        ContentType="application/json",
+        Accept="application/json",
+    )
+    assert answer["ContentType"].startswith("application/json")
+    assert answer["InvokedProductionVariant"] == "AllTraffic"
+    assert answer["ResponseMetadata"]["RequestId"]
+    assert answer["ResponseMetadata"]["HTTPHeaders"][VERSION_HEADER.lower()] == live_version
+    body = json.loads(answer["Body"].read())
+    assert len(body) == len(TEXTS) and all(set(item["label"]) == LABELS for item in body)
+
+
+def test_boto3_sees_a_refused_request_as_sagemaker_reports_it(server: Server) -> None:
+    """SageMaker turns a container's 4xx into a 424 ModelError carrying the original status."""
+    client = _runtime_client(server)
+    with pytest.raises(client.exceptions.ModelError) as caught:
+        client.invoke_endpoint(
+            EndpointName="pulse-sentiment",
+            Body=json.dumps({"instances": [SECRET], "configuration": {"k": 9}}).encode(),
+            ContentType="application/json",
+        )
+    error = caught.value.response
+    assert error["Error"]["Code"] == "ModelError"
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 424
+    assert error["OriginalStatusCode"] == 400
+    assert "configuration.k" in error["OriginalMessage"]
+    assert SECRET not in json.dumps(error, default=str)
+
+
+def test_boto3_names_an_endpoint_this_server_does_not_serve(endpoint: LocalEndpoint) -> None:
+    named = Server(endpoint, endpoint_name="pulse-sentiment")
+    try:
+        client = _runtime_client(named)
+        with pytest.raises(client.exceptions.ValidationError):
+            client.invoke_endpoint(
+                EndpointName="someone-else", Body=b'{"instances": ["x"]}', ContentType="application/json"
+            )
+        answer = client.invoke_endpoint(
+            EndpointName="pulse-sentiment", Body=b'{"instances": ["great"]}', ContentType="application/json"
+        )
+        assert len(json.loads(answer["Body"].read())) == 1
+    finally:
+        named.close()
+
+
+def test_the_sagemaker_endpoint_client_talks_to_the_server(calibrated: tuple[Server, LocalEndpoint]) -> None:
+    """`services.sagemaker.SageMakerEndpoint`, the client of a real BlazingText endpoint, gets the
+    same predictions (calibrated once, by the client) from this server as the in-process endpoint."""
+    sagemaker = pytest.importorskip(
+        "services.sagemaker", reason="services/sagemaker.py (SageMakerEndpoint) is not written yet"
+    )
+    server, endpoint = calibrated
+    client = sagemaker.SageMakerEndpoint(_runtime_client(server), "pulse-sentiment", endpoint.store, batch_size=2)
+    texts = [*TEXTS, "", "great great great"]
+    version, remote = client.score(texts)
+    local_version, local = endpoint.score(texts)
+    assert version == local_version
+    assert [p.label for p in remote] == [p.label for p in local]
+    for r, want in zip(remote, local, strict=True):
+        assert r.probs == pytest.approx(want.probs)
