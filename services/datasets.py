@@ -14,7 +14,7 @@ from typing import Any
 
 from services.corpus import split_corpus
 from services.errors import KeyNotFound, PulseError
-from services.evaluation import load_gold
+from services.evaluation import gold_inputs, load_gold
 from services.labels import NOT_SENTIMENT, Label, read_labels, resolve
 from services.model import LABELS, PREFIX
 from services.storage import ObjectStore
@@ -43,6 +43,7 @@ class DatasetManifest:
     hashes: dict[str, str]  # file -> sha256 (train.txt, validation.txt, labels input)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     dropped: dict[str, int] = field(default_factory=dict)  # reason -> rows
+    gold_inputs: list[str] = field(default_factory=list)  # the gold set excluded (see load_gold)
 
     @property
     def train_key(self) -> str:
@@ -120,7 +121,7 @@ def _split(rows: dict[str, tuple[str, str]], seed: int, share: float) -> tuple[l
 
 
 def _content(
-    store: ObjectStore, label_keys: list[str], *, seed: int, share: float, base: str
+    store: ObjectStore, label_keys: list[str], gold: list[str], *, seed: int, share: float, base: str
 ) -> tuple[bytes, bytes, dict[str, Any]]:
     labels = []
     for key in label_keys:
@@ -128,7 +129,13 @@ def _content(
             labels.append((key, Label(**json.loads(store.get(key)))))
         except KeyNotFound:
             raise DatasetError(f"label {key} is gone: the dataset cannot be rebuilt") from None
-    rows, sources, conflicts, dropped = _rows(store, labels, load_gold(store).prepared(), base)
+        except (ValueError, TypeError):
+            raise DatasetError(f"label {key} is not a readable label record") from None
+    try:
+        gold_texts = load_gold(store, gold).prepared()
+    except (KeyNotFound, ValueError, TypeError):
+        raise DatasetError("a file of the gold set is gone or unreadable: the dataset cannot be rebuilt") from None
+    rows, sources, conflicts, dropped = _rows(store, labels, gold_texts, base)
     train, validation = _split(rows, seed, share)
     counts = {
         name: {label: sum(1 for line in lines if line.startswith(f"{PREFIX}{label} ")) for label in LABELS}
@@ -150,7 +157,8 @@ def build_dataset(
     if not 0.05 <= validation_share <= 0.5:
         raise DatasetError("validation_share must be between 0.05 and 0.5")
     label_keys = [key for key, _ in read_labels(store)]
-    train, validation, extra = _content(store, label_keys, seed=seed, share=validation_share, base=base)
+    gold = gold_inputs(store)
+    train, validation, extra = _content(store, label_keys, gold, seed=seed, share=validation_share, base=base)
     digest = _sha(train + validation)[:8]
     now = datetime.now(UTC)
     manifest = DatasetManifest(
@@ -162,6 +170,7 @@ def build_dataset(
         base=base,
         label_keys=label_keys,
         hashes={"train.txt": _sha(train), "validation.txt": _sha(validation)},
+        gold_inputs=gold,
         **extra,
     )
     store.put(manifest.train_key, train)
@@ -184,5 +193,7 @@ def list_datasets(store: ObjectStore) -> list[str]:
 def verify_rebuild(store: ObjectStore, version: str) -> bool:
     """Rebuild a dataset from its manifest and report whether it matches bit for bit."""
     m = load_manifest(store, version)
-    train, validation, _ = _content(store, m.label_keys, seed=m.seed, share=m.validation_share, base=m.base)
+    train, validation, _ = _content(
+        store, m.label_keys, m.gold_inputs, seed=m.seed, share=m.validation_share, base=m.base
+    )
     return _sha(train) == m.hashes["train.txt"] and _sha(validation) == m.hashes["validation.txt"]

@@ -11,7 +11,7 @@ from typing import Any
 
 from services.corpus import split_corpus
 from services.errors import PulseError
-from services.labels import read_labels, resolve
+from services.labels import Label, read_labels, resolve
 from services.model import LABELS, Prediction
 from services.storage import ObjectStore
 from services.text import preprocess
@@ -78,11 +78,12 @@ def evaluate(predictions: Sequence[Prediction], truth: Sequence[str]) -> Evaluat
 
 @dataclass(frozen=True)
 class GoldSet:
-    """Texts held out from every dataset, with their true labels."""
+    """Texts held out from every dataset, with their true labels, and the inputs they came from."""
 
     texts: list[str]
     labels: list[str]
     sources: dict[str, int]
+    inputs: list[str] = field(default_factory=list)  # gold file keys, gold label keys, or CORPUS_GOLD
 
     def fingerprint(self) -> str:
         blob = json.dumps(sorted(zip(self.texts, self.labels, strict=True)), ensure_ascii=False).encode()
@@ -90,6 +91,9 @@ class GoldSet:
 
     def prepared(self) -> set[str]:
         return {preprocess(t) for t in self.texts}
+
+
+CORPUS_GOLD = "bootstrap-corpus-gold"
 
 
 def import_gold(store: ObjectStore, name: str, rows: Sequence[tuple[str, str]]) -> str:
@@ -104,23 +108,37 @@ def import_gold(store: ObjectStore, name: str, rows: Sequence[tuple[str, str]]) 
     return key
 
 
-def load_gold(store: ObjectStore) -> GoldSet:
-    """The gold set: imported files under `gold/`, plus human labels marked gold. A workspace
-    with neither uses the gold slice of the shipped corpus."""
+def gold_inputs(store: ObjectStore) -> list[str]:
+    """What the gold set is made of now: imported files and gold-marked label files, or, when
+    there are neither, the gold slice of the shipped corpus."""
+    files = [k for k in store.list(GOLD_PREFIX) if k.endswith(".jsonl")]
+    labels = [key for key, label in read_labels(store) if label.gold and label.label in LABELS]
+    return files + labels or [CORPUS_GOLD]
+
+
+def load_gold(store: ObjectStore, inputs: Sequence[str] | None = None) -> GoldSet:
+    """The gold set from `inputs` (default: `gold_inputs(store)`, i.e. as it is now). A dataset
+    records its inputs, so the same gold texts are excluded when it is rebuilt."""
+    keys = list(inputs) if inputs is not None else gold_inputs(store)
     texts: list[str] = []
     labels: list[str] = []
     sources: dict[str, int] = {}
-    for key in store.list(GOLD_PREFIX):
-        if key.endswith(".jsonl"):
+    by_item: dict[str, list[Label]] = {}
+    for key in keys:
+        if key == CORPUS_GOLD:
+            corpus = split_corpus().gold
+            texts += [r.text for r in corpus]
+            labels += [r.label for r in corpus]
+            sources[CORPUS_GOLD] = len(corpus)
+        elif key.startswith(GOLD_PREFIX):
             for line in store.get(key).decode("utf-8").splitlines():
                 if line.strip():
                     row = json.loads(line)
                     texts.append(row["text"])
                     labels.append(row["label"])
                     sources[key] = sources.get(key, 0) + 1
-    by_item: dict[str, list[Any]] = {}
-    for _, label in read_labels(store):
-        if label.gold:
+        else:
+            label = Label(**json.loads(store.get(key)))
             by_item.setdefault(label.item_id, []).append(label)
     for items in by_item.values():
         chosen, _ = resolve(items)
@@ -128,12 +146,7 @@ def load_gold(store: ObjectStore) -> GoldSet:
             texts.append(chosen.text)
             labels.append(chosen.label)
             sources["human-gold"] = sources.get("human-gold", 0) + 1
-    if not texts:
-        corpus = split_corpus().gold
-        texts = [r.text for r in corpus]
-        labels = [r.label for r in corpus]
-        sources = {"bootstrap-corpus-gold": len(corpus)}
-    return GoldSet(texts, labels, sources)
+    return GoldSet(texts, labels, sources, keys)
 
 
 def summary(ev: Evaluation) -> dict[str, float]:

@@ -103,13 +103,17 @@ PARAM_RANGES: dict[str, tuple[float, float]] = {
 }
 
 
+def _number(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
+
+
 def validate_params(params: TrainParams) -> TrainParams:
     """Refuse hyperparameters outside their valid range, naming the range."""
     problems = []
     for name, (lo, hi) in PARAM_RANGES.items():
         value = getattr(params, name)
         if not lo <= value <= hi:
-            problems.append(f"{name}={value} is outside {lo:g}..{hi:g}")
+            problems.append(f"{name}={value} is outside {_number(lo)}..{_number(hi)}")
     if params.maxn and params.minn > params.maxn:
         problems.append(f"minn={params.minn} is larger than maxn={params.maxn}")
     if problems:

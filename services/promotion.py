@@ -4,7 +4,7 @@ every backend: only `Deployer.activate` differs between the local pointer and Sa
 from __future__ import annotations
 
 import json
-import tempfile
+import secrets
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +14,7 @@ from services.errors import AlreadyExists, DeployFailed, GateFailed, KeyNotFound
 from services.evaluation import evaluate, load_gold, summary
 from services.registry import fetch_model, load_card
 from services.storage import ObjectStore
+from services.workspace import model_cache_dir
 
 LOCK = "deployments/lock.json"
 LOCK_LEASE = timedelta(minutes=45)  # a deploy that died holding the lock frees it after this
@@ -47,7 +48,7 @@ class GateVerdict:
 
 def gate(store: ObjectStore, candidate: str, *, margin: float, cache_dir: Path | None = None) -> GateVerdict:
     """Evaluate the candidate and the live model on the gold set and compare their macro-F1."""
-    cache = cache_dir or Path(tempfile.gettempdir()) / "pulse-gate-cache"
+    cache = cache_dir or model_cache_dir(store)
     gold = load_gold(store)
     cand_model = fetch_model(store, candidate, cache)  # refuses a missing or corrupt artifact
     cand = summary(evaluate(cand_model.predict(gold.texts), gold.labels))
@@ -72,28 +73,52 @@ def gate(store: ObjectStore, candidate: str, *, margin: float, cache_dir: Path |
 
 
 class _DeployLock:
-    """At most one promote or rollback at a time, across processes and replicas (create-if-absent)."""
+    """At most one promote or rollback at a time, across processes and replicas.
+
+    Taking the lock is a create-if-absent write. A lock whose holder died (older than the lease)
+    is taken over through a marker created if absent for that lock's token, so of several
+    contenders exactly one wins; release deletes the lock only while it is still ours.
+    """
 
     def __init__(self, store: ObjectStore, by: str, version: str) -> None:
         self.store, self.by, self.version = store, by, version
+        self.token = secrets.token_hex(8)
+
+    def _body(self) -> bytes:
+        return json.dumps({"by": self.by, "version": self.version, "since": _now(), "token": self.token}).encode()
 
     def __enter__(self) -> None:
-        body = json.dumps({"by": self.by, "version": self.version, "since": _now()}).encode()
-        try:
-            self.store.put(LOCK, body, if_absent=True)
-        except AlreadyExists:
-            held = json.loads(self.store.get(LOCK))
+        for _ in range(3):
+            try:
+                self.store.put(LOCK, self._body(), if_absent=True)
+                return
+            except AlreadyExists:
+                pass
+            try:
+                held = json.loads(self.store.get(LOCK))
+            except KeyNotFound:
+                continue  # released between our two calls: try again
             since = datetime.fromisoformat(held["since"])
             if datetime.now(UTC) - since < LOCK_LEASE:
                 raise DeployFailed(
                     f"another deployment (of {held['version']} by {held['by']}, since {held['since']}) is in "
                     "progress; try again when it has finished"
-                ) from None
-            self.store.delete(LOCK)  # expired: its holder died
-            self.store.put(LOCK, body, if_absent=True)
+                )
+            try:  # expired: its holder died. One contender per expired token wins the takeover.
+                self.store.put(f"deployments/lock-takeovers/{held.get('token', held['since'])}", b"", if_absent=True)
+            except AlreadyExists:
+                raise DeployFailed("another deployment is taking over an expired lock; try again") from None
+            self.store.put(LOCK, self._body())
+            return
+        raise DeployFailed("the deployment lock is changing hands too fast; try again")
 
     def __exit__(self, *exc: object) -> None:
-        self.store.delete(LOCK)
+        try:
+            mine = json.loads(self.store.get(LOCK)).get("token") == self.token
+        except KeyNotFound:
+            return
+        if mine:
+            self.store.delete(LOCK)
 
 
 def _now() -> str:
@@ -113,6 +138,8 @@ def promote(
     """Gate, then deploy `version`. A refused gate raises `GateFailed` unless an override reason is
     given (it is recorded); a failed deploy raises `DeployFailed` and switches nothing."""
     load_card(store, version)
+    if not store.exists(f"models/{version}/model.tar.gz"):
+        raise ModelUnavailable(f"model version {version}: its artifact is missing; it cannot be promoted")
     with _DeployLock(store, by, version):
         live = current(store)
         if live is not None and live.version == version:

@@ -25,6 +25,7 @@ from services.model import (
     fasttext_line,
     fit_temperature,
     train,
+    validate_params,
 )
 from services.registry import ModelCard, new_version, register
 from services.storage import ObjectStore
@@ -225,6 +226,7 @@ def run_training(
 ) -> TrainingRun:
     """Train on a dataset version; on success calibrate, evaluate on the gold set and register.
     A failed or stopped job registers nothing; every run is recorded under `training/runs/`."""
+    validate_params(params)
     manifest = load_manifest(store, dataset_version)
     train_key = manifest.train_key
     if params.balance_classes:
@@ -248,8 +250,10 @@ def run_training(
         run.log = outcome.log[-200:]
         run.seconds = round(outcome.seconds, 2)
         if outcome.status != "Completed" or outcome.model_bin is None:
-            run.status = outcome.status
-            run.failure_reason = outcome.failure_reason
+            run.status = outcome.status if outcome.status != "Completed" else "Failed"
+            run.failure_reason = outcome.failure_reason or (
+                "the trainer reported success but returned no model" if outcome.status == "Completed" else None
+            )
             run.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
             save_run(store, run)
             return run
