@@ -33,6 +33,7 @@ from services.storage import ObjectStore
 log = logging.getLogger(__name__)
 
 CHUNK = 5_000
+REVIEW_INDEX = "review/index/"  # <batch>.jsonl: id, confidence, margin, group, time per queued item
 Progress = Callable[[int, int], None]
 
 
@@ -143,9 +144,30 @@ def _queue_for_review(store: ObjectStore, low: pd.DataFrame, batch: str) -> None
         with contextlib.suppress(AlreadyExists):  # queued by an earlier, interrupted run
             store.put(f"review/unrecognized/{row['id']}.json", _review_item(row, batch), if_absent=True)
 
+    records = low.to_dict("records")
     with ThreadPoolExecutor(max_workers=8) as pool:
         # list() re-raises the first failed write instead of losing it
-        list(pool.map(put, low.to_dict("records")))
+        list(pool.map(put, records))
+    # One small index per batch, so the labeling queue is built without listing every item.
+    index = [
+        {
+            "id": r["id"],
+            "confidence": round(float(r["confidence"]), 4),
+            "margin": round(_margin(r), 4),
+            "group": r["group"],
+            "time": r["time"].isoformat(),
+        }
+        for r in records
+    ]
+    if index:
+        body = "\n".join(json.dumps(row, ensure_ascii=False) for row in index) + "\n"
+        store.put(f"{REVIEW_INDEX}{batch}.jsonl", body.encode())
+
+
+def _margin(row: dict[str, Any]) -> float:
+    """Gap between the two most likely labels: the smaller, the less sure the model was."""
+    top = sorted((float(row[f"p_{label}"]) for label in LABELS), reverse=True)
+    return top[0] - top[1]
 
 
 def ingest(

@@ -170,6 +170,16 @@ def test_rows_below_the_threshold_and_only_those_go_to_review(ws: LocalStore, en
         assert datetime.fromisoformat(str(item["time"])) == row["time"]
         assert (item["participant"], item["group"]) == (row["participant"], row["group"])
 
+    # The batch's review index lists exactly the queued items, with what the queue orders on.
+    index = [json.loads(line) for line in ws.get(f"review/index/{report.batch}.jsonl").decode().splitlines()]
+    assert {row["id"] for row in index} == low
+    for row in index:
+        item = items[row["id"]]
+        probs = sorted(item["probs"].values(), reverse=True)  # type: ignore[union-attr]
+        assert row["margin"] == pytest.approx(probs[0] - probs[1], abs=1e-3)
+        assert row["confidence"] == pytest.approx(item["confidence"], abs=1e-3)
+        assert row["group"] == item["group"]
+
 
 def test_rejected_rows_are_quarantined_and_the_upload_is_kept(ws: LocalStore, endpoint: LocalEndpoint) -> None:
     report = ingest(ws, endpoint, UPLOAD, "my checkins.csv", threshold=0.6, now=NOW)
