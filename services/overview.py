@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pandas as pd
 
 from services.auth import User
 from services.deployment import Deployment, current
+from services.ingest import REVIEW_INDEX
 from services.scored import read_scored
 from services.storage import ObjectStore
 
@@ -29,8 +31,21 @@ def group_names(store: ObjectStore) -> list[str]:
     return sorted(read_scored(store, ["group"])["group"].unique().tolist())
 
 
-def queue_size(store: ObjectStore) -> int:
-    return sum(1 for _ in store.list("review/unrecognized/"))
+def queue_size(store: ObjectStore, groups: list[str] | None = None) -> int:
+    """Check-ins waiting for a human; with `groups`, only those of these groups (from the batch
+    review indexes, which carry each item's group)."""
+    waiting = {k.rsplit("/", 1)[-1].removesuffix(".json") for k in store.list("review/unrecognized/")}
+    if groups is None:
+        return len(waiting)
+    wanted = set(groups)
+    counted: set[str] = set()
+    for key in store.list(REVIEW_INDEX):
+        for line in store.get(key).decode("utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                if row["group"] in wanted and row["id"] in waiting:
+                    counted.add(row["id"])
+    return len(counted)
 
 
 def workspace_overview(store: ObjectStore, user: User) -> Overview:
@@ -49,7 +64,7 @@ def workspace_overview(store: ObjectStore, user: User) -> Overview:
         groups=frame["group"].nunique(),
         first_day=daily["date"].min() if len(daily) else None,
         last_day=daily["date"].max() if len(daily) else None,
-        queue=queue_size(store),
+        queue=queue_size(store, groups),
         deployment=current(store),
         daily=daily,
     )

@@ -82,6 +82,11 @@ def test_manager_home_counts_only_their_groups(run_app, app_env) -> None:  # typ
     manager = {m.label: m.value for m in manager_at.metric}
     assert manager["Groups"] == "2"
     assert int(manager["Check-ins"].replace(",", "")) < int(admin["Check-ins"].replace(",", ""))
+    store = LocalStore(app_env)
+    items = [json.loads(store.get(k)) for k in store.list("review/unrecognized/")]
+    assert int(admin["Review queue"].replace(",", "")) == len(items)
+    mine = [i for i in items if i["group"] in manager_at.session_state["pulse_user"]["groups"]]
+    assert 0 < int(manager["Review queue"].replace(",", "")) == len(mine) < len(items)
 
 
 def test_tampered_session_user_is_signed_out(app_env) -> None:  # type: ignore[no-untyped-def]
