@@ -1,0 +1,530 @@
+"""The annotators' queue (services.labeling) on the local store: order, claims and leases, skip,
+undo, double labels, bad input, and 20 replicas labelling 1,000 items at once."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from services.errors import PulseError
+from services.labeling import ClaimLost, LabelingService, cohen_kappa, needs_two
+from services.labels import Label, labels_for_item, read_labels, save_label
+from services.storage import LocalStore, ObjectStore
+
+START = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+
+
+def make_item(
+    i: int, *, margin: float | None = None, group: str | None = None, text: str | None = None
+) -> dict[str, Any]:
+    """One queued item as ingest writes it (probs give the margin)."""
+    m = 0.5 * ((i * 37) % 100) / 100 if margin is None else margin
+    top = (1.0 + m) / 3 + m / 3  # top - second == m, the rest for the third class
+    second = top - m
+    probs = {"negative": round(top, 6), "neutral": round(second, 6), "positive": round(max(0.0, 1 - top - second), 6)}
+    return {
+        "id": f"c{i:06d}",
+        "line": f"__label__negative message {i}",
+        "text": text if text is not None else f"message number {i}",
+        "predicted_label": "negative",
+        "confidence": probs["negative"],
+        "probs": probs,
+        "model_version": "m1",
+        "time": (START + timedelta(minutes=i)).isoformat(),
+        "participant": f"person-{i % 7}",
+        "group": group if group is not None else f"g{i % 3}",
+        "batch": "b1",
+        "queued_at": START.isoformat(),
+    }
+
+
+def queue(store: ObjectStore, items: Iterable[dict[str, Any]], *, batch: str = "b1", index: bool = True) -> list[str]:
+    """Write item files and one index file, like ingest does; the ids in the order given."""
+    items = list(items)
+
+    def put(item: dict[str, Any]) -> None:
+        store.put(f"review/unrecognized/{item['id']}.json", json.dumps(item, ensure_ascii=False).encode())
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(put, items))
+    if index and items:
+        rows = []
+        for item in items:
+            top = sorted(item["probs"].values(), reverse=True)
+            rows.append(
+                {
+                    "id": item["id"],
+                    "confidence": item["confidence"],
+                    "margin": round(top[0] - top[1], 4),
+                    "group": item["group"],
+                    "time": item["time"],
+                }
+            )
+        body = "\n".join(json.dumps(r) for r in rows) + "\n"
+        store.put(f"review/index/{batch}.jsonl", body.encode())
+    return [item["id"] for item in items]
+
+
+class Clock:
+    def __init__(self, now: float = 1_750_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def drain(svc: LabelingService, annotator: str, **kw: Any) -> list[str]:
+    """Claim and label everything this annotator can get; the ids in the order served."""
+    seen = []
+    while (item := svc.claim_next(annotator, **kw)) is not None:
+        seen.append(item.id)
+        svc.submit(item.id, "neutral", annotator)
+    return seen
+
+
+# ------------------------------------------------------------------------- order
+
+
+def test_uncertain_order_serves_the_smallest_margin_first(store: LocalStore) -> None:
+    margins = [0.30, 0.05, 0.50, 0.01, 0.20]
+    ids = queue(store, [make_item(i, margin=m) for i, m in enumerate(margins)])
+    served = drain(LabelingService(store, double_share=0), "ann")
+    assert served == [ids[i] for i in (3, 1, 4, 0, 2)]
+
+
+def test_oldest_order_follows_the_checkin_time(store: LocalStore) -> None:
+    items = [make_item(i, margin=0.1 * (5 - i)) for i in range(5)]  # newest is least sure
+    items.reverse()  # written newest first
+    ids = queue(store, items)
+    served = drain(LabelingService(store, double_share=0), "ann", order="oldest")
+    assert served == sorted(ids)
+
+
+def test_group_order_serves_only_that_group(store: LocalStore) -> None:
+    queue(store, [make_item(i, group=("north" if i % 2 else "south")) for i in range(6)])
+    svc = LabelingService(store, double_share=0)
+    served = drain(svc, "ann", order="group", group="north")
+    assert served and all(
+        json.loads(store.get(f"review/labels/{i}/" + _one(store, i)))["group"] == "north" for i in served
+    )
+    assert len(served) == 3
+    assert svc.claim_next("ann", order="uncertain") is not None  # the south items are still there
+    with pytest.raises(ValueError, match="group"):
+        svc.claim_next("ann", order="group")
+
+
+def _one(store: ObjectStore, item_id: str) -> str:
+    keys = list(store.list(f"review/labels/{item_id}/"))
+    assert len(keys) == 1
+    return keys[0].rsplit("/", 1)[-1]
+
+
+def test_new_index_files_are_picked_up(store: LocalStore) -> None:
+    queue(store, [make_item(1, margin=0.4)], batch="b1")
+    svc = LabelingService(store, double_share=0, refresh_seconds=0)
+    first = svc.claim_next("ann")
+    assert first is not None
+    svc.submit(first.id, "positive", "ann")
+    queue(store, [make_item(2, margin=0.1)], batch="b2")
+    nxt = svc.claim_next("ann")
+    assert nxt is not None and nxt.id == "c000002"
+
+
+def test_without_any_index_the_items_are_listed_once(store: LocalStore) -> None:
+    ids = queue(store, [make_item(i, margin=0.1 * i) for i in range(3)], index=False)
+    assert drain(LabelingService(store, double_share=0), "ann") == ids
+
+
+def test_empty_queue_gives_none(store: LocalStore) -> None:
+    svc = LabelingService(store)
+    assert svc.claim_next("ann") is None
+    assert svc.stats("ann")["queue_left"] == 0
+
+
+# ------------------------------------------------------------------------- claims and leases
+
+
+def test_two_replicas_never_hold_the_same_item(store: LocalStore) -> None:
+    queue(store, [make_item(i) for i in range(2)])
+    one, two = LabelingService(store), LabelingService(store)
+    a = one.claim_next("ann")
+    b = two.claim_next("bob")
+    assert a is not None and b is not None and a.id != b.id
+    assert LabelingService(store).claim_next("cid") is None  # both held
+    claims = {json.loads(store.get(k))["annotator"] for k in store.list("review/claims/")}
+    assert claims == {"ann", "bob"}
+
+
+def test_a_held_claim_is_returned_again_with_a_longer_lease(store: LocalStore) -> None:
+    queue(store, [make_item(i) for i in range(3)])
+    clock = Clock()
+    svc = LabelingService(store, clock=clock, lease_seconds=60)
+    first = svc.claim_next("ann")
+    assert first is not None
+    clock.now += 30
+    again = svc.claim_next("ann")
+    assert again is not None and again.id == first.id
+    assert again.claim_expires_at == pytest.approx(clock.now + 60)
+    other_replica = LabelingService(store, clock=clock, lease_seconds=60).claim_next("ann")
+    assert other_replica is not None and other_replica.id == first.id  # resumed, not a second claim
+    assert len(list(store.list("review/claims/"))) == 1
+
+
+def test_an_expired_lease_returns_the_item_to_the_queue(store: LocalStore) -> None:
+    queue(store, [make_item(1)])
+    clock = Clock()
+    ann = LabelingService(store, clock=clock, lease_seconds=300)
+    bob = LabelingService(store, clock=clock, lease_seconds=300)
+    item = ann.claim_next("ann")
+    assert item is not None
+    assert bob.claim_next("bob") is None
+    clock.now += 301
+    taken = bob.claim_next("bob")
+    assert taken is not None and taken.id == item.id and taken.claimed_by == "bob"
+    with pytest.raises(ClaimLost, match="does not hold"):
+        ann.submit(item.id, "positive", "ann")
+    assert read_labels(store) == []
+    bob.submit(item.id, "negative", "bob")
+    assert [lab.annotator for _, lab in read_labels(store)] == ["bob"]
+
+
+def test_only_one_contender_takes_over_an_expired_lease(store: LocalStore) -> None:
+    queue(store, [make_item(1)])
+    clock = Clock()
+    assert LabelingService(store, clock=clock).claim_next("ann") is not None
+    clock.now += 1000
+    replicas = [LabelingService(store, clock=clock) for _ in range(8)]
+    barrier = threading.Barrier(8)
+
+    def grab(i: int) -> str | None:
+        barrier.wait()
+        got = replicas[i].claim_next(f"p{i}")
+        return got.id if got else None
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(grab, range(8)))
+    assert sum(r is not None for r in results) == 1
+
+
+def test_a_submit_after_the_lease_expired_is_refused_and_writes_nothing(store: LocalStore) -> None:
+    queue(store, [make_item(1)])
+    clock = Clock()
+    svc = LabelingService(store, clock=clock, lease_seconds=10)
+    item = svc.claim_next("ann")
+    assert item is not None
+    clock.now += 11
+    with pytest.raises(ClaimLost, match="expired") as err:
+        svc.submit(item.id, "positive", "ann")
+    assert isinstance(err.value, PulseError)
+    assert list(store.list("review/labels/")) == []
+    assert store.exists(f"review/unrecognized/{item.id}.json")
+    assert list(store.list("review/actions/")) == []
+
+
+def test_submitting_an_item_never_claimed_is_refused(store: LocalStore) -> None:
+    queue(store, [make_item(1)])
+    with pytest.raises(ClaimLost, match="nobody"):
+        LabelingService(store).submit("c000001", "positive", "ann")
+    assert list(store.list("review/labels/")) == []
+
+
+# ------------------------------------------------------------------------- skip and undo
+
+
+def test_a_skipped_item_comes_back_after_all_the_others(store: LocalStore) -> None:
+    ids = queue(store, [make_item(i, margin=0.1 * i) for i in range(4)])
+    svc = LabelingService(store, double_share=0)
+    first = svc.claim_next("ann")
+    assert first is not None and first.id == ids[0]
+    svc.skip(first.id, "ann")
+    assert store.exists(f"review/skips/ann/{ids[0]}.json")
+    assert list(store.list("review/claims/")) == []
+    # another annotator is not affected by ann's skip
+    bob = LabelingService(store, double_share=0).claim_next("bob")
+    assert bob is not None and bob.id == ids[0]
+    LabelingService(store).skip(bob.id, "bob")
+    # a fresh replica knows ann's skip from the store
+    assert drain(LabelingService(store, double_share=0), "ann") == [*ids[1:], ids[0]]
+    assert not store.exists(f"review/skips/ann/{ids[0]}.json")
+
+
+def test_undo_of_a_label_retracts_it_and_puts_the_item_back(store: LocalStore) -> None:
+    ids = queue(store, [make_item(i, margin=0.1 * i) for i in range(3)])
+    svc = LabelingService(store, double_share=0)
+    item = svc.claim_next("ann")
+    assert item is not None
+    svc.submit(item.id, "positive", "ann", seconds=2.5)
+    assert not store.exists(f"review/unrecognized/{item.id}.json")
+    nxt = svc.claim_next("ann")  # the annotator already sees the next one
+    assert nxt is not None and nxt.id == ids[1]
+    assert svc.undo("ann") == item.id
+    assert store.exists(f"review/unrecognized/{item.id}.json")
+    assert read_labels(store) == []  # retracted: the label file stays, but no longer counts
+    assert len(list(store.list(f"review/labels/{item.id}/"))) == 1
+    claims = {k.rsplit("/", 1)[-1]: json.loads(store.get(k))["annotator"] for k in store.list("review/claims/")}
+    assert claims == {f"{item.id}.json": "ann"}  # re-claimed for ann, the next one released
+    back = LabelingService(store, double_share=0).claim_next("ann")  # another replica resumes it
+    assert back is not None and back.id == item.id
+    svc.submit(item.id, "negative", "ann")
+    assert [(lab.item_id, lab.label) for _, lab in read_labels(store)] == [(item.id, "negative")]
+    assert svc.stats("ann")["labelled_today_by_me"] == 1
+    # another replica, built before the undo, sees the re-queued item through the new index file
+    assert [k for k in store.list("review/index/") if "undo" in k]
+
+
+def test_undo_of_a_skip_forgets_it(store: LocalStore) -> None:
+    ids = queue(store, [make_item(i, margin=0.1 * i) for i in range(3)])
+    svc = LabelingService(store, double_share=0)
+    item = svc.claim_next("ann")
+    assert item is not None
+    svc.skip(item.id, "ann")
+    assert svc.undo("ann") == ids[0]
+    assert not store.exists(f"review/skips/ann/{ids[0]}.json")
+    again = svc.claim_next("ann")
+    assert again is not None and again.id == ids[0]
+    assert svc.undo("ann") is None  # the skip was the only action, and it is undone
+
+
+def test_undo_with_nothing_to_undo(store: LocalStore) -> None:
+    assert LabelingService(store).undo("ann") is None
+
+
+def test_undo_walks_back_more_than_one_action(store: LocalStore) -> None:
+    ids = queue(store, [make_item(i, margin=0.1 * i) for i in range(3)])
+    svc = LabelingService(store, double_share=0)
+    drain(svc, "ann")
+    assert [svc.undo("ann") for _ in range(4)] == [ids[2], ids[1], ids[0], None]
+    assert read_labels(store) == []
+    assert sorted(k.rsplit("/", 1)[-1] for k in store.list("review/unrecognized/")) == [f"{i}.json" for i in ids]
+
+
+# ------------------------------------------------------------------------- double labels and agreement
+
+
+def test_double_share_needs_two_different_annotators(store: LocalStore) -> None:
+    queue(store, [make_item(1)])
+    ann = LabelingService(store, double_share=1.0)
+    item = ann.claim_next("ann")
+    assert item is not None
+    ann.submit(item.id, "positive", "ann")
+    assert store.exists(f"review/unrecognized/{item.id}.json")  # still needs a second label
+    assert ann.claim_next("ann") is None
+    assert LabelingService(store, double_share=1.0).claim_next("ann") is None  # not on another replica either
+    bob = LabelingService(store, double_share=1.0)
+    second = bob.claim_next("bob")
+    assert second is not None and second.id == item.id
+    bob.submit(item.id, "positive", "bob")
+    assert not store.exists(f"review/unrecognized/{item.id}.json")
+    assert sorted(lab.annotator for _, lab in labels_for_item(store, item.id)) == ["ann", "bob"]
+
+
+def test_needs_two_is_deterministic_and_near_the_share() -> None:
+    ids = [f"c{i:06d}" for i in range(20_000)]
+    share = sum(needs_two(i, 0.05) for i in ids) / len(ids)
+    assert 0.04 < share < 0.06
+    assert [needs_two(i, 0.05) for i in ids[:200]] == [needs_two(i, 0.05) for i in ids[:200]]
+    assert not any(needs_two(i, 0.0) for i in ids[:100]) and all(needs_two(i, 1.0) for i in ids[:100])
+
+
+def test_a_disagreement_is_kept_and_reported(store: LocalStore) -> None:
+    queue(store, [make_item(1)])
+    for who, label in (("ann", "positive"), ("bob", "negative")):
+        svc = LabelingService(store, double_share=1.0)
+        item = svc.claim_next(who)
+        assert item is not None
+        svc.submit(item.id, label, who)
+    labels = sorted((lab.annotator, lab.label) for _, lab in read_labels(store))
+    assert labels == [("ann", "positive"), ("bob", "negative")]
+    kappa, disagreements = LabelingService(store).agreement()
+    assert disagreements == [
+        {
+            "item_id": "c000001",
+            "text": "message number 1",
+            "labels": ["positive", "negative"],
+            "annotators": ["ann", "bob"],
+        }
+    ]
+    assert kappa is not None
+
+
+def test_kappa_on_a_hand_computed_example(store: LocalStore) -> None:
+    # 10 items: both positive 4, both negative 3, ann pos / bob neg 2, ann neg / bob pos 1.
+    # p_o = 0.7; ann 6 pos 4 neg, bob 5 pos 5 neg: p_e = .6*.5 + .4*.5 = 0.5; kappa = (.7-.5)/.5 = 0.4
+    pairs = [("positive", "positive")] * 4 + [("negative", "negative")] * 3
+    pairs += [("positive", "negative")] * 2 + [("negative", "positive")]
+    for n, (a, b) in enumerate(pairs):
+        for who, label, minute in (("ann", a, 0), ("bob", b, 1)):
+            at = (START + timedelta(hours=n, minutes=minute)).isoformat()
+            save_label(store, Label(f"i{n}", f"text {n}", label, who, at))
+    kappa, disagreements = LabelingService(store).agreement()
+    assert kappa == pytest.approx(0.4)
+    assert cohen_kappa(pairs) == pytest.approx(0.4)
+    assert sorted(d["item_id"] for d in disagreements) == ["i7", "i8", "i9"]
+    assert cohen_kappa([]) is None
+
+
+# ------------------------------------------------------------------------- bad input
+
+
+def test_a_label_outside_the_set_is_refused(store: LocalStore) -> None:
+    queue(store, [make_item(1)])
+    svc = LabelingService(store)
+    item = svc.claim_next("ann")
+    assert item is not None
+    with pytest.raises(ValueError, match="negative, neutral, positive, unclear"):
+        svc.submit(item.id, "happy", "ann")
+    assert list(store.list("review/labels/")) == []
+    assert svc.claim_next("ann") is not None  # still held
+    svc.submit(item.id, "unclear", "ann")
+    assert [lab.label for _, lab in read_labels(store)] == ["unclear"]
+
+
+def test_corrupt_and_old_format_items_are_quarantined_and_the_queue_goes_on(store: LocalStore) -> None:
+    queue(store, [make_item(i, margin=0.1 * i) for i in range(3)])
+    store.put("review/unrecognized/c000000.json", b"{not json")
+    old = make_item(1)
+    del old["predicted_label"], old["participant"]
+    store.put("review/unrecognized/c000001.json", json.dumps(old).encode())
+    svc = LabelingService(store)
+    item = svc.claim_next("ann")
+    assert item is not None and item.id == "c000002"
+    reasons = {k: json.loads(store.get(k))["reason"] for k in store.list("review/quarantine/")}
+    assert "JSON" in reasons["review/quarantine/c000000.json"]
+    assert "predicted_label" in reasons["review/quarantine/c000001.json"]
+    assert json.loads(store.get("review/quarantine/c000000.json"))["original"] == "{not json"
+    assert not store.exists("review/unrecognized/c000000.json")
+    assert not store.exists("review/unrecognized/c000001.json")
+    assert list(store.list("review/claims/")) == ["review/claims/c000002.json"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<script>alert('x')</script><b>bold</b> &amp;",
+        "# title\n**bold** [link](http://x) `code` | a | b |",
+        "long " * 2000,
+    ],
+)
+def test_markup_and_long_texts_are_kept_as_is(store: LocalStore, text: str) -> None:
+    queue(store, [make_item(1, text=text)])
+    svc = LabelingService(store)
+    item = svc.claim_next("ann")
+    assert item is not None and item.text == text
+    saved = svc.submit(item.id, "neutral", "ann")
+    assert saved.text == text
+    assert [lab.text for _, lab in read_labels(store)] == [text]
+
+
+def test_annotator_must_have_a_name(store: LocalStore) -> None:
+    with pytest.raises(ValueError, match="annotator"):
+        LabelingService(store).claim_next("  ")
+
+
+# ------------------------------------------------------------------------- privacy, stats
+
+
+def test_the_pseudonym_is_stable_and_never_the_participant_id(store: LocalStore) -> None:
+    queue(store, [make_item(i) for i in range(8)])  # participants person-0 .. person-6
+    first = LabelingService(store).claim_next("ann")
+    again = LabelingService(store).claim_next("ann")
+    assert first is not None and again is not None and first.pseudonym == again.pseudonym
+    fields = asdict(first)
+    assert "participant" not in fields
+    participant = json.loads(store.get(f"review/unrecognized/{first.id}.json"))["participant"]
+    assert participant not in repr(first) and participant not in first.pseudonym
+    svc = LabelingService(store)
+    assert svc.pseudonym("person-1") != svc.pseudonym("person-2")
+    assert LabelingService(store, pseudonym_key=b"other").pseudonym("person-1") != svc.pseudonym("person-1")
+    assert LabelingService(LocalStore(store.root / "x")).pseudonym("person-1") != svc.pseudonym("person-1")
+
+
+def test_stats_count_the_queue_todays_labels_and_claims(store: LocalStore) -> None:
+    queue(store, [make_item(i) for i in range(5)])
+    clock = Clock()
+    ann, bob = LabelingService(store, clock=clock, double_share=0), LabelingService(store, clock=clock, double_share=0)
+    for _ in range(2):
+        item = ann.claim_next("ann")
+        assert item is not None
+        ann.submit(item.id, "positive", "ann")
+    item = bob.claim_next("bob")
+    assert item is not None
+    bob.submit(item.id, "negative", "bob")
+    assert bob.claim_next("bob") is not None
+    stats = ann.stats("ann")
+    assert stats["labelled_today"] == 3 and stats["labelled_today_by_me"] == 2
+    assert stats["claimed_now"] == 1
+    assert ann.stats(exact=True)["queue_left"] == 2
+    clock.now += 86_400
+    assert ann.stats("ann")["labelled_today"] == 0
+
+
+# ------------------------------------------------------------------------- concurrency
+
+
+def run_annotators(
+    store: ObjectStore, n_threads: int, *, double_share: float, deadline_s: float
+) -> list[BaseException]:
+    """`n_threads` annotators, each on its own service (a replica), label until the queue is empty."""
+    errors: list[BaseException] = []
+    labels = ("negative", "neutral", "positive", "unclear")
+
+    def work(n: int) -> None:
+        svc = LabelingService(store, double_share=double_share, refresh_seconds=0.5)
+        who = f"annotator-{n:02d}"
+        end = time.monotonic() + deadline_s
+        try:
+            while time.monotonic() < end:
+                item = svc.claim_next(who)
+                if item is None:
+                    if next(iter(store.list("review/unrecognized/")), None) is None:
+                        return
+                    time.sleep(0.2)
+                    continue
+                svc.submit(item.id, labels[hash((item.id, who)) % 4], who)
+            raise TimeoutError(f"{who} still working after {deadline_s} s")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+def check_all_labelled_once(store: ObjectStore, ids: list[str], double_share: float) -> int:
+    """Every item has exactly the labels it needs, nothing is left queued or claimed; the double count."""
+    by_item: dict[str, list[Label]] = {}
+    for _, lab in read_labels(store):
+        by_item.setdefault(lab.item_id, []).append(lab)
+    assert set(by_item) == set(ids)
+    doubles = 0
+    for item_id in ids:
+        who = [lab.annotator for lab in by_item[item_id]]
+        if needs_two(item_id, double_share):
+            doubles += 1
+            assert len(who) == 2 and len(set(who)) == 2, (item_id, who)
+        else:
+            assert len(who) == 1, (item_id, who)
+    assert list(store.list("review/unrecognized/")) == []
+    assert list(store.list("review/claims/")) == []
+    return doubles
+
+
+def test_twenty_replicas_label_a_thousand_items_exactly_once(store: LocalStore) -> None:
+    ids = queue(store, [make_item(i) for i in range(1000)])
+    errors = run_annotators(store, 20, double_share=0.05, deadline_s=240)
+    assert errors == []
+    doubles = check_all_labelled_once(store, ids, 0.05)
+    assert 20 <= doubles <= 90  # about 5 %
+    assert len(read_labels(store)) == 1000 + doubles
+    assert LabelingService(store).stats(exact=True)["queue_left"] == 0
