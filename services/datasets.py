@@ -59,7 +59,7 @@ def _sha(data: bytes) -> str:
 
 
 def _rows(
-    store: ObjectStore, labels: list[tuple[str, Label]], gold_prepared: set[str], base: str
+    labels: list[tuple[str, Label]], gold_prepared: set[str], base: str
 ) -> tuple[dict[str, tuple[str, str]], dict[str, int], list[dict[str, Any]], dict[str, int]]:
     """prepared text -> (label, source); sources; conflicts; dropped (reason -> count)."""
     dropped: Counter[str] = Counter()
@@ -135,7 +135,7 @@ def _content(
         gold_texts = load_gold(store, gold).prepared()
     except (KeyNotFound, ValueError, TypeError):
         raise DatasetError("a file of the gold set is gone or unreadable: the dataset cannot be rebuilt") from None
-    rows, sources, conflicts, dropped = _rows(store, labels, gold_texts, base)
+    rows, sources, conflicts, dropped = _rows(labels, gold_texts, base)
     train, validation = _split(rows, seed, share)
     counts = {
         name: {label: sum(1 for line in lines if line.startswith(f"{PREFIX}{label} ")) for label in LABELS}
