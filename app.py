@@ -10,12 +10,13 @@ st.set_page_config(page_title="Pulse", page_icon="💬", layout="wide")
 
 PAGES = {
     "home": st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    "review": st.Page("pages/review.py", title="Review queue", icon=":material/rate_review:"),
     "upload": st.Page("pages/upload.py", title="Upload check-ins", icon=":material/upload_file:"),
 }
 ROLE_PAGES = {
     "manager": ["home"],
-    "annotator": ["home"],
-    "admin": ["home", "upload"],
+    "annotator": ["home", "review"],
+    "admin": ["home", "review", "upload"],
 }
 
 config = settings()  # a bad setting stops here, with a message naming it

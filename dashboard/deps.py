@@ -6,6 +6,7 @@ import streamlit as st
 
 from services.config import Settings, load_settings
 from services.errors import PulseError, SettingsError
+from services.labeling import LabelingService
 from services.workspace import Workspace, open_workspace
 
 
@@ -36,3 +37,13 @@ def workspace() -> Workspace:
 def show_error(exc: PulseError, what_next: str = "") -> None:
     """A domain error as a message with what to do next (never a traceback, never message text)."""
     st.error(f"{exc}{' — ' + what_next if what_next else ''}")
+
+
+@st.cache_resource
+def _labeling(s: Settings) -> LabelingService:
+    return LabelingService(_workspace(s).store)
+
+
+def labeling() -> LabelingService:
+    """One labeling service per app process: it keeps the queue index in memory between clicks."""
+    return _labeling(settings())

@@ -8,11 +8,13 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from services.labeling import needs_two
 from services.storage import LocalStore
 from tests.pages.conftest import APP, PAGE_FILES, ROOT, rendered_text
 
 ALLOWED = {
     "home.py": {"manager", "annotator", "admin"},
+    "review.py": {"annotator", "admin"},
     "upload.py": {"admin"},
 }
 
@@ -176,3 +178,29 @@ def test_missing_bucket_is_reported_not_crashed(app_env, monkeypatch, moto_endpo
     at.run()
     assert not at.exception
     assert "no-such-bucket-here" in at.error[0].value and "does not exist" in at.error[0].value
+
+
+def test_review_labels_from_the_buttons_and_the_queue_shrinks(run_app, app_env) -> None:  # type: ignore[no-untyped-def]
+    store = LocalStore(app_env)
+    before = sum(1 for _ in store.list("review/unrecognized/"))
+    at = run_app("annotator", "pages/review.py")
+    assert not at.exception and not at.error
+    shown = at.text[0].value
+    items = [json.loads(store.get(k)) for k in store.list("review/unrecognized/")]
+    item = next(i for i in items if i["text"] == shown)
+    assert item["participant"] not in rendered_text(at)  # a pseudonym, never the participant
+    at.button(key="b-negative").click()
+    at.run()
+    assert not at.exception and not at.error
+    stays = needs_two(item["id"], 0.05)  # a double-label item waits for a second annotator
+    assert sum(1 for _ in store.list("review/unrecognized/")) == before - (0 if stays else 1)
+    labels = [json.loads(store.get(k)) for k in store.list(f"review/labels/{item['id']}/")]
+    assert [(lab["label"], lab["annotator"]) for lab in labels] == [("negative", "demo-annotator")]
+    held = [k for k in store.list("review/claims/") if json.loads(store.get(k))["annotator"] == "demo-annotator"]
+    assert len(held) == 1 and item["id"] not in held[0]  # the next message is on screen, claimed
+    # Undo takes the label back and shows the same message again.
+    undo = next(b for b in at.button if b.label == "Undo")
+    undo.click()
+    at.run()
+    assert not at.exception
+    assert at.text[0].value == shown

@@ -1,0 +1,79 @@
+"""Review: label the messages the model was unsure about, one at a time, from the keyboard."""
+
+import time
+
+import streamlit as st
+
+from dashboard.auth import require_role
+from dashboard.deps import labeling, show_error
+from services.errors import PulseError
+
+user = require_role("annotator", "admin")
+
+ORDERS = {"uncertain": "Least sure first", "oldest": "Oldest first"}
+DECISIONS = (
+    ("negative", "Negative", "1"),
+    ("neutral", "Neutral", "2"),
+    ("positive", "Positive", "3"),
+    ("unclear", "Can't tell", "4"),
+)
+
+st.title("Review queue")
+service = labeling()
+with st.expander("Guidelines"):
+    st.markdown(
+        '- Label how the **writer feels**, not the topic: *"the exam was brutal but I passed"* is positive.\n'
+        "- **Neutral**: facts, plans or questions with no feeling either way.\n"
+        "- **Can't tell / not about feelings**: sarcasm you cannot read, another language, noise.\n"
+        "- Keys: **1** negative, **2** neutral, **3** positive, **4** can't tell, **S** skip, **Z** undo."
+    )
+order = st.segmented_control("Order", list(ORDERS), format_func=ORDERS.__getitem__, default="uncertain")
+
+try:
+    item = service.claim_next(user.name, order or "uncertain")
+    stats = service.stats(user.name)
+except PulseError as exc:
+    show_error(exc, "try again in a moment")
+    st.stop()
+
+st.caption(
+    f"Done today: {stats.get('labelled_today_by_me', 0)} by you, {stats.get('labelled_today', 0)} in all · "
+    f"about {stats.get('queue_left', 0):,} left in the queue"
+)
+
+
+def act(kind: str, item_id: str, label: str | None = None) -> None:
+    shown = st.session_state.get("review_shown", {})
+    seconds = time.monotonic() - shown.get(item_id, time.monotonic())
+    try:
+        if kind == "label" and label is not None:
+            service.submit(item_id, label, user.name, seconds=seconds)
+        elif kind == "skip":
+            service.skip(item_id, user.name)
+        else:
+            service.undo(user.name)
+    except (PulseError, ValueError) as exc:
+        st.session_state["review_error"] = str(exc)
+
+
+if "review_error" in st.session_state:
+    st.error(st.session_state.pop("review_error"))
+
+if item is None:
+    st.success("Nothing left to review. New check-ins the model is unsure about will appear here.")
+    st.button("Undo my last action", shortcut="z", on_click=act, args=("undo", ""))
+    st.stop()
+
+st.session_state.setdefault("review_shown", {}).setdefault(item.id, time.monotonic())
+with st.container(border=True):
+    st.caption(
+        f"{item.group} · {item.time[:10]} · written by {item.pseudonym} · model says {item.predicted_label} "
+        f"({item.confidence:.0%} sure)"
+    )
+    st.text(item.text)  # the message exactly as written: never markdown or HTML
+
+cols = st.columns(len(DECISIONS) + 2)
+for col, (label, title, key) in zip(cols, DECISIONS, strict=False):
+    col.button(title, key=f"b-{label}", shortcut=key, on_click=act, args=("label", item.id, label), width="stretch")
+cols[-2].button("Skip", shortcut="s", on_click=act, args=("skip", item.id), width="stretch")
+cols[-1].button("Undo", shortcut="z", on_click=act, args=("undo", item.id), width="stretch")
