@@ -42,3 +42,22 @@ def test_manager_does_not_get_admin_pages(page, app_url: str) -> None:  # type: 
     page.locator(".js-plotly-plot").first.wait_for()
     assert "Upload check-ins" not in page.inner_text("[data-testid=stSidebar]")
     shot(page, "04-home-manager")
+
+
+def test_annotator_labels_three_messages_from_the_keyboard(page, app_url: str, workspace_copy) -> None:  # type: ignore[no-untyped-def]
+    from services.storage import LocalStore
+
+    store = LocalStore(workspace_copy)
+    before = sum(1 for _ in store.list("review/unrecognized/"))
+    _sign_in(page, app_url, "Annotator — label")
+    page.get_by_role("link", name="Review queue").click()
+    page.get_by_text("model says").wait_for()
+    shot(page, "05-review")
+    for n, key in enumerate(("1", "3", "2"), start=1):
+        page.keyboard.press(key)
+        page.get_by_text(f"Done today: {n} by you").wait_for()
+    shot(page, "06-review-after-three-keys")
+    labelled = {k.split("/")[2] for k in store.list("review/labels/")}
+    assert len(labelled) == 3
+    after = sum(1 for _ in store.list("review/unrecognized/"))
+    assert before - 3 <= after < before  # double-label items (5%) wait for a second annotator
