@@ -186,8 +186,10 @@ def test_review_labels_from_the_buttons_and_the_queue_shrinks(run_app, app_env) 
     at = run_app("annotator", "pages/review.py")
     assert not at.exception and not at.error
     shown = at.text[0].value
-    items = [json.loads(store.get(k)) for k in store.list("review/unrecognized/")]
-    item = next(i for i in items if i["text"] == shown)
+    # The item on screen is the one the annotator holds a claim on (texts can repeat in the demo).
+    (claim,) = [k for k in store.list("review/claims/") if json.loads(store.get(k))["annotator"] == "demo-annotator"]
+    item = json.loads(store.get("review/unrecognized/" + claim.rsplit("/", 1)[-1]))
+    assert item["text"] == shown
     assert item["participant"] not in rendered_text(at)  # a pseudonym, never the participant
     at.button(key="b-negative").click()
     at.run()
@@ -197,7 +199,7 @@ def test_review_labels_from_the_buttons_and_the_queue_shrinks(run_app, app_env) 
     labels = [json.loads(store.get(k)) for k in store.list(f"review/labels/{item['id']}/")]
     assert [(lab["label"], lab["annotator"]) for lab in labels] == [("negative", "demo-annotator")]
     held = [k for k in store.list("review/claims/") if json.loads(store.get(k))["annotator"] == "demo-annotator"]
-    assert len(held) == 1 and item["id"] not in held[0]  # the next message is on screen, claimed
+    assert len(held) == 1 and held[0] != claim  # the next message is on screen, claimed
     # Undo takes the label back and shows the same message again.
     undo = next(b for b in at.button if b.label == "Undo")
     undo.click()
