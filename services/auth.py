@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cache
 
 import bcrypt
@@ -109,7 +109,3 @@ def verify(store: ObjectStore, name: str, password: str) -> User | None:
         return None
     groups = entry.get("groups") or []
     return User(name, str(entry["role"]), tuple(str(g) for g in groups) if isinstance(groups, list) else ())
-
-
-def user_to_dict(user: User) -> dict[str, object]:
-    return asdict(user)

@@ -132,6 +132,7 @@ def score_frame(
         p_negative=[p.probs.get("negative", 0.0) for p in preds],
         p_neutral=[p.probs.get("neutral", 0.0) for p in preds],
         p_positive=[p.probs.get("positive", 0.0) for p in preds],
+        margin=[p.margin for p in preds],
         model_version=versions,
     )
 
@@ -153,7 +154,7 @@ def _queue_for_review(store: ObjectStore, low: pd.DataFrame, batch: str) -> None
         {
             "id": r["id"],
             "confidence": round(float(r["confidence"]), 4),
-            "margin": round(_margin(r), 4),
+            "margin": round(float(r["margin"]), 4),
             "group": r["group"],
             "time": r["time"].isoformat(),
         }
@@ -162,12 +163,6 @@ def _queue_for_review(store: ObjectStore, low: pd.DataFrame, batch: str) -> None
     if index:
         body = "\n".join(json.dumps(row, ensure_ascii=False) for row in index) + "\n"
         store.put(f"{REVIEW_INDEX}{batch}.jsonl", body.encode())
-
-
-def _margin(row: dict[str, Any]) -> float:
-    """Gap between the two most likely labels: the smaller, the less sure the model was."""
-    top = sorted((float(row[f"p_{label}"]) for label in LABELS), reverse=True)
-    return top[0] - top[1]
 
 
 def ingest(
