@@ -9,11 +9,16 @@ from typing import Any
 
 from services.evaluation import evaluate
 from services.model import PREFIX, TrainParams, fasttext_line
-from services.training import SEARCH_SPACE, fit_pipeline
+from services.training import candidates_for, fit_pipeline
 
 
 def run_benchmark(
-    train_rows: list[tuple[str, str]], test_rows: list[tuple[str, str]], *, search_seconds: float = 0.0, seed: int = 0
+    train_rows: list[tuple[str, str]],
+    test_rows: list[tuple[str, str]],
+    *,
+    search_seconds: float = 0.0,
+    seed: int = 0,
+    family: str = "auto",
 ) -> dict[str, Any]:
     """Train as `run_training` does (a validation slice for the search and calibration, then a
     refit on everything) and report macro-F1, accuracy, calibration error and timings on the test rows."""
@@ -23,9 +28,7 @@ def run_benchmark(
     random.Random(seed).shuffle(lines)
     n_val = max(1, len(lines) // 5)
     val, fit = lines[:n_val], lines[n_val:]
-    candidates = [TrainParams(seed=seed)]
-    if search_seconds > 0:
-        candidates += [p for p in SEARCH_SPACE if p != candidates[0]]
+    candidates = candidates_for(TrainParams(seed=seed, family=family), search=search_seconds > 0)
     fitted = fit_pipeline(fit, val, candidates, search_seconds, lambda _s, _l: None)
     if not isinstance(fitted, tuple):
         raise RuntimeError("training failed for every candidate")
@@ -39,6 +42,7 @@ def run_benchmark(
         "train_seconds": round(train_seconds, 2),
         "n_train": len(train_rows),
         "n_test": len(test_rows),
+        "family": model.family,
         "params": {k: v for k, v in params.__dict__.items()},
         "temperature": model.temperature,
         "label_prefix": PREFIX,

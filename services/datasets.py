@@ -106,6 +106,16 @@ def _rows(
     return rows, dict(sources), conflicts, dict(dropped)
 
 
+def split_lines(lines: list[str], *, seed: int, share: float) -> tuple[list[str], list[str]]:
+    """Stratified (train, validation) split of fastText-format lines, as datasets are split."""
+    rows: dict[str, tuple[str, str]] = {}
+    for line in lines:
+        head, _, text = line.partition(" ")
+        if head.removeprefix(PREFIX) in LABELS and text.strip():
+            rows.setdefault(text, (head.removeprefix(PREFIX), "lines"))
+    return _split(rows, seed, share)
+
+
 def _split(rows: dict[str, tuple[str, str]], seed: int, share: float) -> tuple[list[str], list[str]]:
     train: list[str] = []
     validation: list[str] = []

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from services.deployment import require_current
 from services.errors import PulseError
-from services.model import Prediction, SentimentModel
+from services.model import Model, Prediction
 from services.registry import fetch_model
 from services.storage import ObjectStore
 
@@ -42,10 +42,10 @@ class LocalEndpoint:
         self.max_chars = max_chars
         self.recheck_seconds = recheck_seconds
         self._refresh = threading.Lock()
-        self._loaded: tuple[str, SentimentModel] | None = None
+        self._loaded: tuple[str, Model] | None = None
         self._checked_at = 0.0
 
-    def _model(self) -> tuple[str, SentimentModel]:
+    def _model(self) -> tuple[str, Model]:
         loaded = self._loaded
         if loaded is not None and time.monotonic() - self._checked_at < self.recheck_seconds:
             return loaded

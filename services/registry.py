@@ -1,5 +1,6 @@
-"""The model registry: `models/<version>/model.tar.gz` (a `model.bin`, as SageMaker packs it)
-plus `card.json` describing where the model came from and how good it is."""
+"""The model registry: `models/<version>/model.tar.gz` plus `card.json` describing where the model
+came from and how good it is. The tarball holds `model.bin` for fastText (as SageMaker packs a
+BlazingText model) or `linear.npz` for the linear family."""
 
 from __future__ import annotations
 
@@ -8,16 +9,31 @@ import json
 import secrets
 import tarfile
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from services.errors import AlreadyExists, KeyNotFound, ModelUnavailable
-from services.model import SentimentModel, check_model_file
+from services.linear import ARTIFACT_NAME as LINEAR_FILE
+from services.linear import LinearModel
+from services.model import Model, SentimentModel, check_model_file
 from services.storage import ObjectStore, validate_key
 
 ARTIFACT = "model.tar.gz"
+FASTTEXT_FILE = "model.bin"
+MODEL_FILES = {"fasttext": FASTTEXT_FILE, "linear": LINEAR_FILE}
+
+
+def model_file_name(model: Model) -> str:
+    return MODEL_FILES[model.family]
+
+
+def load_model_file(path: Path, *, max_chars: int = 2000, temperature: float = 1.0) -> Model:
+    """Load a model file of either family, by its name (`model.bin` or `linear.npz`)."""
+    if path.name == LINEAR_FILE:
+        return LinearModel.load(path, max_chars=max_chars, temperature=temperature)
+    return SentimentModel.load(path, max_chars=max_chars, temperature=temperature)
 
 
 @dataclass(frozen=True)
@@ -34,6 +50,7 @@ class ModelCard:
     training_seconds: float = 0.0
     trainer: str = "local-fasttext"
     temperature: float = 1.0  # confidence calibration fitted on validation data
+    family: str = "fasttext"  # "fasttext" (model.bin, BlazingText-compatible) or "linear"
     notes: str = ""
 
 
@@ -47,14 +64,17 @@ def _key(version: str, name: str) -> str:
     return validate_key(f"models/{version}/{name}")
 
 
-def register(store: ObjectStore, model: SentimentModel, card: ModelCard) -> ModelCard:
-    """Store the artifact and card of a new version; a version is never overwritten."""
+def register(store: ObjectStore, model: Model, card: ModelCard) -> ModelCard:
+    """Store the artifact and card of a new version; a version is never overwritten. The card's
+    `family` is the model's."""
+    card = replace(card, family=model.family)
+    name = model_file_name(model)
     with tempfile.TemporaryDirectory(prefix="pulse-reg-") as tmp:
-        bin_path = Path(tmp) / "model.bin"
-        model.save(bin_path)
+        file_path = Path(tmp) / name
+        model.save(file_path)
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-            tar.add(bin_path, arcname="model.bin")
+            tar.add(file_path, arcname=name)
     try:
         store.put(_key(card.version, ARTIFACT), buf.getvalue(), if_absent=True)
     except AlreadyExists:
@@ -76,25 +96,35 @@ def list_versions(store: ObjectStore) -> list[str]:
     return sorted({k.split("/")[1] for k in store.list("models/") if k.endswith("/card.json")})
 
 
-def fetch_model(store: ObjectStore, version: str, cache_dir: Path, *, max_chars: int = 2000) -> SentimentModel:
+def _cached(folder: Path) -> Path | None:
+    return next((folder / n for n in MODEL_FILES.values() if (folder / n).is_file()), None)
+
+
+def fetch_model(store: ObjectStore, version: str, cache_dir: Path, *, max_chars: int = 2000) -> Model:
     """Download (once) and load a registered version; a missing or corrupt artifact raises
     `ModelUnavailable` with what is wrong."""
-    target = cache_dir / version / "model.bin"
-    if not target.is_file():
+    folder = cache_dir / version
+    target = _cached(folder)
+    if target is None:
         try:
             blob = store.get(_key(version, ARTIFACT))
         except KeyNotFound:
             raise ModelUnavailable(f"model version {version}: artifact {ARTIFACT} is missing") from None
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".x-") as tmp:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".x-") as tmp:
             try:
                 with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
                     tar.extractall(tmp, filter="data")  # refuses links and paths outside tmp
             except (tarfile.TarError, OSError, EOFError) as exc:
                 raise ModelUnavailable(f"model version {version}: {ARTIFACT} is corrupt ({exc})") from exc
-            found = Path(tmp) / "model.bin"
-            if not found.is_file():
-                raise ModelUnavailable(f"model version {version}: {ARTIFACT} holds no model.bin")
-            check_model_file(found)  # a bad file never reaches the cache
+            found = _cached(Path(tmp))
+            if found is None:
+                raise ModelUnavailable(f"model version {version}: {ARTIFACT} holds no model.bin or {LINEAR_FILE}")
+            # A bad file never reaches the cache.
+            if found.name == FASTTEXT_FILE:
+                check_model_file(found)
+            else:
+                LinearModel.load(found)
+            target = folder / found.name
             found.replace(target)
-    return SentimentModel.load(target, max_chars=max_chars, temperature=load_card(store, version).temperature)
+    return load_model_file(target, max_chars=max_chars, temperature=load_card(store, version).temperature)

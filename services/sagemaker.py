@@ -327,6 +327,8 @@ class SageMakerTrainer:
             seconds = self.clock() - started
             return TrainingOutcome(status, model_bin=model_bin, failure_reason=reason, seconds=seconds, log=lines)
 
+        if request.params.family == "linear":
+            return end("Failed", "BlazingText trains fastText models; family 'linear' trains only locally")
         if not self.settings.sagemaker_role_arn:
             return end("Failed", "PULSE_SAGEMAKER_ROLE_ARN is not set: SageMaker needs an execution role")
         if not _NAME.match(request.job_name):
@@ -510,6 +512,17 @@ class SageMakerDeployer:
             raise DeployFailed(f"cannot check the artifact of {version}: {exc}") from exc
         if not registered:
             raise DeployFailed(f"model version {version} has no {ARTIFACT} in the registry")
+        try:
+            family = load_card(self.store, version).family
+        except ModelUnavailable:  # an artifact put there by hand, without a card: let SageMaker judge it
+            family = "fasttext"
+        except PulseError as exc:
+            raise DeployFailed(f"cannot read the model card of {version}: {exc}") from exc
+        if family != "fasttext":
+            raise DeployFailed(
+                f"model version {version} is a {family} model; a BlazingText endpoint serves fastText models "
+                "only (train it with SageMaker, or with family 'fasttext')"
+            )
         try:
             model_name = resource_name(prefix, version)
             config_name = resource_name(prefix, version, suffix=self.now().strftime("%y%m%d%H%M%S"))

@@ -17,17 +17,18 @@ from services.datasets import load_manifest
 from services.deployment import Deployment, current, deploy_local
 from services.errors import PulseError
 from services.evaluation import evaluate, load_gold, summary
+from services.linear import train_linear
 from services.model import (
     LABELS,
     PREFIX,
-    SentimentModel,
+    Model,
     TrainParams,
     fasttext_line,
     fit_temperature,
     train,
     validate_params,
 )
-from services.registry import ModelCard, new_version, register
+from services.registry import ModelCard, load_model_file, model_file_name, new_version, register
 from services.storage import ObjectStore
 from services.trainers import Progress, ShouldStop, Trainer, TrainingOutcome, TrainingRequest
 
@@ -68,7 +69,7 @@ def save_run(store: ObjectStore, run: TrainingRun) -> None:
     store.put(f"{RUNS}{run.job_name}.json", json.dumps(asdict(run), indent=2).encode())
 
 
-def validation_macro_f1(model: SentimentModel, lines: list[str]) -> float:
+def validation_macro_f1(model: Model, lines: list[str]) -> float:
     texts, labels = _split_lines(lines)
     return evaluate(model.predict_prepared(texts), labels).macro_f1 if texts else 0.0
 
@@ -100,8 +101,9 @@ def balance(lines: list[str], seed: int = 0) -> list[str]:
 
 
 class LocalFastTextTrainer:
-    """Trains fastText in this process. With `search_seconds` > 0 it tries `SEARCH_SPACE` (the
-    requested parameters first) and keeps the best validation macro-F1 found within the budget."""
+    """Trains in this process: fastText, and (family "auto", the default) the linear model beside
+    it, keeping the better on validation macro-F1. With `search_seconds` > 0 it also tries
+    `SEARCH_SPACE` within that budget."""
 
     name = "local-fasttext"
 
@@ -130,20 +132,38 @@ class LocalFastTextTrainer:
             val_lines = self.store.get(request.validation_key).decode("utf-8").splitlines()
         except PulseError as exc:
             return TrainingOutcome("Failed", failure_reason=f"cannot read the dataset: {exc}", log=log)
-        candidates = [request.params]
-        if self.search_seconds > 0:
-            candidates += [replace(p, seed=request.params.seed) for p in SEARCH_SPACE if p != request.params]
+        candidates = candidates_for(request.params, search=self.search_seconds > 0)
         fitted = fit_pipeline(train_lines, val_lines, candidates, self.search_seconds, note, should_stop)
         if fitted == "stopped":
             return TrainingOutcome("Stopped", seconds=time.perf_counter() - started, log=log)
         if fitted is None:
             return TrainingOutcome("Failed", failure_reason="every training attempt failed", log=log)
         model, _params, temperature = fitted
-        path = workdir / "model.bin"
+        path = workdir / model_file_name(model)
         model.save(path)
         note(1.0, "done")
         seconds = time.perf_counter() - started
         return TrainingOutcome("Completed", model_bin=path, seconds=seconds, log=log, temperature=temperature)
+
+
+def candidates_for(params: TrainParams, *, search: bool = False) -> list[TrainParams]:
+    """What to train, in order: the requested family (both for "auto", linear second), then, with
+    `search`, the fastText search space."""
+    families = ("fasttext", "linear") if params.family == "auto" else (params.family,)
+    out = [replace(params, family=f) for f in families]
+    if search and "fasttext" in families:
+        tried = out[0].fasttext_args()
+        more = (replace(p, seed=params.seed, family="fasttext") for p in SEARCH_SPACE)
+        out += [p for p in more if p.fasttext_args() != tried]
+    return out
+
+
+def fit_one(lines: list[str], params: TrainParams, *, max_chars: int = 2000) -> Model:
+    """Train one candidate (family "fasttext" or "linear") on fastText-format lines."""
+    if params.family == "linear":
+        texts, labels = _split_lines(lines)
+        return train_linear(texts, labels, c=params.c, max_chars=max_chars)
+    return train(lines, params, max_chars=max_chars)
 
 
 def search(
@@ -153,24 +173,28 @@ def search(
     budget_seconds: float,
     note: Progress,
     should_stop: ShouldStop | None = None,
-) -> tuple[float, SentimentModel, TrainParams] | Literal["stopped"] | None:
-    """Train each candidate in turn (the first always; the rest while the budget lasts) and
-    return (validation macro-F1, model, parameters) of the best, "stopped", or None if all failed."""
+) -> tuple[float, Model, TrainParams] | Literal["stopped"] | None:
+    """Train each candidate in turn (the first two families always; the search space while the
+    budget lasts) and return (validation macro-F1, model, parameters) of the best, "stopped", or
+    None if all failed."""
     started = time.perf_counter()
-    best: tuple[float, SentimentModel, TrainParams] | None = None
+    best: tuple[float, Model, TrainParams] | None = None
+    families_seen: set[str] = set()
     for i, params in enumerate(candidates):
         if should_stop and should_stop():
             note(i / len(candidates), "stopped on request")
             return "stopped"
-        if i > 0 and time.perf_counter() - started > budget_seconds:
+        first_of_family = params.family not in families_seen
+        families_seen.add(params.family)
+        if not first_of_family and time.perf_counter() - started > budget_seconds:
             note(i / len(candidates), f"search budget of {budget_seconds:.0f}s used; keeping the best")
             break
         try:
-            model = train(train_lines, params)
+            model = fit_one(train_lines, params)
         except (RuntimeError, ValueError) as exc:
             note((i + 1) / len(candidates), f"candidate {i + 1} failed: {exc}")
             continue
-        score = validation_macro_f1(model, val_lines)
+        score = validation_macro_f1(model, val_lines) if val_lines else 0.0
         note((i + 1) / len(candidates), f"candidate {i + 1}/{len(candidates)} {_describe(params)}: F1 {score:.3f}")
         if best is None or score > best[0]:
             best = (score, model, params)
@@ -184,10 +208,11 @@ def fit_pipeline(
     budget_seconds: float,
     note: Progress,
     should_stop: ShouldStop | None = None,
-) -> tuple[SentimentModel, TrainParams, float] | Literal["stopped"] | None:
-    """The default local pipeline: pick parameters on validation (`search`), calibrate on validation
-    while it is still held out, then refit on train + validation (a fifth more data was worth
-    +0.03 macro-F1 on the shipped gold set). Returns (model, parameters, temperature)."""
+) -> tuple[Model, TrainParams, float] | Literal["stopped"] | None:
+    """The default local pipeline: pick the family and parameters on validation (`search`),
+    calibrate on validation while it is still held out, then refit on train + validation (a fifth
+    more data was worth +0.03 macro-F1 on the shipped gold set). Returns (model, parameters,
+    temperature)."""
     found = search(train_lines, val_lines, candidates, budget_seconds, note, should_stop)
     if not isinstance(found, tuple):
         return found
@@ -196,16 +221,17 @@ def fit_pipeline(
     val_texts, val_labels = _split_lines(val_lines)
     temperature = fit_temperature(model, val_texts, val_labels)
     try:
-        model = train(train_lines + val_lines, params)
+        model = fit_one(train_lines + val_lines, params)
     except (RuntimeError, ValueError) as exc:
         note(0.95, f"refit failed ({exc}); keeping the model trained on the train split")
-    model.temperature = temperature
-    return model, params, temperature
+    return model.with_temperature(temperature), params, temperature
 
 
 def _describe(p: TrainParams) -> str:
+    if p.family == "linear":
+        return f"linear SVM on word 1-2-grams + character 2-5-grams, C {p.c}"
     sub = f", subwords {p.minn}-{p.maxn}" if p.maxn else ""
-    return f"epoch {p.epoch}, lr {p.lr}, dim {p.dim}, {p.word_ngrams}-grams{sub}"
+    return f"fastText epoch {p.epoch}, lr {p.lr}, dim {p.dim}, {p.word_ngrams}-grams{sub}"
 
 
 def job_name(prefix: str = "pulse") -> str:
@@ -257,12 +283,12 @@ def run_training(
             run.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
             save_run(store, run)
             return run
-        model = SentimentModel.load(outcome.model_bin, max_chars=max_chars)
+        model = load_model_file(outcome.model_bin, max_chars=max_chars)
     val_texts, val_labels = _split_lines(store.get(manifest.validation_key).decode("utf-8").splitlines())
     if outcome.temperature is not None:
-        model.temperature = outcome.temperature
+        model = model.with_temperature(outcome.temperature)
     else:
-        model.temperature = fit_temperature(model, val_texts, val_labels)
+        model = model.with_temperature(fit_temperature(model, val_texts, val_labels))
     gold = load_gold(store)
     metrics = summary(evaluate(model.predict(gold.texts), gold.labels))
     live = current(store)
@@ -277,6 +303,8 @@ def run_training(
         training_seconds=run.seconds,
         trainer=trainer.name,
         temperature=model.temperature,
+        family=model.family,
+        notes=f"family picked by validation macro-F1 (asked: {params.family})" if params.family == "auto" else "",
     )
     register(store, model, card)
     run.status = "Completed"
@@ -288,10 +316,17 @@ def run_training(
 
 
 def train_bootstrap(store: ObjectStore, *, by: str, max_chars: int = 2000) -> Deployment:
-    """Train the bootstrap model on the shipped corpus, register it and make it live."""
+    """Train the bootstrap model on the shipped corpus with the default pipeline (family picked on
+    a validation fifth, calibrated, refitted on all of it), register it and make it live."""
+    from services.datasets import split_lines
+
     corpus = split_corpus()
+    train_lines, val_lines = split_lines([fasttext_line(r.label, r.text) for r in corpus.train], seed=0, share=0.2)
     started = time.perf_counter()
-    model = train((fasttext_line(r.label, r.text) for r in corpus.train), BOOTSTRAP_PARAMS, max_chars=max_chars)
+    fitted = fit_pipeline(train_lines, val_lines, candidates_for(BOOTSTRAP_PARAMS), 0.0, lambda _s, _l: None)
+    if not isinstance(fitted, tuple):
+        raise PulseError("the bootstrap model could not be trained on the shipped corpus")
+    model, params, _temperature = fitted
     seconds = time.perf_counter() - started
     gold = load_gold(store)
     metrics = summary(evaluate(model.predict(gold.texts), gold.labels))
@@ -300,10 +335,12 @@ def train_bootstrap(store: ObjectStore, *, by: str, max_chars: int = 2000) -> De
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         created_by=by,
         dataset="bootstrap-corpus (TweetEval val + UCI sentences, train part)",
-        params=asdict(BOOTSTRAP_PARAMS),
+        params=asdict(params),
         metrics={**metrics, "gold_set": gold.fingerprint()},
         training_seconds=round(seconds, 2),
-        notes="Bootstrap model trained from the corpus shipped with Pulse.",
+        temperature=model.temperature,
+        family=model.family,
+        notes="Bootstrap model trained from the corpus shipped with Pulse; family picked by validation macro-F1.",
     )
     register(store, model, card)
     return deploy_local(store, card.version, by=by, reason="bootstrap model")

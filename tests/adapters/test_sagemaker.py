@@ -11,6 +11,7 @@ Two ways of answering the boto3 calls, both real boto3 clients:
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import tarfile
@@ -1154,3 +1155,30 @@ def test_unreachable_endpoint_is_an_endpoint_error(deployed: CountingStore) -> N
     )
     with pytest.raises(EndpointError, match="cannot reach endpoint pulse-ep"):
         SageMakerEndpoint(nowhere, "pulse-ep", deployed).score(["hello"])
+
+
+# --- the linear family stays local ------------------------------------------------------------
+
+
+def test_a_linear_model_is_not_sent_to_a_blazingtext_endpoint(
+    stubbed: tuple[Any, Stubber], store: S3Store, settings: Settings, fake_time: FakeTime
+) -> None:
+    """Refused before any AWS call (the Stubber has nothing queued: a call would fail the test)."""
+    from services.linear import train_linear
+    from services.registry import ModelCard, register
+
+    model = train_linear(["great day", "awful day", "lovely", "terrible"], ["positive", "negative"] * 2)
+    register(store, model, ModelCard(version="m-linear", created_at="now", created_by="t", dataset="d"))
+    sm_client, stubber = stubbed
+    with pytest.raises(DeployFailed, match="linear model; a BlazingText endpoint serves fastText models only"):
+        deployer(sm_client, store, settings, fake_time).activate("m-linear", None)
+    stubber.assert_no_pending_responses()
+
+
+def test_sagemaker_refuses_to_train_the_linear_family(
+    stubbed: tuple[Any, Stubber], store: S3Store, settings: Settings, fake_time: FakeTime, request_: TrainingRequest
+) -> None:
+    sm_client, _ = stubbed
+    linear = dataclasses.replace(request_, params=TrainParams(family="linear"))
+    outcome = trainer(sm_client, None, store, settings, fake_time).train(linear, Path("/nonexistent"))
+    assert outcome.status == "Failed" and "trains only locally" in (outcome.failure_reason or "")

@@ -44,12 +44,14 @@ def _vader(test: list[tuple[str, str]]) -> float:
 
 def _row(name: str, train: list[tuple[str, str]], test: list[tuple[str, str]]) -> str:
     pulse = run_benchmark(train, test)
+    fasttext = run_benchmark(train, test, family="fasttext")
     searched = run_benchmark(train, test, search_seconds=20)
     lr_f1, lr_s = _tfidf_lr(train, test)
     vader = _vader(test)
     return (
-        f"{name:<28} {len(train):>6} {len(test):>5}  {pulse['macro_f1']:.3f} ({pulse['train_seconds']:>4.1f}s, "
-        f"ECE {pulse['ece']:.3f})  {searched['macro_f1']:.3f}  {lr_f1:.3f} ({lr_s:>4.1f}s)  {vader:.3f}"
+        f"{name:<28} {len(train):>6} {len(test):>5}  {pulse['macro_f1']:.3f} {pulse['family']:<8} "
+        f"({pulse['train_seconds']:>4.1f}s, ECE {pulse['ece']:.3f})  {fasttext['macro_f1']:.3f}  "
+        f"{searched['macro_f1']:.3f}  {lr_f1:.3f} ({lr_s:>4.1f}s)  {vader:.3f}"
     )
 
 
@@ -63,7 +65,8 @@ def test_quality_side_by_side() -> None:
     small = rng.sample(a_train, 400)
     lines = [
         "\nmodel quality (macro-F1; stratified 80/20, seed 0; de-duplicated airline set)",
-        f"{'data':<28} {'train':>6} {'test':>5}  {'Pulse default':<27}  {'+search':<6} {'TF-IDF+LR':<15}  VADER",
+        f"{'data':<28} {'train':>6} {'test':>5}  {'Pulse default (family picked)':<36}  fastText  "
+        f"{'+search':<6} {'TF-IDF+LR':<15}  VADER",
         _row("airline", a_train, a_test),
         _row("airline, 400 training rows", small, a_test),
         _row("TweetEval validation", t_train, t_test),

@@ -448,7 +448,7 @@ def test_cli_and_logs_never_print_message_text(ws: LocalStore, tmp_path: Path) -
     result = run_cli("--verbose", "ingest", str(upload), "--workspace", str(ws.root), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "INFO" in result.stderr  # the logs really were on
-    assert "2 accepted, 1 rejected, 1 sent to review" in result.stdout
+    assert "2 accepted, 1 rejected" in result.stdout and "sent to review" in result.stdout
     for shown in (result.stdout, result.stderr):
         assert "zqxmarker7731" not in shown
         assert rejected_marker not in shown

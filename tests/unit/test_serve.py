@@ -23,8 +23,8 @@ import tornado.netutil
 
 from services.deployment import deploy_local, require_current
 from services.endpoint import Endpoint, LocalEndpoint
-from services.model import TrainParams, fasttext_line, train
-from services.registry import ModelCard, fetch_model, new_version, register
+from services.model import TrainParams, apply_temperature, fasttext_line, train
+from services.registry import ModelCard, fetch_model, load_card, new_version, register
 from services.serve import MAX_BODY_BYTES, MAX_INSTANCES, VERSION_HEADER, make_app, make_server
 from services.storage import LocalStore
 
@@ -167,15 +167,17 @@ def test_k2_gives_two_labels(server: Server) -> None:
 
 
 def test_the_server_applies_the_model_and_nothing_else(server: Server, endpoint: LocalEndpoint) -> None:
-    """Texts reach the model as sent: upper case, URLs and stopwords are not preprocessed again."""
+    """Texts reach the model as sent: upper case, URLs and stopwords are not preprocessed again.
+    The answer is the model's, with only the card's calibration temperature undone."""
     texts = ["LOVE this SO much http://x.y", "the and of not", "great"]
-    _, expected = endpoint.score(texts)
+    version, expected = endpoint.score(texts)
+    temperature = load_card(endpoint.store, version).temperature
     reply = call(server.port, "POST", "/invocations", {"instances": texts, "configuration": {"k": 3}})
     assert reply.status == 200
     for item, want in zip(reply.json, expected, strict=True):
         assert item["label"][0] == "__label__" + want.label
         got = {label.removeprefix("__label__"): p for label, p in zip(item["label"], item["prob"], strict=True)}
-        assert got == pytest.approx(want.probs)
+        assert got == pytest.approx(apply_temperature(want.probs, 1 / temperature))
 
 
 def test_an_empty_text_scores_zero_for_every_label(server: Server) -> None:
