@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from dashboard.deps import workspace
+from services.alerts import Alert, alert_checkins, list_alerts
 from services.auth import User
 from services.deployment import current
 from services.overview import Overview, workspace_overview
@@ -24,3 +26,32 @@ def _overview(name: str, role: str, groups: tuple[str, ...], fingerprint: tuple[
 
 def overview(user: User) -> Overview:
     return _overview(user.name, user.role, user.groups, _fingerprint())
+
+
+# --- alerts: keyed on the alert files (events, status changes, rules), so a click shows at once.
+
+
+def _alerts_fingerprint() -> tuple[str, ...]:
+    return tuple(workspace().store.list("alerts/"))
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _alerts(name: str, role: str, groups: tuple[str, ...], fingerprint: tuple[str, ...]) -> list[Alert]:
+    return list_alerts(workspace().store, User(name, role, groups))
+
+
+def alerts(user: User) -> list[Alert]:
+    """Every alert the user may see, in inbox order (open first, most severe first, newest first)."""
+    return _alerts(user.name, user.role, user.groups, _alerts_fingerprint())
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _alert_checkins(
+    name: str, role: str, groups: tuple[str, ...], alert_id: str, fingerprint: tuple[str, ...]
+) -> pd.DataFrame:
+    return alert_checkins(workspace().store, alert_id, User(name, role, groups))
+
+
+def triggering_checkins(user: User, alert_id: str) -> pd.DataFrame:
+    """The check-ins behind one alert (time, label, confidence, text), if the user may see its group."""
+    return _alert_checkins(user.name, user.role, user.groups, alert_id, _fingerprint())

@@ -5,8 +5,10 @@ import time
 import streamlit as st
 
 from dashboard.auth import require_role
-from dashboard.deps import labeling, show_error
+from dashboard.deps import labeling, show_error, workspace
+from services.alerts import flag_urgent
 from services.errors import PulseError
+from services.labeling import ReviewItem
 
 user = require_role("annotator", "admin")
 
@@ -25,7 +27,9 @@ with st.expander("Guidelines"):
         '- Label how the **writer feels**, not the topic: *"the exam was brutal but I passed"* is positive.\n'
         "- **Neutral**: facts, plans or questions with no feeling either way.\n"
         "- **Can't tell / not about feelings**: sarcasm you cannot read, another language, noise.\n"
-        "- Keys: **1** negative, **2** neutral, **3** positive, **4** can't tell, **S** skip, **Z** undo."
+        "- Keys: **1** negative, **2** neutral, **3** positive, **4** can't tell, **S** skip, **Z** undo.\n"
+        "- **U** flags the message as **urgent** (someone may be at risk): the managers of its group get a "
+        "critical alert at once. Then label it as usual."
     )
 order = st.segmented_control("Order", list(ORDERS), format_func=ORDERS.__getitem__, default="uncertain")
 
@@ -56,8 +60,20 @@ def act(kind: str, item_id: str, label: str | None = None) -> None:
         st.session_state["review_error"] = str(exc)
 
 
+def flag(item: ReviewItem) -> None:
+    """Raise a critical alert for the managers; the item stays claimed, to be labelled as usual."""
+    try:
+        flag_urgent(workspace().store, item, user.name, notifier=workspace().notifier)
+    except PulseError as exc:
+        st.session_state["review_error"] = str(exc)
+        return
+    st.session_state["review_toast"] = "Flagged as urgent: the managers of this group have a critical alert."
+
+
 if "review_error" in st.session_state:
     st.error(st.session_state.pop("review_error"))
+if "review_toast" in st.session_state:
+    st.toast(st.session_state.pop("review_toast"), icon=":material/priority_high:")
 
 if item is None:
     st.success("Nothing left to review. New check-ins the model is unsure about will appear here.")
@@ -72,8 +88,18 @@ with st.container(border=True):
     )
     st.text(item.text)  # the message exactly as written: never markdown or HTML
 
-cols = st.columns(len(DECISIONS) + 2)
+cols = st.columns(len(DECISIONS) + 3)
 for col, (label, title, key) in zip(cols, DECISIONS, strict=False):
     col.button(title, key=f"b-{label}", shortcut=key, on_click=act, args=("label", item.id, label), width="stretch")
-cols[-2].button("Skip", shortcut="s", on_click=act, args=("skip", item.id), width="stretch")
-cols[-1].button("Undo", shortcut="z", on_click=act, args=("undo", item.id), width="stretch")
+cols[-3].button("Skip", shortcut="s", on_click=act, args=("skip", item.id), width="stretch")
+cols[-2].button("Undo", shortcut="z", on_click=act, args=("undo", item.id), width="stretch")
+cols[-1].button(
+    "Flag urgent",
+    key="b-urgent",
+    shortcut="u",
+    on_click=flag,
+    args=(item,),
+    icon=":material/priority_high:",
+    help="Someone may be at risk: alert the managers of this group now (U)",
+    width="stretch",
+)

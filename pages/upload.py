@@ -40,6 +40,7 @@ if upload is not None and st.button("Score and add to the workspace", type="prim
             threshold=ws.settings.review_threshold,
             max_chars=ws.settings.max_text_chars,
             progress=progress,
+            notifier=ws.notifier,
         )
     except InvalidUpload as exc:
         bar.empty()

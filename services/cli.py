@@ -48,6 +48,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             threshold=ws.settings.review_threshold,
             max_chars=ws.settings.max_text_chars,
             progress=progress,
+            notifier=ws.notifier,
         )
     prefix = "already ingested earlier; " if report.repeated else ""
     print(prefix + report.summary())

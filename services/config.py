@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     sagemaker_training_max_seconds: int = Field(default=3600, ge=60, le=432_000)
     sagemaker_endpoint_name: str = "pulse-sentiment"
     sagemaker_endpoint_instance: str = "ml.t2.medium"
+    # Alerts: also publish each new alert to this SNS topic (empty: alerts stay in the app's inbox only)
+    sns_topic_arn: str = Field(
+        default="", pattern=r"^(arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?)?$"
+    )
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:

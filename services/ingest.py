@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
+from services.alerts import Notifier, evaluate_alerts
 from services.checkins import ParsedUpload, parse_upload
 from services.endpoint import Endpoint
 from services.errors import AlreadyExists, InvalidUpload, KeyNotFound
@@ -54,6 +55,7 @@ class IngestReport:
     quarantine_key: str | None = None
     finished_at: str = ""
     repeated: bool = False
+    alerts: int = 0  # new alerts raised by these check-ins
 
     def summary(self) -> str:
         parts = [
@@ -63,6 +65,7 @@ class IngestReport:
         ]
         if self.already_present:
             parts.append(f"{self.already_present} already in the workspace")
+        parts.append(f"{self.alerts} new alert{'' if self.alerts == 1 else 's'}")
         text = f"batch {self.batch}: " + ", ".join(parts) + f"; model {self.model_version}"
         if self.quarantine_key:
             text += f"; rejected rows and reasons in {self.quarantine_key}"
@@ -175,9 +178,13 @@ def ingest(
     max_chars: int = 2000,
     now: datetime | None = None,
     progress: Progress | None = None,
+    notifier: Notifier | None = None,
 ) -> IngestReport:
     """Ingest one uploaded file. Raises `InvalidUpload` when the file cannot be read or when
-    not a single row could be accepted (the rejects are quarantined first)."""
+    not a single row could be accepted (the rejects are quarantined first).
+
+    Alerts are evaluated on the freshly scored rows once their partitions are written (and before
+    the manifest, so an interrupted run evaluates them again); `notifier` publishes the new ones."""
     batch = batch_id(data)
     manifest_key = f"ingest/batches/{batch}.json"
     try:
@@ -203,6 +210,7 @@ def ingest(
     already = len(frame) - len(fresh)
     version = endpoint.version()
     unrecognized = 0
+    alerts = 0
     if not fresh.empty:
         scored = score_frame(endpoint, fresh, max_chars=max_chars, progress=progress).assign(batch=batch)
         version = scored["model_version"].iloc[0]
@@ -211,6 +219,7 @@ def ingest(
         unrecognized = len(low)
         for date, blob in partitions(scored):
             store.put(partition_key(date, batch), blob)
+        alerts = len(evaluate_alerts(store, scored, notifier=notifier))
     report = IngestReport(
         batch=batch,
         filename=filename,
@@ -224,6 +233,7 @@ def ingest(
         dates=sorted(fresh["date"].unique().tolist()),
         quarantine_key=quarantine_key,
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        alerts=alerts,
     )
     store.put(manifest_key, json.dumps(asdict(report), indent=2).encode())
     log.info("ingested batch %s: %d accepted, %d rejected", batch, report.accepted, report.rejected)

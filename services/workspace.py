@@ -7,6 +7,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.alerts import Notifier, make_notifier
 from services.config import Settings
 from services.deployment import Deployer, LocalDeployer
 from services.endpoint import Endpoint, LocalEndpoint
@@ -17,13 +18,15 @@ from services.training import LocalFastTextTrainer
 
 @dataclass(frozen=True)
 class Workspace:
-    """The store, endpoint, trainer and deployer that the settings point at."""
+    """The store, endpoint, trainer and deployer that the settings point at (and where new alerts
+    are published, if anywhere)."""
 
     settings: Settings
     store: ObjectStore
     endpoint: Endpoint
     trainer: Trainer
     deployer: Deployer
+    notifier: Notifier | None = None
 
 
 def model_cache_dir(store: ObjectStore) -> Path:
@@ -46,8 +49,14 @@ def open_workspace(settings: Settings, *, search_seconds: float = 0.0) -> Worksp
             SageMakerEndpoint(runtime, settings.sagemaker_endpoint_name, store),
             SageMakerTrainer(sm, s3_client(settings), store, settings),
             SageMakerDeployer(sm, store, settings),
+            make_notifier(settings),
         )
     endpoint = LocalEndpoint(store, model_cache_dir(store), max_chars=settings.max_text_chars)
     return Workspace(
-        settings, store, endpoint, LocalFastTextTrainer(store, search_seconds=search_seconds), LocalDeployer()
+        settings,
+        store,
+        endpoint,
+        LocalFastTextTrainer(store, search_seconds=search_seconds),
+        LocalDeployer(),
+        make_notifier(settings),
     )
