@@ -12,7 +12,7 @@ from services.labeling import ReviewItem
 
 user = require_role("annotator", "admin")
 
-ORDERS = {"uncertain": "Least sure first", "oldest": "Oldest first"}
+ORDERS = {"uncertain": "Least sure first", "oldest": "Oldest first", "group": "By group"}
 DECISIONS = (
     ("negative", "Negative", "1"),
     ("neutral", "Neutral", "2"),
@@ -32,9 +32,16 @@ with st.expander("Guidelines"):
         "critical alert at once. Then label it as usual."
     )
 order = st.segmented_control("Order", list(ORDERS), format_func=ORDERS.__getitem__, default="uncertain")
+group = None
+if order == "group":
+    waiting = service.queue_groups()
+    if not waiting:
+        st.info("The queue is empty: nothing to pick a group from.")
+        st.stop()
+    group = st.selectbox("Group", list(waiting), format_func=lambda g: f"{g} ({waiting[g]:,} waiting)")
 
 try:
-    item = service.claim_next(user.name, order or "uncertain")
+    item = service.claim_next(user.name, order or "uncertain", group)
     stats = service.stats(user.name)
 except PulseError as exc:
     show_error(exc, "try again in a moment")

@@ -183,8 +183,9 @@ class LabelingService:
     def claim_next(self, annotator: str, order: Order = "uncertain", group: str | None = None) -> ReviewItem | None:
         """The next item `annotator` may label, claimed for them with a lease; None when nothing is left.
 
-        A claim they already hold comes back (its lease renewed). Items they skipped come after
-        everything else; items they labelled never come back to them.
+        A claim they already hold comes back (its lease renewed), unless they now ask for another
+        group: then it is released for others. Items they skipped come after everything else; items
+        they labelled never come back to them.
         """
         _who(annotator)
         if order not in ORDERS:
@@ -195,7 +196,9 @@ class LabelingService:
             person = self._person(annotator)
             held = self._resume(annotator, person)
             if held is not None:
-                return held
+                if order != "group" or held.group == group:
+                    return held
+                self._release(held.id, annotator)
             self._refresh_index()
             self._refresh_skips(annotator, person)
             key = (order, group if order == "group" else None)
@@ -309,6 +312,16 @@ class LabelingService:
             self._others.pop(item_id, None)
             self._try_claim(item_id, annotator, person)
             return item_id
+
+    def queue_groups(self) -> dict[str, int]:
+        """Items waiting per group (this replica's view of the queue), largest first."""
+        with self._lock:
+            self._refresh_index()
+            counts: dict[str, int] = {}
+            for item_id, entry in self._entries.items():
+                if item_id not in self._gone:
+                    counts[entry.group] = counts.get(entry.group, 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def stats(self, annotator: str | None = None, *, exact: bool = False) -> dict[str, Any]:
         """Progress figures: items left in the queue, labels today (by `annotator` and in total), claims now.

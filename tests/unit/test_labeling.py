@@ -528,3 +528,17 @@ def test_twenty_replicas_label_a_thousand_items_exactly_once(store: LocalStore) 
     assert 20 <= doubles <= 90  # about 5 %
     assert len(read_labels(store)) == 1000 + doubles
     assert LabelingService(store).stats(exact=True)["queue_left"] == 0
+
+
+def test_asking_for_another_group_releases_the_held_item(store: LocalStore) -> None:
+    queue(store, [make_item(i, group=g, margin=0.3) for i, g in enumerate(["Alpha", "Alpha", "Beta"])])
+    service = LabelingService(store)
+    assert service.queue_groups() == {"Alpha": 2, "Beta": 1}
+    first = service.claim_next("ann", "group", "Alpha")
+    assert first is not None and first.group == "Alpha"
+    again = service.claim_next("ann", "group", "Alpha")
+    assert again is not None and again.id == first.id  # the held item comes back
+    beta = service.claim_next("ann", "group", "Beta")
+    assert beta is not None and beta.group == "Beta"
+    other = LabelingService(store).claim_next("bob", "group", "Alpha")
+    assert other is not None and other.id == first.id  # released, so someone else can take it
