@@ -37,13 +37,13 @@ FORMAT = "pulse-linear-1"
 
 def _sublinear_tfidf(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
     """1 + log(tf), times idf, each row scaled to unit length (scikit-learn's TfidfVectorizer with
-    sublinear_tf=True, norm="l2")."""
-    x = counts.astype(np.float64).tocsr()
-    x.data = 1.0 + np.log(x.data)
-    x = x @ sp.diags(idf)
-    norms: np.ndarray = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
-    norms[norms == 0] = 1.0
-    return sp.csr_matrix(sp.diags(1.0 / norms) @ x)
+    sublinear_tf=True, norm="l2"), computed on the sparse data in place."""
+    from sklearn.preprocessing import normalize
+
+    x = sp.csr_matrix(counts, dtype=np.float64, copy=True)
+    x.data = (1.0 + np.log(x.data)) * idf[x.indices]
+    out: sp.csr_matrix = normalize(x, norm="l2", copy=False)
+    return out
 
 
 def _idf(counts: sp.csr_matrix) -> np.ndarray:
