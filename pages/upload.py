@@ -8,16 +8,18 @@ import streamlit as st
 from dashboard.auth import require_role
 from dashboard.deps import show_error, workspace
 from services.errors import InvalidUpload, PulseError
+from services.health import effective_threshold
 from services.ingest import ingest
 
 user = require_role("admin")
 
 st.title("Upload check-ins")
 ws = workspace()
+threshold = effective_threshold(ws.store, ws.settings)  # an admin may have changed it on the health page
 st.markdown(
     "A CSV, JSON lines or Parquet file with the columns **participant**, **group**, **time** and **text** "
     "(an **id** column is optional; other columns are kept as they are). Each row is scored by the live "
-    f"model; rows below confidence {ws.settings.review_threshold:.2f} go to the review queue. Rows that "
+    f"model; rows below confidence {threshold:.2f} go to the review queue. Rows that "
     "cannot be read are set aside with the reason, never dropped. Uploading the same file twice adds nothing."
 )
 upload = st.file_uploader(
@@ -37,7 +39,7 @@ if upload is not None and st.button("Score and add to the workspace", type="prim
             ws.endpoint,
             upload.getvalue(),
             upload.name,
-            threshold=ws.settings.review_threshold,
+            threshold=threshold,
             max_chars=ws.settings.max_text_chars,
             progress=progress,
             notifier=ws.notifier,

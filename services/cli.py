@@ -25,6 +25,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from services.health import effective_threshold
     from services.ingest import ingest
 
     ws = open_workspace(_settings(args))
@@ -45,7 +46,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             ws.endpoint,
             data,
             path.name,
-            threshold=ws.settings.review_threshold,
+            threshold=effective_threshold(ws.store, ws.settings),
             max_chars=ws.settings.max_text_chars,
             progress=progress,
             notifier=ws.notifier,
@@ -57,12 +58,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from services.demo import build_demo
+    from services.health import effective_threshold
 
     ws = open_workspace(_settings(args))
     if any(True for _ in ws.store.list("ingest/batches/")) and not args.force:
         print(f"{ws.store.describe()} already holds check-ins; nothing to do (use --force to add the demo anyway)")
         return 0
-    reports = build_demo(ws.store, ws.endpoint, threshold=ws.settings.review_threshold, progress=print)
+    threshold = effective_threshold(ws.store, ws.settings)
+    reports = build_demo(ws.store, ws.endpoint, threshold=threshold, progress=print)
     for report in reports:
         print(report.summary())
     print(f"demo workspace ready in {ws.store.describe()}")

@@ -130,7 +130,7 @@ def _split(rows: dict[str, tuple[str, str]], seed: int, share: float) -> tuple[l
     return train, validation
 
 
-def _content(
+def dataset_content(
     store: ObjectStore, label_keys: list[str], gold: list[str], *, seed: int, share: float, base: str
 ) -> tuple[bytes, bytes, dict[str, Any]]:
     labels = []
@@ -168,7 +168,7 @@ def build_dataset(
         raise DatasetError("validation_share must be between 0.05 and 0.5")
     label_keys = [key for key, _ in read_labels(store)]
     gold = gold_inputs(store)
-    train, validation, extra = _content(store, label_keys, gold, seed=seed, share=validation_share, base=base)
+    train, validation, extra = dataset_content(store, label_keys, gold, seed=seed, share=validation_share, base=base)
     digest = _sha(train + validation)[:8]
     now = datetime.now(UTC)
     manifest = DatasetManifest(
@@ -203,7 +203,7 @@ def list_datasets(store: ObjectStore) -> list[str]:
 def verify_rebuild(store: ObjectStore, version: str) -> bool:
     """Rebuild a dataset from its manifest and report whether it matches bit for bit."""
     m = load_manifest(store, version)
-    train, validation, _ = _content(
+    train, validation, _ = dataset_content(
         store, m.label_keys, m.gold_inputs, seed=m.seed, share=m.validation_share, base=m.base
     )
     return _sha(train) == m.hashes["train.txt"] and _sha(validation) == m.hashes["validation.txt"]
