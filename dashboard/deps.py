@@ -41,7 +41,8 @@ def show_error(exc: PulseError, what_next: str = "") -> None:
 
 @st.cache_resource
 def _labeling(s: Settings) -> LabelingService:
-    return LabelingService(_workspace(s).store)
+    key = s.pseudonym_key.get_secret_value().encode() if s.pseudonym_key else None
+    return LabelingService(_workspace(s).store, pseudonym_key=key)
 
 
 def labeling() -> LabelingService:

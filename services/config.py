@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.errors import SettingsError
@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     sagemaker_training_max_seconds: int = Field(default=3600, ge=60, le=432_000)
     sagemaker_endpoint_name: str = "pulse-sentiment"
     sagemaker_endpoint_instance: str = "ml.t2.medium"
+    # Key of the participant pseudonyms annotators see (HMAC). Unset: a random key kept in the
+    # workspace (settings/pseudonym.key), readable only by whoever can read the store itself.
+    pseudonym_key: SecretStr | None = None
     # Alerts: also publish each new alert to this SNS topic (empty: alerts stay in the app's inbox only)
     sns_topic_arn: str = Field(
         default="", pattern=r"^(arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?)?$"

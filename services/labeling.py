@@ -20,6 +20,7 @@ The queue itself is built in memory from the small index files, so a click never
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -113,6 +114,21 @@ def _dumps(data: Any) -> bytes:
     return json.dumps(data, ensure_ascii=False).encode()
 
 
+PSEUDONYM_KEY = "settings/pseudonym.key"
+
+
+def workspace_pseudonym_key(store: ObjectStore) -> bytes:
+    """The workspace's random pseudonym key, created once (create-if-absent, so every replica ends up
+    with the same key). Without the key, a pseudonym cannot be matched to a participant id."""
+    try:
+        return store.get(PSEUDONYM_KEY)
+    except KeyNotFound:
+        pass
+    with contextlib.suppress(AlreadyExists):  # another replica made it first: use theirs
+        store.put(PSEUDONYM_KEY, secrets.token_bytes(32), if_absent=True)
+    return store.get(PSEUDONYM_KEY)
+
+
 def needs_two(item_id: str, double_share: float) -> bool:
     """Whether an item belongs to the double-label share: a hash of its id, so every replica agrees."""
     if double_share <= 0:
@@ -161,7 +177,7 @@ class LabelingService:
         self.double_share = double_share
         self.clock = clock
         self.refresh_seconds = refresh_seconds
-        self._key = pseudonym_key or hashlib.sha256(b"pulse-pseudonym:" + store.describe().encode()).digest()
+        self._key = pseudonym_key or workspace_pseudonym_key(store)
         self._lock = threading.RLock()
         self._entries: dict[str, _Entry] = {}
         self._indexes_read: set[str] = set()

@@ -542,3 +542,15 @@ def test_asking_for_another_group_releases_the_held_item(store: LocalStore) -> N
     assert beta is not None and beta.group == "Beta"
     other = LabelingService(store).claim_next("bob", "group", "Alpha")
     assert other is not None and other.id == first.id  # released, so someone else can take it
+
+
+def test_pseudonyms_use_a_random_workspace_key_made_once(store: LocalStore) -> None:
+    first, second = LabelingService(store), LabelingService(store)
+    assert first.pseudonym("alice") == second.pseudonym("alice") != first.pseudonym("bob")
+    key = store.get("settings/pseudonym.key")
+    assert len(key) == 32
+    # Not derivable from anything public about the workspace: another workspace gets another key.
+    other = LocalStore(store.root.parent / "other-ws")
+    assert LabelingService(other).pseudonym("alice") != first.pseudonym("alice")
+    # A configured key wins over the stored one.
+    assert LabelingService(store, pseudonym_key=b"k" * 32).pseudonym("alice") != first.pseudonym("alice")
