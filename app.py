@@ -10,13 +10,19 @@ st.set_page_config(page_title="Pulse", page_icon="💬", layout="wide")
 
 PAGES = {
     "home": st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    "trends": st.Page("pages/trends.py", title="Trends", icon=":material/monitoring:"),
+    "alerts": st.Page("pages/alerts.py", title="Alerts", icon=":material/notifications:"),
     "review": st.Page("pages/review.py", title="Review queue", icon=":material/rate_review:"),
     "upload": st.Page("pages/upload.py", title="Upload check-ins", icon=":material/upload_file:"),
+    "data": st.Page("pages/admin_data.py", title="Labels & datasets", icon=":material/dataset:"),
+    "training": st.Page("pages/admin_training.py", title="Training", icon=":material/model_training:"),
+    "models": st.Page("pages/admin_models.py", title="Models & deploy", icon=":material/rocket_launch:"),
+    "health": st.Page("pages/admin_health.py", title="Model health & costs", icon=":material/monitor_heart:"),
 }
 ROLE_PAGES = {
-    "manager": ["home"],
+    "manager": ["home", "trends", "alerts"],
     "annotator": ["home", "review"],
-    "admin": ["home", "review", "upload"],
+    "admin": ["home", "trends", "alerts", "review", "upload", "data", "training", "models", "health"],
 }
 
 config = settings()  # a bad setting stops here, with a message naming it

@@ -61,3 +61,19 @@ def test_annotator_labels_three_messages_from_the_keyboard(page, app_url: str, w
     assert len(labelled) == 3
     after = sum(1 for _ in store.list("review/unrecognized/"))
     assert before - 3 <= after < before  # double-label items (5%) wait for a second annotator
+
+
+def test_manager_reads_trends_and_one_participant(page, app_url: str) -> None:  # type: ignore[no-untyped-def]
+    _sign_in(page, app_url, "Manager — trends")
+    page.get_by_role("link", name="Trends").click()
+    person = page.get_by_role("combobox", name="Read the check-ins of")
+    person.wait_for()  # drawn after the trend and the heatmap
+    page.locator("[data-testid=stMain] .js-plotly-plot").nth(1).wait_for()  # the trend and the heatmap
+    shot(page, "07-trends-manager")
+    assert "Platform team" not in page.inner_text("body")  # not one of the manager's groups
+    person.scroll_into_view_if_needed()  # the full-page shot leaves the page scrolled elsewhere
+    person.click()
+    page.get_by_role("option").nth(1).click()
+    page.get_by_text("newest first").first.wait_for()
+    page.locator("[data-testid=stDataFrame]").wait_for()
+    shot(page, "08-trends-drill-down")

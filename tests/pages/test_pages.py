@@ -8,14 +8,20 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from services.labeling import needs_two
+from services.labeling import LabelingService, needs_two
 from services.storage import LocalStore
 from tests.pages.conftest import APP, PAGE_FILES, ROOT, rendered_text
 
 ALLOWED = {
     "home.py": {"manager", "annotator", "admin"},
+    "trends.py": {"manager", "admin"},
+    "alerts.py": {"manager", "admin"},
     "review.py": {"annotator", "admin"},
     "upload.py": {"admin"},
+    "admin_data.py": {"admin"},
+    "admin_training.py": {"admin"},
+    "admin_models.py": {"admin"},
+    "admin_health.py": {"admin"},
 }
 
 
@@ -206,3 +212,23 @@ def test_review_labels_from_the_buttons_and_the_queue_shrinks(run_app, app_env) 
     at.run()
     assert not at.exception
     assert at.text[0].value == shown
+
+
+def test_review_by_group_shows_only_that_groups_messages(run_app, app_env) -> None:  # type: ignore[no-untyped-def]
+    store = LocalStore(app_env)
+    at = run_app("annotator", "pages/review.py")
+    at.segmented_control[0].set_value("group")
+    at.run()
+    assert not at.exception and not at.error
+    (picker,) = [s for s in at.selectbox if s.label == "Group"]
+    groups = picker.options
+    assert len(groups) >= 2 and all("waiting)" in g for g in groups)
+    first = next(iter(LabelingService(store).queue_groups()))
+    other = next(g for g in picker.options if not g.startswith(first + " ("))
+    picker.set_value(other)
+    at.run()
+    assert not at.exception and not at.error
+    held = [k for k in store.list("review/claims/") if json.loads(store.get(k))["annotator"] == "demo-annotator"]
+    assert len(held) == 1  # the first group's item went back to the queue
+    shown_group = other.rsplit(" (", 1)[0]
+    assert json.loads(store.get("review/unrecognized/" + held[0].rsplit("/", 1)[-1]))["group"] == shown_group

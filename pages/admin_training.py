@@ -1,0 +1,205 @@
+"""Training: start a run on a dataset version with chosen hyperparameters, follow it (from any
+replica, after a refresh), cancel it, and see past runs."""
+
+import streamlit as st
+
+from dashboard.admin_jobs import age, dataset_choices, duration, link_to, runs_frame
+from dashboard.auth import require_role
+from dashboard.deps import show_error, workspace
+from services.errors import PulseError
+from services.jobs import JobNotRunning, TrainingJob, cancel, list_runs, load_run, running_job, start_training
+from services.model import FAMILIES, PARAM_RANGES, TrainParams, validate_params
+
+user = require_role("admin")
+
+WATCH = "training_watch"  # the run this session follows (shown with its result once it ends)
+DEFAULTS = TrainParams()
+FAMILY_HELP = {
+    "auto": "auto — train fastText and the linear model, keep the better on validation",
+    "fasttext": "fastText only (the format SageMaker BlazingText serves)",
+    "linear": "linear SVM only (word and character n-grams; trains locally)",
+}
+
+st.title("Training")
+ws = workspace()
+store = ws.store
+try:
+    running = running_job(store)
+    datasets = dataset_choices()
+except PulseError as exc:
+    show_error(exc, "check the workspace settings")
+    st.stop()
+
+
+def _label(name: str, text: str) -> str:
+    lo, hi = PARAM_RANGES[name]
+    fmt = (lambda x: f"{int(x):,}") if float(lo).is_integer() and float(hi).is_integer() else (lambda x: f"{x:g}")
+    return f"{text} ({fmt(lo)}–{fmt(hi)})"
+
+
+# --- the current run, refreshed every 2 s from the store (so any replica, and a refresh, sees it)
+def _show(job: TrainingJob) -> None:
+    run = job.run
+    cols = st.columns(3)
+    cols[0].metric("Status", job.status)
+    cols[1].metric("Elapsed" if job.running else "Took", duration(job.elapsed_seconds()))
+    macro_f1 = run.metrics.get("macro_f1")
+    cols[2].metric("Gold macro-F1", f"{macro_f1:.3f}" if macro_f1 is not None else "—")
+    ended = f"; ended {age(run.finished_at)}" if run.finished_at and not job.running else ""
+    st.caption(
+        f"Run {run.job_name} on dataset {run.dataset} with {run.trainer}, started by {run.started_by} "
+        f"{age(run.started_at)}{ended}"
+    )
+    if job.running:
+        st.progress(job.progress, text=f"{job.progress:.0%} done")
+    if run.log:
+        st.code("\n".join(run.log[-10:]), language=None, wrap_lines=True)
+    if job.status == "Completed" and run.model_version:
+        st.success(
+            f"Model version {run.model_version} is registered; nothing was deployed. "
+            "Compare it with the live model and deploy it on the Models & deploy page."
+        )
+        link_to("pages/admin_models.py", "Models & deploy", ":material/rocket_launch:")
+    elif job.status == "Failed":
+        st.error(f"The run failed: {run.failure_reason or 'no reason recorded'}")
+    elif job.status == "Stopped":
+        st.info("The run was stopped on request; nothing was registered.")
+    elif job.status == "Interrupted":
+        st.warning("The process running this job stopped before it finished; nothing was registered.")
+
+
+@st.fragment(run_every=2)
+def current_run(running_at_render: str | None) -> None:
+    try:
+        job = running_job(store)
+        if job is not None:
+            st.session_state[WATCH] = job.job_name
+        elif st.session_state.get(WATCH):
+            job = load_run(store, st.session_state[WATCH])
+    except PulseError as exc:
+        show_error(exc, "the page tries again in 2 seconds")
+        return
+    now_running = job.job_name if job is not None and job.running else None
+    if now_running != running_at_render:
+        st.rerun()  # a run started or ended: refresh the Start button and the table of runs
+    st.subheader("Current run" if job is not None and job.running else "Latest run")
+    if job is None:
+        st.caption("No training run yet.")
+        return
+    _show(job)
+    if job.running and st.button(
+        "Cancel run" if job.status == "Running" else "Stopping…",
+        icon=":material/stop_circle:",
+        disabled=job.status != "Running",
+        key="cancel-run",
+    ):
+        try:
+            cancel(store, job.job_name, user.name)
+        except JobNotRunning as exc:
+            st.info(str(exc))
+        except PulseError as exc:
+            show_error(exc, "try again")
+        else:
+            st.rerun(scope="fragment")
+
+
+try:
+    runs = list_runs(store)
+except PulseError as exc:
+    show_error(exc, "check the workspace settings")
+    st.stop()
+if WATCH not in st.session_state and runs:
+    st.session_state[WATCH] = runs[0].job_name  # after a refresh: the newest run, running or not
+current_run(running.job_name if running else None)
+
+
+# --- a new run
+def _params() -> TrainParams | None:
+    """The hyperparameters as entered, or None (with the error shown) if one is out of range."""
+    family = st.selectbox(
+        "Model family", FAMILIES, format_func=lambda f: FAMILY_HELP[f], index=FAMILIES.index(DEFAULTS.family)
+    )
+    if ws.settings.backend == "aws":
+        st.caption("This workspace trains on SageMaker BlazingText: it trains fastText whatever the family says.")
+    st.markdown("**fastText**")
+    cols = st.columns(6)
+    epoch = cols[0].number_input(_label("epoch", "Epochs"), value=DEFAULTS.epoch, step=1)
+    lr = cols[1].number_input(_label("lr", "Learning rate"), value=DEFAULTS.lr, step=0.05, format="%.3f")
+    dim = cols[2].number_input(_label("dim", "Dimensions"), value=DEFAULTS.dim, step=10)
+    word_ngrams = cols[3].number_input(_label("word_ngrams", "Word n-grams"), value=DEFAULTS.word_ngrams, step=1)
+    minn = cols[4].number_input(
+        _label("minn", "Subwords from"), value=DEFAULTS.minn, step=1, help="0 and 0: no subwords (character n-grams)"
+    )
+    maxn = cols[5].number_input(_label("maxn", "Subwords to"), value=DEFAULTS.maxn, step=1)
+    st.markdown("**Linear model and data**")
+    cols = st.columns([1, 2, 3])
+    c = cols[0].number_input(
+        _label("c", "C"), value=DEFAULTS.c, step=0.05, format="%.4f", help="Regularisation: smaller is smoother"
+    )
+    balance_classes = cols[1].checkbox(
+        "Balance classes",
+        value=DEFAULTS.balance_classes,
+        help="Repeat rows of the smaller classes up to the largest one's count",
+    )
+    params = TrainParams(
+        epoch=int(epoch),
+        lr=float(lr),
+        dim=int(dim),
+        word_ngrams=int(word_ngrams),
+        minn=int(minn),
+        maxn=int(maxn),
+        c=float(c),
+        balance_classes=balance_classes,
+        family=family,
+    )
+    try:
+        return validate_params(params)
+    except ValueError as exc:
+        st.error(f"Check the hyperparameters: {exc}.")
+        return None
+
+
+st.subheader("New run")
+if not datasets:
+    st.info(
+        "No dataset version yet. Build one from the current labels with **Build dataset version** on the "
+        "Labels & datasets page, then come back here to train on it."
+    )
+    link_to("pages/admin_data.py", "Labels & datasets", ":material/dataset:")
+else:
+    names = dict(datasets)
+    dataset = st.selectbox("Dataset version (newest first)", list(names), format_func=lambda v: names[v])
+    params = _params()
+    start = st.button(
+        "Start training",
+        type="primary",
+        icon=":material/play_arrow:",
+        disabled=running is not None or params is None,
+        help="One run at a time, for the whole workspace" if running is None else f"{running.job_name} is running",
+    )
+    if running is not None:
+        st.caption(f"Run {running.job_name} is in progress: a new run can start when it has ended.")
+    if start and params is not None:
+        try:
+            job = start_training(ws, dataset, params, user.name)
+        except PulseError as exc:  # another run started meanwhile, bad parameters, a missing dataset
+            show_error(exc)
+        else:
+            st.session_state[WATCH] = job
+            st.rerun()
+
+
+# --- past runs
+st.subheader("Past runs")
+if not runs:
+    st.caption("No training run yet.")
+else:
+    st.dataframe(
+        runs_frame(runs),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "macro-F1": st.column_config.NumberColumn(format="%.3f"),
+            "seconds": st.column_config.NumberColumn(format="%.1f"),
+        },
+    )

@@ -1,0 +1,158 @@
+"""Trends: how the manager's groups feel over time, who may need attention, and one person's check-ins."""
+
+from datetime import timedelta
+
+import streamlit as st
+
+from dashboard.auth import require_role
+from dashboard.charts import heatmap_figure, trend_figure
+from dashboard.components import escape_markdown
+from dashboard.deps import show_error, workspace
+from services import trends
+from services.errors import PulseError
+
+user = require_role("manager", "admin")
+
+st.title("Trends")
+store = workspace().store
+try:
+    groups = trends.visible_groups(store, user)
+except PulseError as exc:
+    show_error(exc, "check the workspace settings; an admin can re-upload or remove a damaged file")
+    st.stop()
+
+if not groups:
+    if user.role == "manager" and not user.groups:
+        st.info("No groups are assigned to you yet: ask an admin to add your groups to your user.")
+    else:
+        st.info(
+            "No check-ins yet. An admin uploads check-ins on the Upload page (or runs "
+            "`python -m services.cli ingest FILE`); they show here as soon as they are scored."
+        )
+    st.stop()
+
+# --- filters ---------------------------------------------------------------------------------
+top = st.columns([3, 3, 2.4, 1.4], vertical_alignment="bottom")
+chosen = top[0].multiselect("Groups", groups, default=groups, key="trend_groups", placeholder="Pick groups")
+if not chosen:
+    st.info("Pick at least one group to see its trends.")
+    st.stop()
+people = top[1].multiselect(
+    "Participants (optional)",
+    trends.participants(store, user, chosen),
+    key="trend_people",
+    placeholder="Everyone in these groups",
+)
+known = trends.date_range(store, user, chosen)
+if known is None:
+    st.info("These groups have no check-ins yet: pick other groups, or ask an admin to upload check-ins.")
+    st.stop()
+first, last = known
+dates = top[2].date_input(
+    "Dates",
+    value=(max(first, last - timedelta(days=89)), last),
+    min_value=first,
+    max_value=last,
+    key="trend_dates",
+    format="YYYY-MM-DD",
+)
+grain = top[3].radio(
+    "Per", ["day", "week"], key="trend_grain", horizontal=True, format_func=lambda g: "Day" if g == "day" else "Week"
+)
+if not isinstance(dates, tuple) or len(dates) != 2:
+    st.info("Pick the last day of the range as well.")
+    st.stop()
+start, end = dates
+
+# --- over time -------------------------------------------------------------------------------
+frame = trends.series(store, user, chosen, participants=people, start=start, end=end, granularity=grain)
+total = int(frame["count"].sum())
+if total == 0:
+    st.info(
+        f"No check-ins between {start} and {end} for these filters. Widen the date range "
+        f"(this data runs from {first} to {last}) or clear the participant filter."
+    )
+    st.stop()
+
+mean = float((frame["mean"] * frame["count"]).sum() / total)
+negative = float((frame["negative"] * frame["count"]).sum() / total)
+latest = frame["rolling"].dropna()
+cols = st.columns(4, vertical_alignment="bottom")
+cols[0].metric("Check-ins", f"{total:,}", help=f"From {start} to {end}")
+cols[1].metric(
+    "Mean sentiment",
+    f"{mean:+.2f}",
+    help="Mean of P(positive) − P(negative) over the check-ins: −1 all negative, +1 all positive",
+)
+cols[2].metric("Negative", f"{negative:.0%}", help="Share of check-ins the model labelled negative")
+cols[3].download_button(
+    "Download CSV",
+    data=lambda: trends.export_csv(
+        trends.export_rows(store, user, chosen, participants=people, start=start, end=end, include_text=True)
+    ),
+    file_name=f"pulse-checkins-{start}-{end}.csv",
+    mime="text/csv",
+    on_click="ignore",
+    icon=":material/download:",
+    help="The check-ins behind these filters, with their text",
+)
+st.plotly_chart(trend_figure(frame, grain), width="stretch", key="trend_chart")
+window = "7 days" if grain == "day" else "4 weeks"
+st.caption(
+    f"Mean sentiment: the mean of P(positive) − P(negative) over the check-ins. The rolling average covers "
+    f"the last {window} and is weighted by check-ins. Days are UTC days; weeks start on Monday."
+    + (f" Latest rolling average: {float(latest.iloc[-1]):+.2f}." if len(latest) else "")
+)
+
+# --- participants ------------------------------------------------------------------------------
+st.subheader("Participants")
+left, right = st.columns([2, 3], vertical_alignment="bottom")
+group = left.selectbox("Group", chosen, key="trend_heat_group")
+heat = trends.heatmap(store, user, group, start=start, end=end, granularity=grain)
+if heat.total == 0:
+    st.info("Nobody in this group checked in during the range: widen the date range or pick another group.")
+    st.stop()
+shown = len(heat.participants)
+if shown < heat.total:
+    right.caption(f"The {shown} of {heat.total} participants with the lowest mean sentiment, lowest first.")
+else:
+    right.caption(f"All {heat.total} participants with check-ins in the range, lowest mean sentiment first.")
+st.plotly_chart(heatmap_figure(heat, frame["period"], grain), width="stretch", key="trend_heatmap")
+
+others = [p for p in trends.participants(store, user, [group]) if p not in set(heat.participants)]
+person = st.selectbox(
+    "Read the check-ins of",
+    [None, *heat.participants, *others],
+    format_func=lambda p: "Choose a participant…" if p is None else p,
+    key="trend_person",
+)
+if person is None:
+    st.caption("Choose a participant to read their check-ins, newest first.")
+    st.stop()
+
+line = trends.timeline(store, user, person, [group], start=start, end=end)
+st.markdown(f"**{escape_markdown(person)}** · {len(line)} check-in(s) from {start} to {end}, newest first")
+if line.empty:
+    st.info("No check-ins from this participant in the range: widen the date range.")
+    st.stop()
+st.dataframe(
+    line,
+    hide_index=True,
+    width="stretch",
+    column_order=["time", "text", "label", "confidence", "human_label", "relabelled", "model_version"],
+    column_config={
+        "time": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm", width=135),
+        "text": st.column_config.TextColumn("Message", width="large"),
+        "label": st.column_config.TextColumn("Model's label", width=105),
+        "confidence": st.column_config.ProgressColumn(
+            "Confidence", format="%.2f", min_value=0.0, max_value=1.0, width=100
+        ),
+        "human_label": st.column_config.TextColumn("Reviewer's label", width=120),
+        "relabelled": st.column_config.CheckboxColumn(
+            "Relabelled", help="A reviewer chose a different label than the model", width=90
+        ),
+        "model_version": st.column_config.TextColumn("Model version", width=150),
+    },
+)
+if len(line) == trends.TIMELINE_ROWS:
+    st.caption(f"Showing the newest {trends.TIMELINE_ROWS}; narrow the date range to read older ones.")

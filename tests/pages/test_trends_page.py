@@ -1,0 +1,114 @@
+"""The trends page (AppTest, demo workspace): scoped filters, charts, the drill-down, empty states."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from services.demo import GROUPS
+from services.storage import LocalStore
+from tests.pages.conftest import ROOT, USERS, rendered_text
+from tests.unit.test_trends import checkin, write
+
+PAGE = "pages/trends.py"
+NASTY_TEXT = "<script>alert(1)</script>"
+NASTY_NAME = "<b>Eve</b> **[x](javascript:alert(1))**"
+
+
+def charts(at: AppTest) -> int:
+    return len(at.get("plotly_chart"))
+
+
+def metric(at: AppTest, label: str) -> int:
+    return int(next(m.value for m in at.metric if m.label == label).replace(",", ""))
+
+
+def test_manager_sees_only_their_groups_and_charts(run_app) -> None:  # type: ignore[no-untyped-def]
+    at = run_app("manager", PAGE)
+    assert not at.exception and not at.error
+    assert at.multiselect(key="trend_groups").options == sorted(USERS["manager"].groups)
+    assert at.multiselect(key="trend_groups").value == sorted(USERS["manager"].groups)
+    people = at.multiselect(key="trend_people").options
+    assert people and all("(support)" in p or "(night)" in p for p in people)
+    assert at.selectbox(key="trend_heat_group").options == sorted(USERS["manager"].groups)
+    assert charts(at) == 2  # the trend and the heatmap
+    assert metric(at, "Check-ins") > 100
+    assert "Platform team" not in rendered_text(at)
+
+
+def test_admin_sees_every_group(run_app) -> None:  # type: ignore[no-untyped-def]
+    at = run_app("admin", PAGE)
+    assert not at.exception and not at.error
+    assert at.multiselect(key="trend_groups").options == sorted(g.name for g in GROUPS)
+    assert charts(at) == 2
+
+
+@pytest.mark.parametrize("role", [None, "annotator"])
+def test_others_are_refused_and_see_no_data(run_app, role: str | None) -> None:  # type: ignore[no-untyped-def]
+    at = run_app(role, file=str(ROOT / PAGE))
+    assert not at.exception
+    assert at.warning or at.error
+    assert charts(at) == 0 and not at.dataframe and not at.metric and not at.multiselect
+
+
+def test_changing_the_filters(run_app) -> None:  # type: ignore[no-untyped-def]
+    at = run_app("manager", PAGE)
+    both = metric(at, "Check-ins")
+    at.multiselect(key="trend_groups").set_value(["Night shift"])
+    at.run()
+    assert not at.exception and charts(at) == 2
+    night = metric(at, "Check-ins")
+    assert 0 < night < both
+    assert at.selectbox(key="trend_heat_group").options == ["Night shift"]
+    person = at.multiselect(key="trend_people").options[0]
+    at.multiselect(key="trend_people").set_value([person])
+    at.radio(key="trend_grain").set_value("week")
+    at.run()
+    assert not at.exception and charts(at) == 2
+    assert 0 < metric(at, "Check-ins") < night
+    start = at.date_input(key="trend_dates").value[0]
+    at.date_input(key="trend_dates").set_value((start, start))
+    at.run()
+    assert not at.exception
+    assert metric(at, "Check-ins") < night or "Widen the date range" in rendered_text(at)
+
+
+def test_drill_down_shows_messages_as_plain_text(run_app, app_env: Path) -> None:  # type: ignore[no-untyped-def]
+    store = LocalStore(app_env)
+    last = pd.read_parquet(sorted((app_env / "checkins").rglob("*.parquet"))[-1])["time"].max()
+    write(store, [checkin(NASTY_NAME, "Support desk", last, "negative", text=NASTY_TEXT)], "nasty")
+    at = run_app("manager", PAGE)
+    at.selectbox(key="trend_heat_group").set_value("Support desk")
+    at.run()
+    assert NASTY_NAME in at.selectbox(key="trend_person").options
+    at.selectbox(key="trend_person").set_value(NASTY_NAME)
+    at.run()
+    assert not at.exception and not at.error
+    table = at.dataframe[0].value
+    assert list(table["text"]) == [NASTY_TEXT]  # raw, in a dataframe cell
+    assert {"time", "text", "label", "confidence", "human_label", "relabelled"} <= set(table.columns)
+    for el in at.markdown:
+        assert "<script>" not in el.value and "<b>" not in el.value and "](javascript" not in el.value
+
+
+def test_drill_down_of_a_demo_participant(run_app) -> None:  # type: ignore[no-untyped-def]
+    at = run_app("admin", PAGE)
+    options = at.selectbox(key="trend_person").options
+    assert options[0] == "Choose a participant…" and len(options) > 2
+    at.selectbox(key="trend_person").set_value(at.selectbox(key="trend_person").options[1])
+    at.run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert len(table) > 10 and table["time"].is_monotonic_decreasing
+
+
+def test_no_checkins_yet_says_who_uploads(run_app, app_env: Path) -> None:  # type: ignore[no-untyped-def]
+    shutil.rmtree(app_env / "checkins")
+    at = run_app("manager", PAGE)
+    assert not at.exception and not at.error
+    assert "An admin uploads check-ins" in at.info[0].value
+    assert charts(at) == 0
