@@ -77,3 +77,36 @@ def test_manager_reads_trends_and_one_participant(page, app_url: str) -> None:  
     page.get_by_text("newest first").first.wait_for()
     page.locator("[data-testid=stDataFrame]").wait_for()
     shot(page, "08-trends-drill-down")
+
+
+def test_admin_trains_a_model_and_promotes_it(page, app_url: str, workspace_copy) -> None:  # type: ignore[no-untyped-def]
+    """Training starts from the page, runs as a job the page polls, lands in the registry, and the
+    Models page puts it live (with a written override if the gate refuses it)."""
+    from services.datasets import build_dataset
+    from services.deployment import current
+    from services.registry import list_versions
+    from services.storage import LocalStore
+
+    store = LocalStore(workspace_copy)
+    build_dataset(store, by="e2e")  # the demo has no labels yet: the base corpus alone
+    before = set(list_versions(store))
+    live_before = current(store)
+    assert live_before is not None
+    _sign_in(page, app_url, "Admin — data")
+    page.get_by_role("link", name="Training").click()
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text("is registered").wait_for(timeout=180_000)
+    shot(page, "09-admin-training-done")
+    (new,) = set(list_versions(store)) - before
+    page.locator("[data-testid=stSidebar]").get_by_role("link", name="Models & deploy").click()
+    page.get_by_label("Why deploy it").wait_for()
+    override = page.get_by_label("Override reason (recorded with the deployment)")
+    if override.count():
+        override.fill("e2e: promoting the freshly trained model")
+        page.get_by_label("Why deploy it").click()  # leave the text area so the app sees the reason
+    page.get_by_role("button", name=f"Promote {new}").click()
+    page.get_by_role("button", name="Confirm promote").click()
+    page.get_by_text(f"{new} is live").wait_for(timeout=60_000)
+    shot(page, "10-admin-promoted")
+    live = current(store)
+    assert live is not None and live.version == new and live.previous == live_before.version
