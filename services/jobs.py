@@ -27,8 +27,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from services import lease
 from services.datasets import load_manifest
-from services.errors import AlreadyExists, KeyNotFound, PulseError
+from services.errors import AlreadyExists, PulseError
+from services.lease import read_json
 from services.model import TrainParams, validate_params
 from services.storage import ObjectStore
 from services.trainers import Progress, ShouldStop, Trainer, TrainingOutcome, TrainingRequest
@@ -133,17 +135,6 @@ def _cancel_key(job: str) -> str:
     return f"{CANCEL}{_check_name(job)}"
 
 
-def _read_json(store: ObjectStore, key: str) -> dict[str, Any] | None:
-    """The object at `key` as a JSON object, or None if there is none."""
-    try:
-        data = json.loads(store.get(key))
-    except KeyNotFound:
-        return None
-    if not isinstance(data, dict):
-        raise PulseError(f"{key} is not a JSON object")
-    return data
-
-
 # --- the lock --------------------------------------------------------------------------------
 
 
@@ -166,8 +157,8 @@ def _covers(lock: dict[str, Any] | None, run: TrainingRun) -> bool:
 
 
 class _TrainingLock:
-    """At most one training run at a time, across processes and replicas (see `promotion._DeployLock`,
-    plus a heartbeat: a training run lasts far longer than a deployment)."""
+    """At most one training run at a time, across processes and replicas (`services.lease`, plus a
+    heartbeat: a training run lasts far longer than a deployment)."""
 
     def __init__(self, store: ObjectStore, by: str, dataset: str) -> None:
         self.store, self.by, self.dataset = store, by, dataset
@@ -187,35 +178,22 @@ class _TrainingLock:
         return json.dumps(body).encode()
 
     def acquire(self) -> None:
-        for _ in range(3):
-            try:
-                self.store.put(LOCK, self._body(), if_absent=True)
-                return
-            except AlreadyExists:
-                pass
-            held = _read_json(self.store, LOCK)
-            if held is None:
-                continue  # released between our two calls: try again
-            if _lock_alive(held):
-                what = f"job {held['job']}" if held.get("job") else "a run that is starting"
-                raise TrainingBusy(
-                    f"another training run ({what} on dataset {held.get('dataset')}, started by {held.get('by')} "
-                    f"at {held.get('since')}) is running; wait for it to finish or cancel it"
-                )
-            try:  # expired: its holder died. One contender per expired token wins the takeover.
-                self.store.put(f"{TAKEOVERS}{held.get('token', held.get('since'))}", b"", if_absent=True)
-            except AlreadyExists:
-                raise TrainingBusy("another replica is taking over an expired training lock; try again") from None
-            self.store.put(LOCK, self._body())
-            if held.get("job"):
-                _end_record(self.store, str(held["job"]), "Interrupted", "the process running it stopped")
-            return
-        raise TrainingBusy("the training lock is changing hands too fast; try again")
+        taken_over = lease.acquire(
+            self.store,
+            LOCK,
+            self._body,
+            takeovers=TAKEOVERS,
+            alive=_lock_alive,
+            busy=_busy,
+            contested=TrainingBusy("another replica is taking over an expired training lock; try again"),
+            churning=TrainingBusy("the training lock is changing hands too fast; try again"),
+        )
+        if taken_over is not None and taken_over.get("job"):
+            _end_record(self.store, str(taken_over["job"]), "Interrupted", "the process running it stopped")
 
     def renew(self, job: str | None = None) -> None:
         """Push the lease forward (and name the job), while the lock is still ours."""
-        held = _read_json(self.store, LOCK)
-        if held is None or held.get("token") != self.token:
+        if not lease.holds(self.store, LOCK, self.token):
             log.warning("training lock of %s is no longer ours; not renewing it", self.job or "a starting run")
             return
         if job is not None:
@@ -223,14 +201,20 @@ class _TrainingLock:
         self.store.put(LOCK, self._body())
 
     def release(self) -> None:
-        held = _read_json(self.store, LOCK)
-        if held is not None and held.get("token") == self.token:
-            self.store.delete(LOCK)
+        lease.release(self.store, LOCK, self.token)
+
+
+def _busy(held: dict[str, Any]) -> TrainingBusy:
+    what = f"job {held['job']}" if held.get("job") else "a run that is starting"
+    return TrainingBusy(
+        f"another training run ({what} on dataset {held.get('dataset')}, started by {held.get('by')} "
+        f"at {held.get('since')}) is running; wait for it to finish or cancel it"
+    )
 
 
 def _end_record(store: ObjectStore, job: str, status: str, reason: str | None) -> None:
     """Mark a run that is still in progress as ended (a dead process, or an exception)."""
-    record = _read_json(store, _run_key(job))
+    record = read_json(store, _run_key(job))
     if record is None or record.get("status") not in _IN_PROGRESS:
         return
     record.update(status=status, failure_reason=reason, finished_at=_stamp())
@@ -257,28 +241,28 @@ def _job(record: dict[str, Any], lock: dict[str, Any] | None, cancel_by: str | N
 
 
 def _cancel_by(store: ObjectStore, job: str) -> str | None:
-    request = _read_json(store, _cancel_key(job))
+    request = read_json(store, _cancel_key(job))
     return None if request is None else str(request.get("by") or "someone")
 
 
 def load_run(store: ObjectStore, job: str) -> TrainingJob:
     """One training run and its status now; `JobNotFound` if there is no such run."""
-    record = _read_json(store, _run_key(job))
+    record = read_json(store, _run_key(job))
     if record is None:
         raise JobNotFound(f"there is no training run {job}")
-    return _job(record, _read_json(store, LOCK), _cancel_by(store, job))
+    return _job(record, read_json(store, LOCK), _cancel_by(store, job))
 
 
 def list_runs(store: ObjectStore) -> list[TrainingJob]:
     """Every training run, newest first. A record that cannot be read is logged and left out."""
-    lock = _read_json(store, LOCK)
+    lock = read_json(store, LOCK)
     cancelled = {k.removeprefix(CANCEL) for k in store.list(CANCEL)}
     out: list[TrainingJob] = []
     for key in store.list(RUNS):
         if not key.endswith(".json"):
             continue
         try:
-            record = _read_json(store, key)
+            record = read_json(store, key)
             if record is None:
                 continue  # deleted since the listing
             job = _run_from(record).job_name
@@ -290,7 +274,7 @@ def list_runs(store: ObjectStore) -> list[TrainingJob]:
 
 def running_job(store: ObjectStore) -> TrainingJob | None:
     """The run holding the training lock now, if any (whichever replica started it)."""
-    lock = _read_json(store, LOCK)
+    lock = read_json(store, LOCK)
     if not _lock_alive(lock) or lock is None or not lock.get("job"):
         return None
     try:
@@ -338,7 +322,7 @@ class _ProgressWriter:
 
     def __init__(self, store: ObjectStore, job: str) -> None:
         self.store, self.job = store, job
-        self.record = _read_json(store, _run_key(job)) or {}
+        self.record = read_json(store, _run_key(job)) or {}
         self.lines: list[str] = []
         self.share = 0.0
         self.started = time.monotonic()

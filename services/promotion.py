@@ -9,8 +9,9 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from services import lease
 from services.deployment import Deployer, Deployment, current, record_deployment
-from services.errors import AlreadyExists, DeployFailed, GateFailed, KeyNotFound, ModelUnavailable
+from services.errors import DeployFailed, GateFailed, KeyNotFound, ModelUnavailable
 from services.evaluation import evaluate, load_gold, summary
 from services.registry import fetch_model, load_card
 from services.storage import ObjectStore
@@ -73,12 +74,7 @@ def gate(store: ObjectStore, candidate: str, *, margin: float, cache_dir: Path |
 
 
 class _DeployLock:
-    """At most one promote or rollback at a time, across processes and replicas.
-
-    Taking the lock is a create-if-absent write. A lock whose holder died (older than the lease)
-    is taken over through a marker created if absent for that lock's token, so of several
-    contenders exactly one wins; release deletes the lock only while it is still ours.
-    """
+    """At most one promote or rollback at a time, across processes and replicas (`services.lease`)."""
 
     def __init__(self, store: ObjectStore, by: str, version: str) -> None:
         self.store, self.by, self.version = store, by, version
@@ -88,37 +84,22 @@ class _DeployLock:
         return json.dumps({"by": self.by, "version": self.version, "since": _now(), "token": self.token}).encode()
 
     def __enter__(self) -> None:
-        for _ in range(3):
-            try:
-                self.store.put(LOCK, self._body(), if_absent=True)
-                return
-            except AlreadyExists:
-                pass
-            try:
-                held = json.loads(self.store.get(LOCK))
-            except KeyNotFound:
-                continue  # released between our two calls: try again
-            since = datetime.fromisoformat(held["since"])
-            if datetime.now(UTC) - since < LOCK_LEASE:
-                raise DeployFailed(
-                    f"another deployment (of {held['version']} by {held['by']}, since {held['since']}) is in "
-                    "progress; try again when it has finished"
-                )
-            try:  # expired: its holder died. One contender per expired token wins the takeover.
-                self.store.put(f"deployments/lock-takeovers/{held.get('token', held['since'])}", b"", if_absent=True)
-            except AlreadyExists:
-                raise DeployFailed("another deployment is taking over an expired lock; try again") from None
-            self.store.put(LOCK, self._body())
-            return
-        raise DeployFailed("the deployment lock is changing hands too fast; try again")
+        lease.acquire(
+            self.store,
+            LOCK,
+            self._body,
+            takeovers="deployments/lock-takeovers/",
+            alive=lambda held: datetime.now(UTC) - datetime.fromisoformat(held["since"]) < LOCK_LEASE,
+            busy=lambda held: DeployFailed(
+                f"another deployment (of {held['version']} by {held['by']}, since {held['since']}) is in "
+                "progress; try again when it has finished"
+            ),
+            contested=DeployFailed("another deployment is taking over an expired lock; try again"),
+            churning=DeployFailed("the deployment lock is changing hands too fast; try again"),
+        )
 
     def __exit__(self, *exc: object) -> None:
-        try:
-            mine = json.loads(self.store.get(LOCK)).get("token") == self.token
-        except KeyNotFound:
-            return
-        if mine:
-            self.store.delete(LOCK)
+        lease.release(self.store, LOCK, self.token)
 
 
 def _now() -> str:
