@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from services.errors import ModelUnavailable
-from services.model import LABELS, UNREADABLE, Prediction, prepare
+from services.model import LABELS, Prediction, prepare, score_readable
 
 log = logging.getLogger(__name__)
 
@@ -197,20 +197,20 @@ class LinearModel:
         return self.predict_prepared([prepare(t, self.max_chars) for t in texts])
 
     def predict_prepared(self, prepared: Sequence[str]) -> list[Prediction]:
-        out: list[Prediction] = [UNREADABLE] * len(prepared)
-        idx = [i for i, p in enumerate(prepared) if p]
-        if not idx:
-            return out
-        x = self.fitted.features.transform([prepared[i] for i in idx])
+        return score_readable(prepared, self._score)
+
+    def _score(self, texts: list[str]) -> list[Prediction]:
+        x = self.fitted.features.transform(texts)
         scores = np.asarray(x @ self.fitted.coef.T) + self.fitted.intercept
         probs = _softmax(scores / self.temperature)
         best = probs.argmax(axis=1)
         classes = self.fitted.classes
-        for row, i in enumerate(idx):
+        out = []
+        for row in range(len(texts)):
             dist = dict.fromkeys(LABELS, 0.0)
             dist.update(zip(classes, probs[row].tolist(), strict=True))
             label = classes[best[row]]
-            out[i] = Prediction(label, dist[label], dist)
+            out.append(Prediction(label, dist[label], dist))
         return out
 
     def save(self, path: Path) -> None:

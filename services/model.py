@@ -8,7 +8,7 @@ import math
 import struct
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,6 +39,16 @@ class Prediction:
 
 # An empty message tells the model nothing: it always goes to a human.
 UNREADABLE = Prediction("neutral", 0.0, dict.fromkeys(LABELS, 0.0))
+
+
+def score_readable(prepared: Sequence[str], score: Callable[[list[str]], list[Prediction]]) -> list[Prediction]:
+    """`score` the non-empty prepared texts in one batch; an empty one is `UNREADABLE`."""
+    out: list[Prediction] = [UNREADABLE] * len(prepared)
+    idx = [i for i, p in enumerate(prepared) if p]
+    if idx:
+        for i, prediction in zip(idx, score([prepared[i] for i in idx]), strict=True):
+            out[i] = prediction
+    return out
 
 
 def prepare(text: str, max_chars: int = 2000) -> str:
@@ -214,18 +224,18 @@ class SentimentModel:
 
     def predict_prepared(self, prepared: Sequence[str]) -> list[Prediction]:
         """Score texts that already went through `prepare`."""
-        out: list[Prediction] = [UNREADABLE] * len(prepared)
-        idx = [i for i, p in enumerate(prepared) if p]
-        if not idx:
-            return out
-        labels, probs = self._ft.predict([prepared[i] for i in idx], k=-1)
-        for i, lab, pr in zip(idx, labels, probs, strict=True):
+        return score_readable(prepared, self._score)
+
+    def _score(self, texts: list[str]) -> list[Prediction]:
+        labels, probs = self._ft.predict(texts, k=-1)
+        out = []
+        for lab, pr in zip(labels, probs, strict=True):
             dist = dict.fromkeys(LABELS, 0.0)
             for name, p in zip(lab, pr, strict=True):
                 dist[name.removeprefix(PREFIX)] = min(1.0, float(p))
             dist = apply_temperature(dist, self.temperature)
             best = max(dist, key=lambda k: dist[k])
-            out[i] = Prediction(best, dist[best], dist)
+            out.append(Prediction(best, dist[best], dist))
         return out
 
     def save(self, path: Path) -> None:

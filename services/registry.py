@@ -17,7 +17,7 @@ from typing import Any
 from services.errors import AlreadyExists, KeyNotFound, ModelUnavailable
 from services.linear import ARTIFACT_NAME as LINEAR_FILE
 from services.linear import LinearModel
-from services.model import Model, SentimentModel, check_model_file
+from services.model import Model, SentimentModel
 from services.storage import ObjectStore, validate_key
 
 ARTIFACT = "model.tar.gz"
@@ -105,7 +105,9 @@ def fetch_model(store: ObjectStore, version: str, cache_dir: Path, *, max_chars:
     `ModelUnavailable` with what is wrong."""
     folder = cache_dir / version
     target = _cached(folder)
-    if target is None:
+    if target is not None:
+        model = load_model_file(target, max_chars=max_chars)
+    else:
         try:
             blob = store.get(_key(version, ARTIFACT))
         except KeyNotFound:
@@ -120,11 +122,6 @@ def fetch_model(store: ObjectStore, version: str, cache_dir: Path, *, max_chars:
             found = _cached(Path(tmp))
             if found is None:
                 raise ModelUnavailable(f"model version {version}: {ARTIFACT} holds no model.bin or {LINEAR_FILE}")
-            # A bad file never reaches the cache.
-            if found.name == FASTTEXT_FILE:
-                check_model_file(found)
-            else:
-                LinearModel.load(found)
-            target = folder / found.name
-            found.replace(target)
-    return load_model_file(target, max_chars=max_chars, temperature=load_card(store, version).temperature)
+            model = load_model_file(found, max_chars=max_chars)  # a bad file never reaches the cache
+            found.replace(folder / found.name)
+    return model.with_temperature(load_card(store, version).temperature)
