@@ -18,11 +18,12 @@ PAGES = {
     "training": st.Page("pages/admin_training.py", title="Training", icon=":material/model_training:"),
     "models": st.Page("pages/admin_models.py", title="Models & deploy", icon=":material/rocket_launch:"),
     "health": st.Page("pages/admin_health.py", title="Model health & costs", icon=":material/monitor_heart:"),
+    "audit": st.Page("pages/admin_audit.py", title="Audit log", icon=":material/policy:"),
 }
 ROLE_PAGES = {
     "manager": ["home", "trends", "alerts"],
     "annotator": ["home", "review"],
-    "admin": ["home", "trends", "alerts", "review", "upload", "data", "training", "models", "health"],
+    "admin": ["home", "trends", "alerts", "review", "upload", "data", "training", "models", "health", "audit"],
 }
 
 config = settings()  # a bad setting stops here, with a message naming it

@@ -28,7 +28,18 @@ class Settings(BaseSettings):
     prefix: str = ""
     aws_region: str = "us-east-1"
     aws_endpoint_url: str = ""
-    auth_mode: Literal["demo", "password"] = "demo"
+    auth_mode: Literal["demo", "password", "oidc"] = "demo"
+    # Single sign-on (auth_mode "oidc", Streamlit's st.login): the ID-token claim that carries the
+    # user's roles (a list or a comma-separated string), how its values map to Pulse roles, the
+    # claim that lists a manager's groups, and the [auth.<provider>] section to use ("" = [auth]).
+    oidc_role_claim: str = Field(default="cognito:groups", min_length=1, max_length=100)
+    oidc_roles: dict[str, Literal["manager", "annotator", "admin"]] = Field(
+        default_factory=lambda: {"pulse-admin": "admin", "pulse-annotator": "annotator", "pulse-manager": "manager"}
+    )
+    oidc_group_claim: str = Field(default="custom:pulse_groups", min_length=1, max_length=100)
+    oidc_provider: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,40}$")
+    # Privacy: may managers' CSV exports include message text? (Default no: ids, times, scores.)
+    export_text: bool = False
     review_threshold: float = Field(default=0.6, gt=0.0, lt=1.0)
     max_text_chars: int = Field(default=2000, ge=100, le=100_000)
     max_upload_mb: int = Field(default=50, ge=1, le=2000)

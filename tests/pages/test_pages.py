@@ -22,6 +22,7 @@ ALLOWED = {
     "admin_training.py": {"admin"},
     "admin_models.py": {"admin"},
     "admin_health.py": {"admin"},
+    "admin_audit.py": {"admin"},
 }
 
 
