@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 
@@ -54,7 +54,7 @@ class AuditEvent:
     details: dict[str, str | int | float | bool | None] = field(default_factory=dict)
 
 
-def _check_details(details: dict[str, object]) -> dict[str, str | int | float | bool | None]:
+def _check_details(details: Mapping[str, object]) -> dict[str, str | int | float | bool | None]:
     clean: dict[str, str | int | float | bool | None] = {}
     for key, value in details.items():
         if value is not None and not isinstance(value, str | int | float | bool):
@@ -71,9 +71,9 @@ def record(
     role: str,
     action: str,
     target: str = "",
+    details: Mapping[str, object] | None = None,
     *,
     now: datetime | None = None,
-    **details: object,
 ) -> AuditEvent:
     """Append one event. A store failure is logged and re-raised: an action that must be audited
     should not silently go unrecorded."""
@@ -86,7 +86,7 @@ def record(
         role=role,
         action=action,
         target=target[:MAX_DETAIL_CHARS],
-        details=_check_details(details),
+        details=_check_details(details or {}),
     )
     stamp = when.strftime("%Y%m%dT%H%M%S%fZ")
     key = f"{PREFIX}{when.date().isoformat()}/{stamp}-{secrets.token_hex(4)}.json"
@@ -132,10 +132,17 @@ def read_events(
     return events
 
 
-def try_record(store: ObjectStore, actor: str, role: str, action: str, target: str = "", **details: object) -> None:
+def try_record(
+    store: ObjectStore,
+    actor: str,
+    role: str,
+    action: str,
+    target: str = "",
+    details: Mapping[str, object] | None = None,
+) -> None:
     """Record an event where failing to audit must not undo what already happened (e.g. a
     sign-in): the failure is logged, without details."""
     try:
-        record(store, actor, role, action, target, **details)
+        record(store, actor, role, action, target, details)
     except PulseError:
         log.error("audit event %s by %s was not recorded", action, actor)

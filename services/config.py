@@ -14,6 +14,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.errors import SettingsError
 
 SECRETS_FILE = Path(".streamlit/secrets.toml")
+Role = Literal["manager", "annotator", "admin"]
+DEFAULT_OIDC_ROLES: dict[str, Role] = {
+    "pulse-admin": "admin",
+    "pulse-annotator": "annotator",
+    "pulse-manager": "manager",
+}
 
 
 class Settings(BaseSettings):
@@ -33,9 +39,7 @@ class Settings(BaseSettings):
     # user's roles (a list or a comma-separated string), how its values map to Pulse roles, the
     # claim that lists a manager's groups, and the [auth.<provider>] section to use ("" = [auth]).
     oidc_role_claim: str = Field(default="cognito:groups", min_length=1, max_length=100)
-    oidc_roles: dict[str, Literal["manager", "annotator", "admin"]] = Field(
-        default_factory=lambda: {"pulse-admin": "admin", "pulse-annotator": "annotator", "pulse-manager": "manager"}
-    )
+    oidc_roles: dict[str, Role] = Field(default_factory=lambda: dict(DEFAULT_OIDC_ROLES))
     oidc_group_claim: str = Field(default="custom:pulse_groups", min_length=1, max_length=100)
     oidc_provider: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,40}$")
     # Privacy: may managers' CSV exports include message text? (Default no: ids, times, scores.)
