@@ -27,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from services.errors import ModelUnavailable
-from services.model import LABELS, Prediction, prepare, score_readable
+from services.model import LABELS, Prediction, predictions, prepare_all, score_readable
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ class LinearModel:
         return LinearModel(self.fitted, c=self.c, max_chars=self.max_chars, temperature=temperature)
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        return self.predict_prepared([prepare(t, self.max_chars) for t in texts])
+        return self.predict_prepared(prepare_all(texts, self.max_chars))
 
     def predict_prepared(self, prepared: Sequence[str]) -> list[Prediction]:
         return score_readable(prepared, self._score)
@@ -203,15 +203,12 @@ class LinearModel:
         x = self.fitted.features.transform(texts)
         scores = np.asarray(x @ self.fitted.coef.T) + self.fitted.intercept
         probs = _softmax(scores / self.temperature)
-        best = probs.argmax(axis=1)
-        classes = self.fitted.classes
-        out = []
-        for row in range(len(texts)):
-            dist = dict.fromkeys(LABELS, 0.0)
-            dist.update(zip(classes, probs[row].tolist(), strict=True))
-            label = classes[best[row]]
-            out.append(Prediction(label, dist[label], dist))
-        return out
+        if tuple(self.fitted.classes) == LABELS:
+            return predictions(probs)
+        dist = np.zeros((len(texts), len(LABELS)))  # a model trained without some class
+        for j, name in enumerate(self.fitted.classes):
+            dist[:, LABELS.index(name)] = probs[:, j]
+        return predictions(dist)
 
     def save(self, path: Path) -> None:
         f = self.fitted.features

@@ -3,12 +3,14 @@ SageMaker BlazingText), wrapped so that every caller preprocesses text the same 
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import struct
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,9 +24,9 @@ LABELS = ("negative", "neutral", "positive")
 PREFIX = "__label__"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: frozen dataclasses are built ~2x slower, and ingest builds 100ks
 class Prediction:
-    """What the model thinks of one message."""
+    """What the model thinks of one message. Treat it as read-only."""
 
     label: str
     confidence: float
@@ -46,7 +48,9 @@ def score_readable(prepared: Sequence[str], score: Callable[[list[str]], list[Pr
     out: list[Prediction] = [UNREADABLE] * len(prepared)
     idx = [i for i, p in enumerate(prepared) if p]
     if idx:
-        for i, prediction in zip(idx, score([prepared[i] for i in idx]), strict=True):
+        with gc_paused():
+            scored = score([prepared[i] for i in idx])
+        for i, prediction in zip(idx, scored, strict=True):
             out[i] = prediction
     return out
 
@@ -220,23 +224,24 @@ class SentimentModel:
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """Score raw texts. Long texts are cut to `max_chars` for scoring only."""
-        return self.predict_prepared([prepare(t, self.max_chars) for t in texts])
+        return self.predict_prepared(prepare_all(texts, self.max_chars))
 
     def predict_prepared(self, prepared: Sequence[str]) -> list[Prediction]:
         """Score texts that already went through `prepare`."""
         return score_readable(prepared, self._score)
 
     def _score(self, texts: list[str]) -> list[Prediction]:
+        import numpy as np
+
         labels, probs = self._ft.predict(texts, k=-1)
-        out = []
-        for lab, pr in zip(labels, probs, strict=True):
-            dist = dict.fromkeys(LABELS, 0.0)
-            for name, p in zip(lab, pr, strict=True):
-                dist[name.removeprefix(PREFIX)] = min(1.0, float(p))
-            dist = apply_temperature(dist, self.temperature)
-            best = max(dist, key=lambda k: dist[k])
-            out.append(Prediction(best, dist[best], dist))
-        return out
+        # Each row lists every label of the model, most likely first: put them in LABELS order with
+        # array operations (the per-message Python loop this replaces cost more than the model).
+        names = np.array(labels, dtype=object)
+        p = np.minimum(np.array(probs, dtype=float), 1.0)
+        dist = np.zeros((len(texts), len(LABELS)))
+        for j, label in enumerate(LABELS):
+            dist[:, j] = np.where(names == PREFIX + label, p, 0.0).sum(axis=1)
+        return predictions(temper_rows(dist, self.temperature))
 
     def save(self, path: Path) -> None:
         self._ft.save_model(str(path))
@@ -249,6 +254,46 @@ def apply_temperature(dist: dict[str, float], temperature: float) -> dict[str, f
     powered = {k: max(v, 1e-12) ** (1.0 / temperature) for k, v in dist.items()}
     total = sum(powered.values())
     return {k: v / total for k, v in powered.items()}
+
+
+def temper_rows(dist: Any, temperature: float) -> Any:
+    """`apply_temperature` for a matrix of probability rows."""
+    if temperature == 1.0:
+        return dist
+    import numpy as np
+
+    powered = np.maximum(dist, 1e-12) ** (1.0 / temperature)
+    return powered / powered.sum(axis=1, keepdims=True)
+
+
+def predictions(dist: Any) -> list[Prediction]:
+    """One `Prediction` per row of a probability matrix whose columns are LABELS."""
+    best, rows = dist.argmax(axis=1).tolist(), dist.tolist()
+    neg, neu, pos = LABELS
+    return [
+        Prediction(LABELS[b], row[b], {neg: row[0], neu: row[1], pos: row[2]})
+        for b, row in zip(best, rows, strict=True)
+    ]
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Build many small objects without the cycle collector. Scoring 100k messages allocates
+    ~1M containers, which set off the collector hundreds of times over everything alive in the
+    process (measured: a third of the scoring time); none of them can form a cycle."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def prepare_all(texts: Sequence[str], max_chars: int) -> list[str]:
+    """`prepare` for a batch."""
+    with gc_paused():
+        return [prepare(t, max_chars) for t in texts]
 
 
 class Model(Protocol):

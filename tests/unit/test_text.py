@@ -174,3 +174,16 @@ def test_nothing_calls_nltk_download() -> None:
         if re.search(r"nltk\s*\.\s*download|from\s+nltk\s+import\s+download|nltk\.downloader", p.read_text("utf-8"))
     ]
     assert offenders == []
+
+
+def test_chunk_cache_is_bounded_and_skips_long_chunks(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from services import text
+
+    monkeypatch.setattr(text, "_CHUNKS", {})
+    monkeypatch.setattr(text, "_CACHE_SIZE", 3)
+    blob = "x" * (text._CACHED_CHUNK_CHARS + 1)
+    assert text.preprocess(f"happy {blob}") == f"happy {blob}"
+    assert blob not in text._CHUNKS and text._CHUNKS["happy"] == "happy"
+    assert text.preprocess("the sad dogs barked loudly") == "sad dogs barked loudly"
+    assert len(text._CHUNKS) <= 3  # started over when full
+    assert text.preprocess("the sad dogs barked loudly") == "sad dogs barked loudly"  # same with a warm cache
