@@ -181,7 +181,8 @@ def test_chunk_cache_is_bounded_and_skips_long_chunks(monkeypatch) -> None:  # t
 
     monkeypatch.setattr(text, "_CHUNKS", {})
     monkeypatch.setattr(text, "_CACHE_SIZE", 3)
-    blob = "x" * (text._CACHED_CHUNK_CHARS + 1)
+    blob = "abcdefghij" * 5  # longer than _CACHED_CHUNK_CHARS
+    assert len(blob) > text._CACHED_CHUNK_CHARS
     assert text.preprocess(f"happy {blob}") == f"happy {blob}"
     assert blob not in text._CHUNKS and text._CHUNKS["happy"] == "happy"
     assert text.preprocess("the sad dogs barked loudly") == "sad dogs barked loudly"
