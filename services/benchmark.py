@@ -28,7 +28,7 @@ def run_benchmark(
     random.Random(seed).shuffle(lines)
     n_val = max(1, len(lines) // 5)
     val, fit = lines[:n_val], lines[n_val:]
-    candidates = candidates_for(TrainParams(seed=seed, family=family), search=search_seconds > 0)
+    candidates = candidates_for(TrainParams(seed=seed, family=family), search=search_seconds > 0, rows=len(fit))
     fitted = fit_pipeline(fit, val, candidates, search_seconds, lambda _s, _l: None)
     if not isinstance(fitted, tuple):
         raise RuntimeError("training failed for every candidate")

@@ -186,3 +186,17 @@ def test_auto_tries_both_families_and_keeps_the_better_on_validation() -> None:
 def test_a_named_family_trains_only_that_family(family: str) -> None:
     assert [p.family for p in candidates_for(TrainParams(family=family))] == [family]
     assert [p.family for p in candidates_for(TrainParams())] == ["fasttext", "linear"]
+
+
+def test_auto_on_large_data_trains_fasttext_only_with_fewer_epochs() -> None:
+    from services.training import LARGE_TRAINING_SET, MIN_EPOCHS, UPDATES
+
+    small = candidates_for(TrainParams(), rows=10_000)
+    assert [p.family for p in small] == ["fasttext", "linear"] and small[0].epoch == TrainParams().epoch
+    large = candidates_for(TrainParams(), rows=LARGE_TRAINING_SET + 1)
+    assert [p.family for p in large] == ["fasttext"]
+    assert large[0].epoch == max(MIN_EPOCHS, -(-UPDATES // (LARGE_TRAINING_SET + 1)))
+    assert candidates_for(TrainParams(), rows=10_000_000)[0].epoch == MIN_EPOCHS
+    # An explicit family keeps its settings whatever the size.
+    assert candidates_for(TrainParams(family="linear"), rows=10_000_000)[0].family == "linear"
+    assert candidates_for(TrainParams(family="fasttext"), rows=10_000_000)[0].epoch == TrainParams().epoch
