@@ -1,5 +1,5 @@
-"""The linear model family: TF-IDF of word 1-2-grams and of character 2-5-grams inside words, and a
-linear SVM with balanced class weights, its scores turned into calibrated probabilities by a softmax
+"""The linear model family: TF-IDF of word 1-2-grams and of character 2-5-grams inside words, three
+sentiment-lexicon features (see LEXICON_WEIGHT), and a linear SVM with balanced class weights, its scores turned into calibrated probabilities by a softmax
 with a temperature fitted on validation data.
 
 Why it is here beside fastText: with a few hundred to a few thousand labels (a fresh deployment),
@@ -20,6 +20,8 @@ import time
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,8 @@ from services.model import LABELS, Prediction, predictions, prepare_all, score_r
 log = logging.getLogger(__name__)
 
 ARTIFACT_NAME = "linear.npz"
-FORMAT = "pulse-linear-1"
+FORMAT = "pulse-linear-2"  # 2: lexicon features (and the lexicon) in the artifact
+READABLE_FORMATS = ("pulse-linear-1", FORMAT)
 
 
 def _sublinear_tfidf(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
@@ -54,6 +57,54 @@ def _idf(counts: sp.csr_matrix) -> np.ndarray:
     return out
 
 
+# Prior knowledge for small data: three features from a sentiment lexicon (VADER's, MIT licensed, from
+# the pinned vaderSentiment package), log(1 + positive valence), log(1 + negative valence) and their
+# difference, a word's valence flipped and damped (x -0.74, as VADER does) after a negation. Measured
+# with the linear SVM on stratified 80/20 splits, seeds 0-2: TweetEval 0.539/0.572/0.573 ->
+# 0.612/0.622/0.627 macro-F1, UCI sentences 0.838/0.845/0.842 -> 0.861/0.857/0.880, airline
+# 0.757/0.752/0.758 -> 0.750/0.749/0.761 (its 11k labels already teach what the lexicon knows).
+# The weight scales them beside the unit-length TF-IDF rows (0.1 of 0/0.1/0.2/0.4/0.8 measured).
+LEXICON_WEIGHT = 0.1
+LEXICON_FEATURES = ("log_positive", "log_negative", "difference")
+_NEGATIONS = frozenset(("not", "no", "never", "nothing", "nobody", "none", "nor", "neither", "without", "cannot"))
+_NEGATION_SCALAR = -0.74
+
+
+@cache
+def sentiment_lexicon() -> dict[str, float]:
+    """Word -> valence (-4 to +4) from VADER's lexicon, lower-case words only (the text is lowercased)."""
+    text = resources.files("vaderSentiment").joinpath("vader_lexicon.txt").read_text(encoding="utf-8")
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        word, value, *_ = line.split("\t")
+        if word and word == word.lower():
+            out[word] = float(value)
+    return out
+
+
+def lexicon_features(docs: Sequence[str], lexicon: dict[str, float]) -> np.ndarray:
+    """Documents x LEXICON_FEATURES (see above)."""
+    out = np.zeros((len(docs), len(LEXICON_FEATURES)))
+    get = lexicon.get
+    for i, doc in enumerate(docs):
+        pos = neg = 0.0
+        before = previous = ""
+        for token in doc.split():
+            value = get(token)
+            if value is not None:
+                if previous in _NEGATIONS or before in _NEGATIONS:
+                    value *= _NEGATION_SCALAR
+                if value > 0:
+                    pos += value
+                else:
+                    neg -= value
+            before, previous = previous, token
+        out[i, 0], out[i, 1] = pos, neg
+    out[:, :2] = np.log1p(out[:, :2])
+    out[:, 2] = out[:, 0] - out[:, 1]
+    return out
+
+
 class Features:
     """Text -> sparse feature rows. Character n-grams are computed once per distinct word of a batch
     and summed into documents with one sparse product (the same counts as scikit-learn's `char_wb`
@@ -68,11 +119,15 @@ class Features:
         *,
         word_ngrams: int = 2,
         char_range: tuple[int, int] = (2, 5),
+        lexicon: dict[str, float] | None = None,
+        lexicon_weight: float = 0.0,
     ) -> None:
         from sklearn.feature_extraction.text import CountVectorizer
 
         self.word_ngrams = word_ngrams
         self.char_range = char_range
+        self.lexicon = dict(lexicon or {}) if lexicon_weight else {}
+        self.lexicon_weight = lexicon_weight if self.lexicon else 0.0
         self.word_vocab = list(word_vocab)
         self.char_vocab = list(char_vocab)
         self.word_idf = np.asarray(word_idf, dtype=np.float64)
@@ -95,16 +150,28 @@ class Features:
 
     @property
     def size(self) -> int:
-        return len(self.word_vocab) + len(self.char_vocab)
+        return len(self.word_vocab) + len(self.char_vocab) + (len(LEXICON_FEATURES) if self.lexicon_weight else 0)
 
     def transform(self, docs: Sequence[str]) -> sp.csr_matrix:
         words = _sublinear_tfidf(self._words.transform(docs), self.word_idf)
         chars = _sublinear_tfidf(_char_counts(docs, self._chars), self.char_idf)
-        return sp.csr_matrix(sp.hstack([words, chars], format="csr"))
+        return self._stack(docs, words, chars)
+
+    def _stack(self, docs: Sequence[str], words: sp.csr_matrix, chars: sp.csr_matrix) -> sp.csr_matrix:
+        blocks = [words, chars]
+        if self.lexicon_weight:
+            blocks.append(sp.csr_matrix(lexicon_features(docs, self.lexicon) * self.lexicon_weight))
+        return sp.csr_matrix(sp.hstack(blocks, format="csr"))
 
     @classmethod
     def fit(
-        cls, docs: Sequence[str], *, word_ngrams: int = 2, char_range: tuple[int, int] = (2, 5), min_df: int = 2
+        cls,
+        docs: Sequence[str],
+        *,
+        word_ngrams: int = 2,
+        char_range: tuple[int, int] = (2, 5),
+        min_df: int = 2,
+        lexicon_weight: float = LEXICON_WEIGHT,
     ) -> tuple[Features, sp.csr_matrix]:
         """Learn vocabularies (n-grams in at least `min_df` documents) and idf; also return the
         transformed `docs`."""
@@ -132,10 +199,12 @@ class Features:
             _idf(char_counts),
             word_ngrams=word_ngrams,
             char_range=char_range,
+            lexicon=sentiment_lexicon() if lexicon_weight else None,
+            lexicon_weight=lexicon_weight,
         )
         words = _sublinear_tfidf(word_counts, features.word_idf)
         chars = _sublinear_tfidf(char_counts, features.char_idf)
-        return features, sp.csr_matrix(sp.hstack([words, chars], format="csr"))
+        return features, features._stack(docs, words, chars)
 
 
 def _char_counts(docs: Sequence[str], char_cv: Any, *, fit: bool = False) -> sp.csr_matrix:
@@ -218,6 +287,7 @@ class LinearModel:
             "word_ngrams": f.word_ngrams,
             "char_range": list(f.char_range),
             "classes": list(self.fitted.classes),
+            "lexicon_weight": f.lexicon_weight,
         }
         with path.open("wb") as fh:
             np.savez_compressed(
@@ -229,6 +299,9 @@ class LinearModel:
                 char_idf=f.char_idf,
                 coef=self.fitted.coef.astype(np.float32),
                 intercept=self.fitted.intercept.astype(np.float64),
+                # the lexicon travels with the model: a newer lexicon never shifts its scores
+                lexicon_words=np.array(list(f.lexicon), dtype=str),
+                lexicon_values=np.array(list(f.lexicon.values()), dtype=np.float64),
             )
 
     @classmethod
@@ -239,8 +312,14 @@ class LinearModel:
         try:
             with np.load(path, allow_pickle=False) as npz:
                 meta = json.loads(str(npz["meta"]))
-                if meta.get("format") != FORMAT:
+                if meta.get("format") not in READABLE_FORMATS:
                     raise ValueError(f"unknown format {meta.get('format')!r}")
+                weight = float(meta.get("lexicon_weight", 0.0))
+                lexicon = (
+                    dict(zip(npz["lexicon_words"].tolist(), npz["lexicon_values"].tolist(), strict=True))
+                    if weight
+                    else None
+                )
                 word_vocab, char_vocab = npz["word_vocab"].tolist(), npz["char_vocab"].tolist()
                 features = Features(
                     word_vocab,
@@ -249,6 +328,8 @@ class LinearModel:
                     npz["char_idf"],
                     word_ngrams=int(meta["word_ngrams"]),
                     char_range=(int(meta["char_range"][0]), int(meta["char_range"][1])),
+                    lexicon=lexicon,
+                    lexicon_weight=weight,
                 )
                 coef = npz["coef"].astype(np.float64)
                 intercept = npz["intercept"]

@@ -4,6 +4,7 @@ training pipeline beside fastText."""
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -200,3 +201,59 @@ def test_auto_on_large_data_trains_fasttext_only_with_fewer_epochs() -> None:
     # An explicit family keeps its settings whatever the size.
     assert candidates_for(TrainParams(family="linear"), rows=10_000_000)[0].family == "linear"
     assert candidates_for(TrainParams(family="fasttext"), rows=10_000_000)[0].epoch == TrainParams().epoch
+
+
+def test_lexicon_features_count_valence_and_flip_it_after_a_negation() -> None:
+    from services.linear import lexicon_features, sentiment_lexicon
+
+    lexicon = sentiment_lexicon()
+    assert lexicon["great"] > 0 > lexicon["awful"]
+    rows = lexicon_features(["great", "not great", "not really great", "awful", "meeting noon", ""], lexicon)
+    great, not_great, not_really_great, awful, plain, empty = rows
+    assert great[0] > 0 and great[1] == 0 and great[2] > 0
+    assert not_great[0] == 0 and not_great[1] > 0 and not_great[2] < 0  # flipped and damped
+    assert not_great[1] < great[0]
+    assert not_really_great[2] < 0  # a negation reaches two words ahead
+    assert awful[1] > 0 and awful[2] < 0
+    assert plain.tolist() == empty.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_the_lexicon_travels_with_the_model(
+    model: LinearModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A saved model keeps the lexicon it was trained with: a changed lexicon never shifts its scores."""
+    import services.linear as linear
+
+    assert model.fitted.features.lexicon_weight > 0
+    path = tmp_path / "linear.npz"
+    model.save(path)
+    monkeypatch.setattr(linear, "sentiment_lexicon", lambda: {"great": -4.0})
+    again = LinearModel.load(path, temperature=model.temperature)
+    assert again.fitted.features.lexicon == model.fitted.features.lexicon
+    texts = ["great day", "not great"]
+    for a, b in zip(model.predict(texts), again.predict(texts), strict=True):
+        assert a.probs == pytest.approx(b.probs, abs=1e-6)
+
+
+def test_a_model_saved_before_the_lexicon_still_loads(tmp_path: Path) -> None:
+    """Format pulse-linear-1 (no lexicon features) stays readable and scores as it did."""
+    from services.linear import Features, LinearFit
+
+    texts, labels = corpus()
+    features, _ = Features.fit(texts, lexicon_weight=0.0)
+    old = train_linear(texts, labels)
+    fitted = LinearFit(
+        features, np.zeros((3, features.size)), np.array([0.0, 0.1, 0.0]), ("negative", "neutral", "positive")
+    )
+    path = tmp_path / "linear.npz"
+    LinearModel(fitted, c=old.c).save(path)
+    with np.load(path, allow_pickle=False) as npz:  # rewrite as the old format wrote it
+        arrays = {k: npz[k] for k in npz.files if not k.startswith("lexicon_")}
+    meta = json.loads(str(arrays["meta"]))
+    meta["format"] = "pulse-linear-1"
+    del meta["lexicon_weight"]
+    arrays["meta"] = np.array(json.dumps(meta))
+    with path.open("wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    loaded = LinearModel.load(path)
+    assert loaded.fitted.features.lexicon_weight == 0 and loaded.predict(["great day"])[0].label == "neutral"
