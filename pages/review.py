@@ -12,7 +12,12 @@ from services.labeling import ReviewItem
 
 user = require_role("annotator", "admin")
 
-ORDERS = {"uncertain": "Least sure first", "oldest": "Oldest first", "group": "By group"}
+ORDERS = {
+    "uncertain": "Least sure first",
+    "oldest": "Oldest first",
+    "group": "By group",
+    "random": "Random (spot check)",
+}
 DECISIONS = (
     ("negative", "Negative", "1"),
     ("neutral", "Neutral", "2"),

@@ -47,8 +47,10 @@ SKIPS = "review/skips/"
 ACTIONS = "review/actions/"
 QUARANTINE = "review/quarantine/"
 
-Order = Literal["uncertain", "oldest", "group"]
-ORDERS = ("uncertain", "oldest", "group")
+Order = Literal["uncertain", "oldest", "group", "random"]
+# "random": a fixed pseudo-random order (by a hash of the item id), for spot checks that estimate
+# how the model does on live data without the bias of least-sure-first.
+ORDERS = ("uncertain", "oldest", "group", "random")
 REQUIRED = ("id", "text", "predicted_label", "confidence", "model_version", "time", "participant", "group")
 SAVE_ATTEMPTS = 3
 
@@ -488,6 +490,8 @@ class LabelingService:
             entries = self._entries.values()
             if order == "oldest":
                 ids = [e.id for e in sorted(entries, key=lambda e: (e.time, e.margin, e.id))]
+            elif order == "random":
+                ids = [e.id for e in sorted(entries, key=lambda e: hashlib.sha256(e.id.encode()).digest())]
             else:
                 chosen = [e for e in entries if group is None or e.group == group]
                 ids = [e.id for e in sorted(chosen, key=lambda e: (e.margin, e.time, e.id))]

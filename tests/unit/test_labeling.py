@@ -3,6 +3,7 @@ undo, double labels, bad input, and 20 replicas labelling 1,000 items at once.""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -106,6 +107,14 @@ def test_oldest_order_follows_the_checkin_time(store: LocalStore) -> None:
     ids = queue(store, items)
     served = drain(LabelingService(store, double_share=0), "ann", order="oldest")
     assert served == sorted(ids)
+
+
+def test_random_order_is_fixed_and_ignores_margin_and_time(store: LocalStore) -> None:
+    ids = queue(store, [make_item(i, margin=0.01 * i) for i in range(30)])
+    served = drain(LabelingService(store, double_share=0), "ann", order="random")
+    assert sorted(served) == sorted(ids)
+    assert served != sorted(ids) and served != ids  # neither by time nor by margin
+    assert served == sorted(ids, key=lambda i: hashlib.sha256(i.encode()).digest())  # the same on every replica
 
 
 def test_group_order_serves_only_that_group(store: LocalStore) -> None:
