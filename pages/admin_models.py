@@ -21,9 +21,11 @@ from dashboard.components import escape_markdown
 from dashboard.deps import show_error, workspace
 from services.deployment import current
 from services.errors import DeployFailed, GateFailed, ModelUnavailable, PulseError
+from services.labeling import rerank_queue
 from services.promotion import promote, rollback
 
 user = require_role("admin")
+
 
 CONFIRM_PROMOTE = "models_confirm_promote"  # version waiting for confirmation
 CONFIRM_ROLLBACK = "models_confirm_rollback"  # version to roll back to, waiting for confirmation
@@ -32,6 +34,18 @@ OUTCOME = "models_outcome"  # (kind, message) of the last promote or rollback, s
 st.title("Models & deploy")
 ws = workspace()
 store = ws.store
+
+
+def rerank_note(version: str) -> str:
+    """Re-rank the review queue by the model now live; a failure never undoes the switch."""
+    try:
+        with st.spinner("Re-ranking the review queue by the new model…"):
+            n = rerank_queue(ws.store, ws.endpoint, version=version, max_chars=ws.settings.max_text_chars)
+    except PulseError as exc:
+        return f" The review queue keeps its order: {exc}."
+    return f" Review queue re-ranked by {version} ({n:,} items)." if n else ""
+
+
 try:
     table, cards = registry()
     live = current(store)
@@ -185,7 +199,11 @@ if version != live_version or pending is not None:
                 st.session_state[OUTCOME] = ("error", f"{exc}")
             else:
                 gate_note = "" if done.passed else " (gate overridden; the reason is recorded)"
-                st.session_state[OUTCOME] = ("success", f"{dep.version} is live{gate_note}; previous: {dep.previous}.")
+                queue_note = rerank_note(dep.version)
+                st.session_state[OUTCOME] = (
+                    "success",
+                    f"{dep.version} is live{gate_note}; previous: {dep.previous}.{queue_note}",
+                )
             st.rerun()
         if no.button("Cancel", key="cancel-promote"):
             st.session_state.pop(CONFIRM_PROMOTE, None)
@@ -209,7 +227,8 @@ if live is not None and live.previous:
             except PulseError as exc:
                 st.session_state[OUTCOME] = ("error", f"{exc}")
             else:
-                st.session_state[OUTCOME] = ("success", f"Rolled back: {dep.version} is live again.")
+                queue_note = rerank_note(dep.version)
+                st.session_state[OUTCOME] = ("success", f"Rolled back: {dep.version} is live again.{queue_note}")
             st.rerun()
         if no.button("Cancel", key="cancel-rollback"):
             st.session_state.pop(CONFIRM_ROLLBACK, None)

@@ -14,7 +14,7 @@ from services.config import Settings, load_settings
 from services.corpus import read_labelled_csv
 from services.errors import PulseError
 from services.model import TrainParams, validate_params
-from services.workspace import open_workspace
+from services.workspace import Workspace, open_workspace
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -165,7 +165,21 @@ def cmd_promote(args: argparse.Namespace) -> int:
     )
     print(verdict.explain())
     print(f"{dep.version} is live (previous: {dep.previous})")
+    _rerank(ws, dep.version)
     return 0
+
+
+def _rerank(ws: Workspace, version: str) -> None:
+    """Re-rank the review queue by the model now live (a failure leaves the switch in place)."""
+    from services.labeling import rerank_queue
+
+    try:
+        n = rerank_queue(ws.store, ws.endpoint, version=version, max_chars=ws.settings.max_text_chars)
+    except PulseError as exc:
+        print(f"the review queue keeps its order: {exc}", file=sys.stderr)
+    else:
+        if n:
+            print(f"review queue re-ranked by {version} ({n:,} items)")
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
@@ -174,6 +188,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     ws = open_workspace(_settings(args))
     dep = rollback(ws.store, ws.deployer, by=args.by, reason=args.reason)
     print(f"rolled back: {dep.version} is live again")
+    _rerank(ws, dep.version)
     return 0
 
 

@@ -29,6 +29,10 @@ class Endpoint(Protocol):
 
     def version(self) -> str: ...
 
+    def refresh(self) -> None:
+        """Look at the deployment pointer on the next call (after a promotion or rollback)."""
+        ...
+
 
 class LocalEndpoint:
     """The deployed model, in this process. Checks the deployment pointer at most every
@@ -81,3 +85,6 @@ class LocalEndpoint:
 
     def version(self) -> str:
         return self._model()[0]
+
+    def refresh(self) -> None:
+        self._checked_at = float("-inf")

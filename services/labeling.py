@@ -31,11 +31,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from services.errors import AlreadyExists, KeyNotFound, PulseError, StoreError, StoreUnavailable
 from services.labels import DECISIONS, Label, label_key, labels_for_item, read_labels, retract_label
+from services.model import prepare
 from services.storage import ObjectStore
+
+if TYPE_CHECKING:
+    from services.endpoint import Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +156,58 @@ def cohen_kappa(pairs: list[tuple[str, str]]) -> float | None:
     if expected >= 1.0:
         return 1.0  # both raters used one and the same category throughout: perfect agreement
     return (observed - expected) / (1.0 - expected)
+
+
+RERANK_PREFIX = "rerank-"  # sorts after every batch index (hex ids), and by time among re-ranks
+
+
+def rerank_queue(
+    store: ObjectStore,
+    endpoint: Endpoint,
+    *,
+    version: str | None = None,
+    max_chars: int = 2000,
+    now: datetime | None = None,
+) -> int:
+    """Order the queue by how unsure the live model (`endpoint`) is, not the model that scored each item at
+    ingest: after a new model goes live, "least sure first" should mean least sure *now*, or the
+    annotators keep labelling what the old model found hard (measured in the learning-loop
+    benchmark). Writes one more index file listing every queued item with its new margin; replicas
+    read it like a new batch's index, and it overrides the earlier entries. Item files, labels and
+    claims are not touched, so annotators at work lose nothing. With `version`, refuses (PulseError,
+    nothing written) unless that version did the scoring. Returns the number re-ranked."""
+    raws: list[dict[str, Any]] = []
+    for key in store.list(ITEMS):
+        if not key.endswith(".json") or "/" in key.removeprefix(ITEMS):
+            continue
+        try:
+            raw = json.loads(store.get(key))
+        except (KeyNotFound, json.JSONDecodeError):
+            continue  # labelled meanwhile, or unreadable (quarantined by the queue itself)
+        if isinstance(raw, dict) and isinstance(raw.get("text"), str) and raw.get("id"):
+            raws.append(raw)
+    if not raws:
+        return 0
+    endpoint.refresh()
+    scored_by, predictions = endpoint.score([prepare(r["text"], max_chars) for r in raws])
+    if version is not None and scored_by != version:
+        raise PulseError(f"the endpoint still serves {scored_by}, not {version}; re-rank the queue later")
+    rows = []
+    for raw, prediction in zip(raws, predictions, strict=True):
+        top = [*sorted(prediction.probs.values(), reverse=True), 0.0, 0.0]
+        rows.append(
+            {
+                "id": str(raw["id"]),
+                "confidence": round(prediction.confidence, 4),
+                "margin": round(top[0] - top[1], 4),
+                "group": str(raw.get("group", "")),
+                "time": str(raw.get("time", "")),
+            }
+        )
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")
+    body = "\n".join(json.dumps(row, ensure_ascii=False) for row in rows) + "\n"
+    store.put(f"{INDEX}{RERANK_PREFIX}{stamp}.jsonl", body.encode())
+    return len(rows)
 
 
 class LabelingService:

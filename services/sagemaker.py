@@ -750,6 +750,9 @@ class SageMakerEndpoint:
         """The deployed model version (the deployment record in the store)."""
         return require_current(self.store).version
 
+    def refresh(self) -> None:
+        """Nothing to do: the endpoint serves whatever its last update put live."""
+
     def score(self, prepared: Sequence[str]) -> tuple[str, list[Prediction]]:
         """Predictions for texts already through `model.prepare`, `batch_size` per request; an
         empty text is `UNREADABLE` and is not sent. Confidences get the temperature on the version's

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from services.errors import PulseError
-from services.labeling import ClaimLost, LabelingService, cohen_kappa, needs_two
+from services.labeling import ClaimLost, LabelingService, cohen_kappa, needs_two, rerank_queue
 from services.labels import Label, labels_for_item, read_labels, save_label
+from services.model import Prediction
 from services.storage import LocalStore, ObjectStore
 
 START = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
@@ -563,3 +564,67 @@ def test_pseudonyms_use_a_random_workspace_key_made_once(store: LocalStore) -> N
     assert LabelingService(other).pseudonym("alice") != first.pseudonym("alice")
     # A configured key wins over the stored one.
     assert LabelingService(store, pseudonym_key=b"k" * 32).pseudonym("alice") != first.pseudonym("alice")
+
+
+# ------------------------------------------------------------------------- re-rank
+
+
+class _Scorer:
+    """An endpoint that is surest about texts with more words (and names its version)."""
+
+    def __init__(self, version: str = "v2") -> None:
+        self.served = version
+        self.refreshed = 0
+
+    def refresh(self) -> None:
+        self.refreshed += 1
+
+    def score(self, prepared: list[str]) -> tuple[str, list[Prediction]]:
+        out = []
+        for text in prepared:
+            sure = min(0.98, 0.34 + 0.1 * len(text.split()))
+            rest = (1 - sure) / 2
+            out.append(Prediction("positive", sure, {"negative": rest, "neutral": rest, "positive": sure}))
+        return self.served, out
+
+
+def test_rerank_orders_the_queue_by_the_live_model(store: LocalStore) -> None:
+    items = [make_item(i, margin=0.01 * i) for i in range(4)]  # the ingest model: item 0 least sure
+    for i, item in enumerate(items):
+        item["text"] = " ".join(["word"] * (i + 1) * 2)  # the new model is least sure of the fewest words
+    items.reverse()
+    ids = queue(store, items)
+    scorer = _Scorer()
+    assert rerank_queue(store, scorer, version="v2") == 4 and scorer.refreshed == 1
+    served = drain(LabelingService(store, double_share=0), "ann")
+    # fewest words = least sure now, whatever the margins written at ingest
+    assert served == [item["id"] for item in sorted(items, key=lambda it: len(it["text"]))]
+    assert sorted(served) == sorted(ids)
+
+
+def test_rerank_is_read_by_a_replica_that_already_built_its_queue(store: LocalStore) -> None:
+    items = [make_item(i, margin=0.01 * i) for i in range(4)]
+    for i, item in enumerate(items):
+        item["text"] = " ".join(["word"] * (4 - i))  # the new model is least sure of the last one
+    queue(store, items)
+    clock = Clock()
+    svc = LabelingService(store, double_share=0, clock=clock, refresh_seconds=0)
+    first = svc.claim_next("ann")
+    assert first is not None and first.id == items[0]["id"]  # ingest order
+    svc.skip(first.id, "ann")
+    rerank_queue(store, _Scorer())
+    nxt = svc.claim_next("ann")
+    assert nxt is not None and nxt.id == items[-1]["id"]
+
+
+def test_rerank_refuses_when_the_endpoint_still_serves_another_version(store: LocalStore) -> None:
+    queue(store, [make_item(0)])
+    before = sorted(store.list("review/index/"))
+    with pytest.raises(PulseError, match="still serves v1"):
+        rerank_queue(store, _Scorer("v1"), version="v2")
+    assert sorted(store.list("review/index/")) == before  # nothing written
+
+
+def test_rerank_of_an_empty_queue_writes_nothing(store: LocalStore) -> None:
+    assert rerank_queue(store, _Scorer()) == 0
+    assert not list(store.list("review/index/"))
