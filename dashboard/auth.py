@@ -8,7 +8,8 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from dashboard.deps import settings, show_error, workspace
-from services.auth import ROLES, User, demo_users, verify
+from services.audit import try_record
+from services.auth import ROLES, User, demo_users, known_user_names, verify
 from services.errors import PulseError
 from services.overview import group_names
 
@@ -53,8 +54,9 @@ def require_role(*roles: str) -> User:
     return user  # type: ignore[return-value]  # st.stop() never returns
 
 
-def _remember(user: User) -> None:
+def _remember(user: User, mode: str) -> None:
     st.session_state[_KEY] = {"name": user.name, "role": user.role, "groups": list(user.groups)}
+    try_record(workspace().store, user.name, user.role, "sign_in", mode)
 
 
 def sign_out() -> None:
@@ -84,7 +86,7 @@ def sign_in_page() -> None:
             }[r],
         )
         if st.button("Sign in", type="primary"):
-            _remember(users[role])
+            _remember(users[role], "demo")
             st.rerun()
         return
     with st.form("sign-in"):
@@ -98,7 +100,10 @@ def sign_in_page() -> None:
             show_error(exc, "ask an admin to check the users file")
             return
         if user is None:
+            # The name is recorded only when it is a known user's: a typo'd name may be a password.
+            known = name.strip() in known_user_names(workspace().store)
+            try_record(workspace().store, name.strip() if known else "unknown", "", "sign_in_refused", "password")
             st.error("Unknown user name or wrong password.")
             return
-        _remember(user)
+        _remember(user, "password")
         st.rerun()

@@ -1,11 +1,68 @@
 """Audit log: who signed in, labelled, trained, promoted, rolled back, changed a setting or deleted
 data — and when, from which role. Admins only."""
 
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
 import streamlit as st
 
 from dashboard.auth import require_role
+from dashboard.deps import show_error, workspace
+from services.audit import ACTIONS, AuditEvent, label_events, read_events
+from services.errors import PulseError
+from services.trends import export_csv
 
 user = require_role("admin")
 
+LIMIT = 5000
+
 st.title("Audit log")
-st.info("The audit log view is being built.")
+st.caption(
+    "Every sign-in, label, dataset, training run, promotion, rollback, threshold or rule change and "
+    "deletion: who, in which role, when. Events name people, versions and groups, never message text."
+)
+
+today = datetime.now(UTC).date()
+left, middle, right = st.columns([2, 3, 2])
+days = left.date_input("Days", value=(today - timedelta(days=30), today), max_value=today)
+since, until = (days[0], days[-1]) if isinstance(days, tuple) and days else (today - timedelta(days=30), today)
+actions = middle.multiselect("Actions", ACTIONS, placeholder="All actions")
+actor = right.text_input("Who", placeholder="Any user name").strip()
+
+try:
+    events: list[AuditEvent] = read_events(
+        workspace().store, since=since, until=until, actions=actions or None, actor=actor or None, limit=LIMIT
+    )
+    if not actions or "label" in actions:
+        labels = label_events(workspace().store, since=since, until=until)
+        events += [e for e in labels if not actor or e.actor == actor]
+except PulseError as exc:
+    show_error(exc, "check the workspace settings")
+    st.stop()
+
+events.sort(key=lambda e: e.at, reverse=True)
+shown = events[:LIMIT]
+st.metric("Events", f"{len(events):,}")
+if not shown:
+    st.info("No event matches these filters.")
+    st.stop()
+if len(events) > LIMIT:
+    st.caption(f"Showing the newest {LIMIT:,}; narrow the days or actions to see older ones.")
+table = pd.DataFrame(
+    {
+        "when (UTC)": [e.at[:19].replace("T", " ") for e in shown],
+        "who": [e.actor for e in shown],
+        "role": [e.role or "—" for e in shown],
+        "action": [e.action.replace("_", " ") for e in shown],
+        "target": [e.target for e in shown],
+        "details": [", ".join(f"{k}: {v}" for k, v in e.details.items()) for e in shown],
+    }
+)
+st.dataframe(table, hide_index=True, width="stretch")
+st.download_button(
+    "Download as CSV",
+    export_csv(table),
+    file_name=f"pulse-audit-{since}-{until}.csv",
+    mime="text/csv",
+    icon=":material/download:",
+)

@@ -8,6 +8,7 @@ from dashboard.admin_charts import class_balance_figure, label_bars
 from dashboard.admin_views import dataset_preview, dataset_versions, label_data, utc_minute
 from dashboard.auth import require_role
 from dashboard.deps import show_error, workspace
+from services import audit
 from services.datasets import DatasetError, build_dataset
 from services.errors import PulseError
 from services.model import LABELS
@@ -114,6 +115,14 @@ if st.button("Build dataset version", type="primary", icon=":material/dataset:")
         except PulseError as exc:
             show_error(exc, "nothing was changed; try again, or check the workspace settings")
         else:
+            audit.try_record(
+                workspace().store,
+                user.name,
+                user.role,
+                "dataset_built",
+                built.version,
+                audit.rows_per_split(built.counts),
+            )
             st.session_state["admin_data_built"] = built.version
             st.session_state["admin_data_built_detail"] = {
                 "counts": built.counts,

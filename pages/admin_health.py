@@ -161,7 +161,7 @@ else:
     if confirm.button("Confirm", type="primary"):
         ws = workspace()
         try:
-            saved = save_threshold(ws.store, float(pending), by=user.name, settings=ws.settings)
+            saved = save_threshold(ws.store, float(pending), by=user.name, settings=ws.settings, role=user.role)
         except PulseError as exc:
             show_error(exc, "nothing was saved; pick a value between 0 and 1 and try again")
         else:

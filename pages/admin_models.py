@@ -192,6 +192,7 @@ if version != live_version or pending is not None:
                         reason=reason.strip() or "promoted from the Models page",
                         margin=ws.settings.gate_margin,
                         override_reason=override.strip() or None,
+                        role=user.role,
                     )
             except (ModelUnavailable, GateFailed, DeployFailed) as exc:
                 st.session_state[OUTCOME] = ("error", f"{exc} Nothing was switched: {live_version} still serves.")
@@ -223,7 +224,9 @@ if live is not None and live.previous:
             st.session_state.pop(CONFIRM_ROLLBACK, None)
             try:
                 with st.spinner(f"Rolling back to {live.previous}…"):
-                    dep = rollback(store, ws.deployer, by=user.name, reason=why.strip() or "from the Models page")
+                    dep = rollback(
+                        store, ws.deployer, by=user.name, reason=why.strip() or "from the Models page", role=user.role
+                    )
             except PulseError as exc:
                 st.session_state[OUTCOME] = ("error", f"{exc}")
             else:

@@ -94,7 +94,7 @@ def current_run(running_at_render: str | None) -> None:
         key="cancel-run",
     ):
         try:
-            cancel(store, job.job_name, user.name)
+            cancel(store, job.job_name, user.name, role=user.role)
         except JobNotRunning as exc:
             st.info(str(exc))
         except PulseError as exc:
@@ -181,7 +181,7 @@ else:
         st.caption(f"Run {running.job_name} is in progress: a new run can start when it has ended.")
     if start and params is not None:
         try:
-            job = start_training(ws, dataset, params, user.name)
+            job = start_training(ws, dataset, params, user.name, role=user.role)
         except PulseError as exc:  # another run started meanwhile, bad parameters, a missing dataset
             show_error(exc)
         else:

@@ -284,7 +284,7 @@ if user.role == "admin":
                 crisis_phrases=CrisisPhrases(cp_on, tuple(line for line in phrases.splitlines() if line.strip())),
             )
             try:
-                save_rules(workspace().store, new, user.name)
+                save_rules(workspace().store, new, user.name, role=user.role)
             except PulseError as exc:
                 show_error(exc, "fix the value and save again")
             else:

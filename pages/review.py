@@ -75,7 +75,7 @@ def act(kind: str, item_id: str, label: str | None = None) -> None:
 def flag(item: ReviewItem) -> None:
     """Raise a critical alert for the managers; the item stays claimed, to be labelled as usual."""
     try:
-        flag_urgent(workspace().store, item, user.name, notifier=workspace().notifier)
+        flag_urgent(workspace().store, item, user.name, notifier=workspace().notifier, role=user.role)
     except PulseError as exc:
         st.session_state["review_error"] = str(exc)
         return

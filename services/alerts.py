@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
+from services import audit
 from services.auth import User
 from services.errors import AlreadyExists, InvalidKey, KeyNotFound, PulseError
 from services.scored import PREFIX as CHECKINS
@@ -278,7 +279,9 @@ def load_rules(store: ObjectStore) -> Rules:
         raise InvalidRules(f"{RULES_KEY}: {exc}") from None
 
 
-def save_rules(store: ObjectStore, rules: Rules, by: str, *, clock: Callable[[], datetime] | None = None) -> Rules:
+def save_rules(
+    store: ObjectStore, rules: Rules, by: str, *, clock: Callable[[], datetime] | None = None, role: str = ""
+) -> Rules:
     """Validate and store the rules (the previous versions are kept in rules-history). Returns what was saved."""
     checked = rules_from_dict(rules_to_dict(rules))
     saved = replace(checked, updated_by=by, updated_at=_stamp(clock))
@@ -286,6 +289,7 @@ def save_rules(store: ObjectStore, rules: Rules, by: str, *, clock: Callable[[],
     store.put(f"{RULES_HISTORY}{_file_stamp(saved.updated_at)}-{_who(by)}.json", body, if_absent=True)
     store.put(RULES_KEY, body)
     log.info("alert rules saved by %s", by)
+    audit.try_record(store, by, role, "alert_rules_changed", "alerts/rules.json")
     return saved
 
 
@@ -662,6 +666,7 @@ def flag_urgent(
     *,
     notifier: Notifier | None = None,
     clock: Callable[[], datetime] | None = None,
+    role: str = "",
 ) -> Alert:
     """An annotator's "flag as urgent" on a review item (or a check-in id): a critical alert for the
     managers of its group. Flagging the same check-in again returns the alert already raised."""
@@ -690,6 +695,7 @@ def flag_urgent(
     except AlreadyExists:
         return _decode(store.get(event_key(alert.id)))
     log.info("alert %s raised: a check-in flagged as urgent by %s", alert.id, by)
+    audit.try_record(store, by, role, "flag_urgent", alert.id, {"group": group})
     if notifier is not None:
         notifier.publish(alert)
     return alert

@@ -42,6 +42,7 @@ ACTIONS = (
     "access_denied",
 )
 MAX_DETAIL_CHARS = 200
+Detail = str | int | float | bool | None
 
 
 @dataclass(frozen=True)
@@ -51,11 +52,11 @@ class AuditEvent:
     role: str
     action: str
     target: str = ""
-    details: dict[str, str | int | float | bool | None] = field(default_factory=dict)
+    details: dict[str, Detail] = field(default_factory=dict)
 
 
-def _check_details(details: Mapping[str, object]) -> dict[str, str | int | float | bool | None]:
-    clean: dict[str, str | int | float | bool | None] = {}
+def _check_details(details: Mapping[str, object]) -> dict[str, Detail]:
+    clean: dict[str, Detail] = {}
     for key, value in details.items():
         if value is not None and not isinstance(value, str | int | float | bool):
             raise ValueError(f"audit detail {key!r} must be a scalar, not {type(value).__name__}")
@@ -146,3 +147,29 @@ def try_record(
         record(store, actor, role, action, target, details)
     except PulseError:
         log.error("audit event %s by %s was not recorded", action, actor)
+
+
+def rows_per_split(counts: Mapping[str, Mapping[str, int]]) -> dict[str, object]:
+    """A dataset manifest's counts (split -> label -> rows) as audit details: rows per split."""
+    return {f"{split}_rows": sum(per_label.values()) for split, per_label in counts.items()}
+
+
+def label_events(store: ObjectStore, *, since: date | None = None, until: date | None = None) -> list[AuditEvent]:
+    """Labels as audit events, read from the labels themselves (each label is already an append-only
+    record of who decided what and when: writing it twice would slow the keyboard path for nothing).
+    Retracted (undone) labels are not shown. Newest first; no message text."""
+    from services.labels import read_labels
+
+    out = []
+    for _, lab in read_labels(store):
+        day = lab.labelled_at[:10]
+        if (since and day < since.isoformat()) or (until and day > until.isoformat()):
+            continue
+        details: dict[str, str | int | float | bool | None] = {
+            "label": lab.label,
+            "group": lab.group[:MAX_DETAIL_CHARS],
+        }
+        if lab.gold:
+            details["gold"] = True
+        out.append(AuditEvent(lab.labelled_at, lab.annotator, "", "label", lab.item_id, details))
+    return sorted(out, key=lambda e: e.at, reverse=True)

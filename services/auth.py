@@ -93,6 +93,11 @@ def add_user(store: ObjectStore, name: str, password: str, role: str, groups: li
     return user
 
 
+def known_user_names(store: ObjectStore) -> set[str]:
+    """The names in the users file."""
+    return set(_load(store))
+
+
 @cache
 def _dummy_hash() -> bytes:
     # Checked against when the user name is unknown, so a wrong name costs as long as a wrong password.

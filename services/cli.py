@@ -100,6 +100,9 @@ def cmd_dataset(args: argparse.Namespace) -> int:
 
     ws = open_workspace(_settings(args))
     m = build_dataset(ws.store, by=args.by, seed=args.seed, validation_share=args.validation_share, base=args.base)
+    from services.audit import rows_per_split, try_record
+
+    try_record(ws.store, args.by, "cli", "dataset_built", m.version, rows_per_split(m.counts))
     print(f"dataset {m.version}: train {m.counts['train']}, validation {m.counts['validation']}")
     print(f"  sources {m.sources}; dropped {m.dropped or 'none'}; {len(m.conflicts)} conflicting items")
     return 0
@@ -162,6 +165,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
         reason=args.reason,
         margin=ws.settings.gate_margin,
         override_reason=args.override,
+        role="cli",
     )
     print(verdict.explain())
     print(f"{dep.version} is live (previous: {dep.previous})")
@@ -186,7 +190,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     from services.promotion import rollback
 
     ws = open_workspace(_settings(args))
-    dep = rollback(ws.store, ws.deployer, by=args.by, reason=args.reason)
+    dep = rollback(ws.store, ws.deployer, by=args.by, reason=args.reason, role="cli")
     print(f"rolled back: {dep.version} is live again")
     _rerank(ws, dep.version)
     return 0

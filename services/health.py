@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from services import audit
 from services.config import Settings
 from services.corpus import split_corpus
 from services.datasets import BASE, DatasetError, dataset_content, load_manifest
@@ -532,7 +533,7 @@ def effective_threshold(store: ObjectStore, settings: Settings) -> float:
 
 
 def save_threshold(
-    store: ObjectStore, threshold: float, *, by: str, settings: Settings, now: datetime | None = None
+    store: ObjectStore, threshold: float, *, by: str, settings: Settings, now: datetime | None = None, role: str = ""
 ) -> ThresholdOverride:
     """Store an admin's review threshold (0 < threshold < 1) with who set it, when, and the value it
     replaces. A history record is written first, then the override itself (one atomic write)."""
@@ -555,6 +556,7 @@ def save_threshold(
     who = "".join(c if c.isalnum() or c in "._@-" else "_" for c in by)[:64]
     store.put(f"{THRESHOLD_HISTORY}{stamp}-{who}.json", body)
     store.put(THRESHOLD_KEY, body)
+    audit.try_record(store, by, role, "threshold_changed", "review_threshold", {"from": record.previous, "to": value})
     return record
 
 

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from services import lease
+from services import audit, lease
 from services.datasets import load_manifest
 from services.errors import AlreadyExists, PulseError
 from services.lease import read_json
@@ -299,7 +299,7 @@ def wait_for(store: ObjectStore, job: str, *, timeout: float, poll: float = 0.2)
 # --- cancelling ------------------------------------------------------------------------------
 
 
-def cancel(store: ObjectStore, job: str, by: str) -> TrainingJob:
+def cancel(store: ObjectStore, job: str, by: str, *, role: str = "") -> TrainingJob:
     """Ask a running job to stop (from any replica). The local trainer stops before its next
     candidate, a SageMaker job is stopped with StopTrainingJob at its next poll; a model trained
     before the stop is seen is discarded. Refuses a run that has already ended."""
@@ -309,6 +309,7 @@ def cancel(store: ObjectStore, job: str, by: str) -> TrainingJob:
     body = json.dumps({"by": by, "at": _stamp()}).encode()
     with contextlib.suppress(AlreadyExists):  # asked already: the first request stands
         store.put(_cancel_key(job), body, if_absent=True)
+        audit.try_record(store, by, role, "training_cancelled", job)
     return load_run(store, job)
 
 
@@ -496,7 +497,7 @@ def _run_job(ws: Workspace, dataset: str, params: TrainParams, by: str, lock: _T
         start.named.set()
 
 
-def start_training(workspace: Workspace, dataset_version: str, params: TrainParams, by: str) -> str:
+def start_training(workspace: Workspace, dataset_version: str, params: TrainParams, by: str, *, role: str = "") -> str:
     """Start a training run in the background and return its job name.
 
     Refuses out-of-range hyperparameters (`InvalidParams`, naming the range), an unknown dataset
@@ -529,4 +530,6 @@ def start_training(workspace: Workspace, dataset_version: str, params: TrainPara
         )
     if start.job is None:
         raise JobNotStarted(f"the training run could not start: {start.error or 'no reason given'}")
+    details = {"dataset": dataset_version, "family": params.family, "trainer": workspace.trainer.name}
+    audit.try_record(workspace.store, by, role, "training_started", start.job, details)
     return start.job

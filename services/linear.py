@@ -1,6 +1,6 @@
 """The linear model family: TF-IDF of word 1-2-grams and of character 2-5-grams inside words, three
-sentiment-lexicon features (see LEXICON_WEIGHT), and a linear SVM with balanced class weights, its scores turned into calibrated probabilities by a softmax
-with a temperature fitted on validation data.
+sentiment-lexicon features (see LEXICON_WEIGHT), and a linear SVM with balanced class weights, its
+scores turned into calibrated probabilities by a softmax with a temperature fitted on validation data.
 
 Why it is here beside fastText: with a few hundred to a few thousand labels (a fresh deployment),
 fastText trails TF-IDF + a linear model by a wide margin, and on the airline set this family reached

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from services import lease
+from services import audit, lease
 from services.deployment import Deployer, Deployment, current, record_deployment
 from services.errors import DeployFailed, GateFailed, KeyNotFound, ModelUnavailable
 from services.evaluation import evaluate, load_gold, summary
@@ -115,6 +115,7 @@ def promote(
     reason: str,
     margin: float,
     override_reason: str | None = None,
+    role: str = "",
 ) -> tuple[Deployment, GateVerdict]:
     """Gate, then deploy `version`. A refused gate raises `GateFailed` unless an override reason is
     given (it is recorded); a failed deploy raises `DeployFailed` and switches nothing."""
@@ -126,7 +127,9 @@ def promote(
         if live is not None and live.version == version:
             raise DeployFailed(f"{version} is already live")
         verdict = gate(store, version, margin=margin)
+        gate_details = {"candidate_f1": verdict.candidate_f1, "live_f1": verdict.live_f1, "live": verdict.live}
         if not verdict.passed and not (override_reason and override_reason.strip()):
+            audit.try_record(store, by, role, "promotion_refused", version, gate_details)
             raise GateFailed(verdict.explain() + ". An admin may override with a written reason.")
         details = deployer.activate(version, live.version if live else None)
         note = reason if verdict.passed else f"{reason} [gate overridden: {override_reason}]"
@@ -137,10 +140,14 @@ def promote(
             reason=note,
             extra={"gate": json.dumps(asdict(verdict)), "backend": deployer.name, **details},
         )
+        overridden = {"override_reason": (override_reason or "")[:200]} if not verdict.passed else {}
+        audit.try_record(
+            store, by, role, "promotion", version, {**gate_details, "gate_passed": verdict.passed, **overridden}
+        )
         return dep, verdict
 
 
-def rollback(store: ObjectStore, deployer: Deployer, *, by: str, reason: str) -> Deployment:
+def rollback(store: ObjectStore, deployer: Deployer, *, by: str, reason: str, role: str = "") -> Deployment:
     """Put the previous version back in one step (no gate: it served before)."""
     live = current(store)
     if live is None or not live.previous:
@@ -153,6 +160,8 @@ def rollback(store: ObjectStore, deployer: Deployer, *, by: str, reason: str) ->
         raise DeployFailed(f"cannot roll back: the artifact of {target} is missing") from None
     with _DeployLock(store, by, target):
         details = deployer.activate(target, live.version)
-        return record_deployment(
+        dep = record_deployment(
             store, target, by=by, reason=f"rollback: {reason}", extra={"backend": deployer.name, **details}
         )
+        audit.try_record(store, by, role, "rollback", target, {"from": live.version, "reason": reason[:200]})
+        return dep

@@ -625,3 +625,22 @@ def test_a_failed_rollback_activation_switches_nothing(ws: LocalStore, prepared:
         rollback(ws, BrokenDeployer(), by="t", reason="r")
     assert snapshot(ws) == before
     assert not ws.exists(LOCK)
+
+
+def test_promotions_refusals_and_rollbacks_are_in_the_audit_log(ws: LocalStore, prepared: Prepared) -> None:
+    from services.audit import read_events
+
+    with pytest.raises(GateFailed):
+        promote(ws, LocalDeployer(), prepared.worse, by="dora", reason="r", margin=MARGIN, role="admin")
+    promote(
+        ws, LocalDeployer(), prepared.worse, by="dora", reason="r", margin=MARGIN, override_reason="demo", role="admin"
+    )
+    rollback(ws, LocalDeployer(), by="erin", reason="complaints", role="cli")
+    events = list(reversed(read_events(ws)))
+    assert [(e.action, e.actor, e.role, e.target) for e in events] == [
+        ("promotion_refused", "dora", "admin", prepared.worse),
+        ("promotion", "dora", "admin", prepared.worse),
+        ("rollback", "erin", "cli", prepared.live),
+    ]
+    assert events[1].details["gate_passed"] is False and events[1].details["override_reason"] == "demo"
+    assert events[2].details == {"from": prepared.worse, "reason": "complaints"}
