@@ -7,7 +7,7 @@ import streamlit as st
 from dashboard.auth import require_role
 from dashboard.charts import heatmap_figure, trend_figure
 from dashboard.components import escape_markdown
-from dashboard.deps import show_error, workspace
+from dashboard.deps import settings, show_error, workspace
 from services import trends
 from services.errors import PulseError
 
@@ -85,16 +85,28 @@ cols[1].metric(
     help="Mean of P(positive) − P(negative) over the check-ins: −1 all negative, +1 all positive",
 )
 cols[2].metric("Negative", f"{negative:.0%}", help="Share of check-ins the model labelled negative")
+text_ok = trends.may_export_text(user, settings().export_text)
+with_text = text_ok and cols[3].toggle("With text", value=False, help="Add the message text to the CSV")
 cols[3].download_button(
     "Download CSV",
     data=lambda: trends.export_csv(
-        trends.export_rows(store, user, chosen, participants=people, start=start, end=end, include_text=True)
+        trends.export_rows(
+            store,
+            user,
+            chosen,
+            participants=people,
+            start=start,
+            end=end,
+            include_text=with_text,
+            managers_may_export_text=settings().export_text,
+        )
     ),
     file_name=f"pulse-checkins-{start}-{end}.csv",
     mime="text/csv",
     on_click="ignore",
     icon=":material/download:",
-    help="The check-ins behind these filters, with their text",
+    help="The check-ins behind these filters: ids, times, labels and scores"
+    + (", with their text" if with_text else "" if text_ok else " (message text is not exported: setting export_text)"),
 )
 st.plotly_chart(trend_figure(frame, grain), width="stretch", key="trend_chart")
 window = "7 days" if grain == "day" else "4 weeks"

@@ -583,17 +583,25 @@ def export_rows(
     participants: Sequence[str] = (),
     start: date | None = None,
     end: date | None = None,
-    include_text: bool = True,
+    include_text: bool = False,
+    managers_may_export_text: bool = False,
 ) -> pd.DataFrame:
-    """The check-ins behind the current filters, oldest first, for a CSV export. `include_text`
-    adds the message text (who may export text may be restricted later)."""
+    """The check-ins behind the current filters, oldest first, for a CSV export. The message text
+    is added when asked for and allowed: admins may, managers only with the `export_text` setting
+    (`managers_may_export_text`); otherwise the export has ids, times and scores only."""
     snap, scope = _open(store, user, groups)
     bounds = _bounds(snap, scope, start, end, "day")
-    columns = [*EXPORT_COLUMNS, *(["text"] if include_text else [])]
+    with_text = include_text and may_export_text(user, managers_may_export_text)
+    columns = [*EXPORT_COLUMNS, *(["text"] if with_text else [])]
     if not scope or bounds is None:
         return pd.DataFrame(columns=columns)
     frame = _rows(snap, scope, list(dict.fromkeys(participants)), bounds, None, [*columns, "id"])
     return frame.iloc[::-1][columns].reset_index(drop=True)
+
+
+def may_export_text(user: User, managers_may_export_text: bool) -> bool:
+    """Whether `user` may export message text: admins yes, managers when the setting allows it."""
+    return user.role == "admin" or (user.role == "manager" and managers_may_export_text)
 
 
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from services.demo import GROUPS
@@ -112,3 +113,15 @@ def test_no_checkins_yet_says_who_uploads(run_app, app_env: Path) -> None:  # ty
     assert not at.exception and not at.error
     assert "An admin uploads check-ins" in at.info[0].value
     assert charts(at) == 0
+
+
+def test_only_those_allowed_get_the_export_with_text(run_app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    at = run_app("manager", "pages/trends.py")
+    assert not at.exception and not [t for t in at.toggle if t.label == "With text"]
+    assert "message text is not exported" in at.get("download_button")[0].proto.help
+    at = run_app("admin", "pages/trends.py")
+    assert [t for t in at.toggle if t.label == "With text"]
+    monkeypatch.setenv("PULSE_EXPORT_TEXT", "true")
+    st.cache_resource.clear()  # the settings are read once per process
+    at = run_app("manager", "pages/trends.py")
+    assert [t for t in at.toggle if t.label == "With text"]

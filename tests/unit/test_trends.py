@@ -444,12 +444,24 @@ def test_export_rows_and_csv(store: LocalStore) -> None:
         checkin("r", "H", "2025-09-02T10:00Z"),
     ]
     write(store, rows)
-    full = trends.export_rows(store, ADMIN, ["G"])
+    full = trends.export_rows(store, ADMIN, ["G"], include_text=True)
     assert list(full.columns) == [*trends.EXPORT_COLUMNS, "text"] and list(full["participant"]) == ["p", "q"]
     bare = trends.export_rows(store, ADMIN, ["G"], participants=["q"], include_text=False)
     assert "text" not in bare.columns and list(bare["participant"]) == ["q"]
     csv = trends.export_csv(full).decode()
     assert "'=HYPERLINK" in csv and "fine, thanks" in csv
+
+
+def test_managers_export_text_only_when_the_setting_allows_it(store: LocalStore) -> None:
+    write(store, [checkin("p", "G", "2025-09-01T10:00Z", text="how I really feel")])
+    manager = User("meg", "manager", ("G",))
+    assert "text" not in trends.export_rows(store, manager, ["G"], include_text=True).columns
+    allowed = trends.export_rows(store, manager, ["G"], include_text=True, managers_may_export_text=True)
+    assert list(allowed["text"]) == ["how I really feel"]
+    assert "text" not in trends.export_rows(store, ADMIN, ["G"]).columns  # text only when asked for
+    assert trends.may_export_text(ADMIN, False) and not trends.may_export_text(User("a", "annotator"), True)
+    # another group's rows never come, with or without text
+    assert trends.export_rows(store, User("max", "manager", ("H",)), ["G"], include_text=True).empty
 
 
 def test_unreadable_partition_is_a_store_error(store: LocalStore) -> None:
