@@ -12,6 +12,7 @@ from services import audit
 from services.datasets import DatasetError, build_dataset
 from services.errors import PulseError
 from services.model import LABELS
+from services.privacy import delete_participant
 
 user = require_role("admin")
 
@@ -196,3 +197,41 @@ if agree.disagreements:
     st.caption("“Counts as” is the label a dataset build uses now. A reviewer's final label on the message settles it.")
 elif agree.kappa is not None:
     st.success("No disagreements to resolve.")
+
+st.subheader("Delete a participant's data")
+with st.expander("Remove everything one participant wrote, everywhere in the workspace"):
+    st.caption(
+        "Their check-ins, review items, alerts, rejected rows and the original uploads holding their rows are "
+        "deleted; labels of their messages keep the decision but lose the text; dataset versions holding their "
+        "messages are rebuilt without them. Models already trained on them are listed: retrain and retire them. "
+        "The audit log records the deletion under a pseudonym. This cannot be undone."
+    )
+    with st.form("delete-participant", clear_on_submit=True):
+        who = st.text_input("Participant id")
+        again = st.text_input("Type the participant id again to confirm")
+        confirmed = st.form_submit_button("Delete their data", type="primary", icon=":material/delete_forever:")
+    if confirmed:
+        if not who.strip() or who != again:
+            st.error("The two ids differ or are empty: nothing was deleted.")
+        else:
+            try:
+                with st.spinner("Deleting…"):
+                    done = delete_participant(workspace().store, who, by=user.name, role=user.role)
+            except PulseError as exc:
+                show_error(exc, "nothing more was deleted; run it again to finish (it is safe to repeat)")
+            else:
+                st.cache_data.clear()  # cached summaries may hold their rows
+                if not done.found_anything:
+                    st.info("Nothing of that participant was found (already deleted, or a different id).")
+                else:
+                    st.success(
+                        f"Deleted {done.checkins:,} check-ins, {done.review_items:,} review items, {done.alerts:,} "
+                        f"alerts, {done.uploads_deleted:,} original uploads and {done.quarantined_rows:,} rejected "
+                        f"rows; {done.labels_scrubbed:,} labels lost their text; {done.dataset_lines:,} dataset "
+                        f"lines removed. Recorded in the audit log as {done.pseudonym}."
+                    )
+                    if done.models_trained_on_them:
+                        st.warning(
+                            "Trained on their messages (retrain, then retire these versions): "
+                            + ", ".join(done.models_trained_on_them)
+                        )

@@ -44,6 +44,7 @@ class DatasetManifest:
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     dropped: dict[str, int] = field(default_factory=dict)  # reason -> rows
     gold_inputs: list[str] = field(default_factory=list)  # the gold set excluded (see load_gold)
+    redactions: int = 0  # times rows were removed by a participant deletion (services/privacy.py)
 
     @property
     def train_key(self) -> str:

@@ -150,3 +150,33 @@ def test_other_roles_are_refused_and_see_no_data(run_app, app_env: Path, page: s
     assert not at.get("plotly_chart") and not at.dataframe and not at.metric and not at.button
     text = rendered_text(at)
     assert "kappa" not in text and "Check-ins per day" not in text and NASTY not in text
+
+
+def test_an_admin_deletes_a_participant_from_the_data_page(run_app, app_env) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    import pyarrow.parquet as pq
+
+    from services.storage import LocalStore
+
+    store = LocalStore(app_env)
+    key = next(k for k in store.list("checkins/") if k.endswith(".parquet"))
+    who = str(pq.read_table(io.BytesIO(store.get(key))).column("participant")[0])
+    at = run_app("admin", "pages/admin_data.py")
+    form_inputs = [t for t in at.text_input if t.label.startswith(("Participant id", "Type the participant"))]
+    form_inputs[0].input(who)
+    form_inputs[1].input(who + "x")
+    at.button(key="FormSubmitter:delete-participant-Delete their data").click().run()
+    assert "nothing was deleted" in at.error[0].value
+    form_inputs = [t for t in at.text_input if t.label.startswith(("Participant id", "Type the participant"))]
+    form_inputs[0].input(who)
+    form_inputs[1].input(who)
+    at.button(key="FormSubmitter:delete-participant-Delete their data").click().run()
+    assert not at.exception and at.success and "check-ins" in at.success[-1].value
+    remaining = [
+        p
+        for k in store.list("checkins/")
+        if k.endswith(".parquet")
+        for p in pq.read_table(io.BytesIO(store.get(k))).column("participant").to_pylist()
+    ]
+    assert who not in remaining and remaining

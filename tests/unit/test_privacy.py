@@ -1,0 +1,112 @@
+"""Deleting a participant: nothing of theirs is left anywhere in the workspace, nobody else's data
+changes, the deletion is audited without their id, and a second run finds nothing."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from services.audit import read_events
+from services.config import load_settings
+from services.datasets import build_dataset, list_datasets, load_manifest, verify_rebuild
+from services.errors import PulseError
+from services.ingest import ingest
+from services.labels import Label, read_labels, save_label
+from services.privacy import delete_participant
+from services.storage import LocalStore, ObjectStore
+from services.workspace import open_workspace
+
+WHO = "zoe-unique-participant"
+SECRETS = [
+    "zebra lanterns feel heavy tonight honestly",
+    "quartz umbrellas make me anxious every morning",
+    "I want to end my life, violet harbours everywhere",  # a crisis phrase: raises an alert
+]
+
+
+def everything(store: LocalStore) -> str:
+    """Every byte of every file of the workspace as text, Parquet decoded."""
+    parts = []
+    for key in store.list(""):
+        data = store.get(key)
+        if key.endswith(".parquet"):
+            parts.append(json.dumps(pq.read_table(io.BytesIO(data)).to_pylist(), default=str))
+        else:
+            parts.append(data.decode("utf-8", "replace"))
+    return "\n".join(parts)
+
+
+def others(store: ObjectStore) -> pd.DataFrame:
+    frames = [
+        pq.read_table(io.BytesIO(store.get(k))).to_pandas() for k in store.list("checkins/") if k.endswith(".parquet")
+    ]
+    frame = pd.concat(frames)
+    return frame[frame["participant"] != WHO].sort_values("id").reset_index(drop=True)
+
+
+@pytest.fixture
+def seeded(workspace_copy: Path) -> LocalStore:
+    ws = open_workspace(load_settings(workspace=workspace_copy))
+    rows = [
+        {"participant": WHO, "group": "Support desk", "time": f"2026-11-2{i}T09:00:00Z", "text": text}
+        for i, text in enumerate(SECRETS)
+    ]
+    rows.append({"participant": WHO, "group": "Support desk", "time": "not a time", "text": "olive kites"})
+    rows.append(
+        {"participant": "someone-else", "group": "Support desk", "time": "2026-11-20T10:00:00Z", "text": "fine"}
+    )
+    report = ingest(ws.store, ws.endpoint, pd.DataFrame(rows).to_csv(index=False).encode(), "z.csv", threshold=0.999)
+    assert report.accepted == 4 and report.rejected == 1 and report.alerts
+    items = [json.loads(ws.store.get(k)) for k in ws.store.list("review/unrecognized/")]
+    mine = [i for i in items if i["participant"] == WHO]
+    assert len(mine) == 3
+    for item in mine[:2]:  # two of their messages labelled, then a dataset built from them
+        save_label(ws.store, Label(item["id"], item["text"], "negative", "ann", "2026-11-23T10:00:00+00:00"))
+    build_dataset(ws.store, by="test")
+    assert isinstance(ws.store, LocalStore)
+    return ws.store
+
+
+def test_nothing_of_theirs_is_left_and_others_are_untouched(seeded: LocalStore) -> None:
+    before_text = everything(seeded)
+    assert WHO in before_text and all(s in before_text for s in SECRETS)
+    before_others = others(seeded)
+    labels_before = len(read_labels(seeded))
+
+    report = delete_participant(seeded, WHO, by="root-admin", role="admin")
+
+    after = everything(seeded)
+    assert WHO not in after
+    for secret in [*SECRETS, "olive kites"]:
+        assert secret not in after
+    assert report.checkins == 3 and report.review_items == 3 and report.labels_scrubbed == 2
+    assert report.alerts >= 1 and report.uploads_deleted == 1 and report.quarantined_rows == 1
+    assert report.dataset_lines == 2
+    pd.testing.assert_frame_equal(others(seeded), before_others)
+    assert len(read_labels(seeded)) == labels_before  # the decisions stay, without text
+    assert "fine" in after  # the other participant of the same upload is still there
+
+
+def test_the_deletion_is_audited_without_their_id_and_the_dataset_still_rebuilds(seeded: LocalStore) -> None:
+    report = delete_participant(seeded, WHO, by="root-admin", role="admin")
+    [event] = read_events(seeded, actions=["participant_deleted"])
+    assert (event.actor, event.role, event.target) == ("root-admin", "admin", report.pseudonym)
+    assert WHO not in json.dumps(event.__dict__)
+    assert event.details["checkins"] == 3
+    [version] = list_datasets(seeded)
+    assert load_manifest(seeded, version).redactions == 1
+    assert verify_rebuild(seeded, version)  # the labels lost their text, so a rebuild leaves them out too
+
+
+def test_a_second_run_finds_nothing_and_an_unknown_participant_is_fine(seeded: LocalStore) -> None:
+    delete_participant(seeded, WHO, by="a")
+    again = delete_participant(seeded, WHO, by="a")
+    assert not again.found_anything
+    assert not delete_participant(seeded, "nobody-by-this-name", by="a").found_anything
+    with pytest.raises(PulseError, match="which participant"):
+        delete_participant(seeded, "  ", by="a")
