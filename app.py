@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard.auth import current_user, sign_in_page, sign_out
+from dashboard.auth import current_user, no_access_page, sign_in_page, sign_out, signed_in_without_role
 from dashboard.components import escape_markdown
 from dashboard.deps import settings
 
@@ -30,7 +30,9 @@ config = settings()  # a bad setting stops here, with a message naming it
 user = current_user()
 if config.auth_mode == "demo":
     st.sidebar.warning("Demo sign-in: anyone can take any role.", icon=":material/science:")
-if user is None:
+if user is None and signed_in_without_role():
+    page = st.navigation([st.Page(no_access_page, title="No access", icon=":material/lock:")], position="hidden")
+elif user is None:
     page = st.navigation([st.Page(sign_in_page, title="Sign in", icon=":material/login:")], position="hidden")
 else:
     # The menu is drawn here with page links: config hides Streamlit's own sidebar list, which
@@ -46,5 +48,4 @@ else:
             st.caption("Groups: " + (escape_markdown(", ".join(user.groups)) or "none assigned"))
         if st.button("Sign out", icon=":material/logout:"):
             sign_out()
-            st.rerun()
 page.run()

@@ -5,15 +5,17 @@ from __future__ import annotations
 import contextlib
 
 import streamlit as st
-from streamlit.errors import StreamlitAPIException
+from streamlit.errors import StreamlitAPIException, StreamlitSecretNotFoundError
 
+from dashboard.components import escape_markdown
 from dashboard.deps import settings, show_error, workspace
 from services.audit import try_record
-from services.auth import ROLES, User, demo_users, known_user_names, verify
+from services.auth import ROLES, User, demo_users, known_user_names, user_from_claims, verify
 from services.errors import PulseError
 from services.overview import group_names
 
 _KEY = "pulse_user"
+_AUDITED = "pulse_sign_in_audited"
 
 
 def _from_session() -> User | None:
@@ -33,14 +35,42 @@ def _from_session() -> User | None:
     return User(str(name), str(role), tuple(groups))
 
 
+def _from_oidc() -> User | None:
+    """The user of the identity provider's token, derived again on every run: session state is never
+    trusted for the role in single sign-on (a tampered `pulse_user` raises nothing)."""
+    if not st.user.is_logged_in:
+        return None
+    config = settings()
+    user = user_from_claims(
+        st.user.to_dict(),
+        role_claim=config.oidc_role_claim,
+        roles=config.oidc_roles,
+        group_claim=config.oidc_group_claim,
+    )
+    if user is not None and st.session_state.get(_AUDITED) != user.name:
+        st.session_state[_AUDITED] = user.name  # one audit event per session, not per rerun
+        try_record(workspace().store, user.name, user.role, "sign_in", "oidc")
+    return user
+
+
 def current_user() -> User | None:
     """The signed-in user, or None."""
+    if settings().auth_mode == "oidc":
+        return _from_oidc()
     return _from_session()
+
+
+def signed_in_without_role() -> str | None:
+    """Single sign-on only: who is signed in at the identity provider but has no Pulse role."""
+    if settings().auth_mode != "oidc" or not st.user.is_logged_in or _from_oidc() is not None:
+        return None
+    claims = st.user.to_dict()
+    return next((str(claims[k]) for k in ("email", "preferred_username", "sub") if claims.get(k)), "someone")
 
 
 def require_role(*roles: str) -> User:
     """Stop the page unless the signed-in user has one of `roles`. Call it first in every page."""
-    user = _from_session()
+    user = current_user()
     if user is None:
         st.warning("Please sign in to see this page.")
         # Only reachable when Streamlit ran this page file directly (first visit by URL):
@@ -60,7 +90,34 @@ def _remember(user: User, mode: str) -> None:
 
 
 def sign_out() -> None:
+    """Forget the user and show the sign-in page."""
     st.session_state.pop(_KEY, None)
+    st.session_state.pop(_AUDITED, None)
+    if settings().auth_mode == "oidc":
+        st.logout()  # ends the identity cookie too; the browser is sent through the provider's logout
+    else:
+        st.rerun()
+
+
+def _sso_configured() -> bool:
+    try:
+        return "auth" in st.secrets
+    except (FileNotFoundError, StreamlitSecretNotFoundError):  # no secrets file at all
+        return False
+
+
+def no_access_page() -> None:
+    """For someone the identity provider knows but Pulse gives no role: say so, politely."""
+    who = signed_in_without_role() or "someone"
+    st.title("Pulse")
+    st.info(
+        f"You are signed in as **{escape_markdown(who)}**, but your account has no Pulse role yet. "
+        "Ask an admin to add you to the managers', annotators' or admins' group of your organisation's "
+        "sign-in (then sign in again).",
+        icon=":material/lock:",
+    )
+    if st.button("Sign out", icon=":material/logout:"):
+        sign_out()
 
 
 def sign_in_page() -> None:
@@ -68,6 +125,17 @@ def sign_in_page() -> None:
     st.title("Pulse")
     st.caption("How your people feel, day by day — and a model kept honest by the people who read it.")
     mode = settings().auth_mode
+    if mode == "oidc":
+        if not _sso_configured():
+            st.error(
+                "Single sign-on is not configured: add an [auth] section to .streamlit/secrets.toml "
+                "(see .streamlit/secrets.toml.example and docs/sso.md)."
+            )
+            return
+        st.write("Sign in with your organisation's account.")
+        if st.button("Sign in with single sign-on", type="primary", icon=":material/key:"):
+            st.login(settings().oidc_provider or None)
+        return
     if mode == "demo":
         st.info("Demo sign-in: pick a role to explore the demo workspace. Not for real data.")
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -114,3 +115,58 @@ def verify(store: ObjectStore, name: str, password: str) -> User | None:
         return None
     groups = entry.get("groups") or []
     return User(name, str(entry["role"]), tuple(str(g) for g in groups) if isinstance(groups, list) else ())
+
+
+# ------------------------------------------------------------------------- single sign-on (OIDC)
+
+# When the role claim names several Pulse roles, the first of these wins: an admin who is also in
+# the managers' group is an admin. Between manager and annotator, manager (they are given groups).
+ROLE_PRECEDENCE = ("admin", "manager", "annotator")
+_MAX_NAME = 128
+_MAX_GROUPS = 200
+
+
+def claim_values(value: object, separators: str = r"[,\s]+") -> list[str]:
+    """A claim as a list of strings, whatever shape the provider sent: a list, a JSON list in a
+    string, or a string split on `separators` (commas and spaces by default). Anything else
+    (numbers, objects, None) is empty."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                parsed = json.loads(text)
+            except json.JSONDecodeError:
+                parsed = None
+            if isinstance(parsed, list):
+                return claim_values(parsed, separators)
+        return [part.strip() for part in re.split(separators, text) if part.strip()]
+    if isinstance(value, list | tuple):
+        return [item.strip() for item in value if isinstance(item, str) and item.strip()]
+    return []
+
+
+def user_from_claims(
+    claims: Mapping[str, object],
+    *,
+    role_claim: str,
+    roles: Mapping[str, str],
+    group_claim: str,
+) -> User | None:
+    """The Pulse user for an ID token's claims, or None when no claim value maps to a role (or the
+    token names nobody). Managers get the groups listed in `group_claim`."""
+    name = next(
+        (str(claims[k]).strip() for k in ("email", "preferred_username", "sub") if isinstance(claims.get(k), str)),
+        "",
+    )
+    if not name or len(name) > _MAX_NAME or not name.isprintable():
+        return None
+    granted = {roles[v] for v in claim_values(claims.get(role_claim)) if v in roles and roles[v] in ROLES}
+    role = next((r for r in ROLE_PRECEDENCE if r in granted), None)
+    if role is None:
+        return None
+    groups: tuple[str, ...] = ()
+    if role == "manager":
+        # group names hold spaces ("Support desk"): a string of them splits on commas only
+        wanted = claim_values(claims.get(group_claim), separators=",")
+        groups = tuple(dict.fromkeys(g[:100] for g in wanted if g.isprintable()))[:_MAX_GROUPS]
+    return User(name, role, groups)
