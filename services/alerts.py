@@ -704,16 +704,18 @@ def flag_urgent(
 # ---------------------------------------------------------------------------------------- queries
 
 
-def _refuse(user: User, action: str, alert_id: str = "") -> NotAllowed:
+def _refuse(user: User, action: str, alert_id: str = "", store: ObjectStore | None = None) -> NotAllowed:
     log.warning("refused: %s (%s) may not %s %s", user.name, user.role, action, alert_id or "alerts")
+    if store is not None:
+        audit.try_record(store, user.name, user.role, "access_denied", alert_id or "alerts", {"action": action})
     if user.role == "manager":
         return NotAllowed("this alert belongs to a group you do not look after")
     return NotAllowed("only managers and admins can see and act on alerts")
 
 
-def _readable(user: User) -> None:
+def _readable(user: User, store: ObjectStore) -> None:
     if user.role not in ("manager", "admin"):
-        raise _refuse(user, "list")
+        raise _refuse(user, "list", store=store)
 
 
 def _read_many(store: ObjectStore, keys: list[str]) -> list[tuple[str, bytes]]:
@@ -749,7 +751,7 @@ def inbox_order(alerts: Iterable[Alert]) -> list[Alert]:
 def list_alerts(store: ObjectStore, user: User, status: str | None = None) -> list[Alert]:
     """The alerts `user` may see, in inbox order: admins every group, managers their groups.
     Annotators are refused (`NotAllowed`, and the attempt is logged). `status` keeps only one status."""
-    _readable(user)
+    _readable(user, store)
     if status is not None and status not in STATUSES:
         raise ValueError(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
     keys = [k for k in store.list(EVENTS) if k.endswith(".json")]
@@ -769,7 +771,7 @@ def list_alerts(store: ObjectStore, user: User, status: str | None = None) -> li
 
 def get_alert(store: ObjectStore, alert_id: str, user: User) -> Alert:
     """One alert with its status history, if `user` may see it."""
-    _readable(user)
+    _readable(user, store)
     if not _ID.match(alert_id):
         raise AlertNotFound("no alert with that id")
     try:
@@ -777,7 +779,7 @@ def get_alert(store: ObjectStore, alert_id: str, user: User) -> Alert:
     except KeyNotFound:
         raise AlertNotFound("no alert with that id") from None
     if not user.can_see_group(alert.group):
-        raise _refuse(user, "see alert", alert_id)
+        raise _refuse(user, "see alert", alert_id, store)
     return _with_status(alert, _statuses(store, f"{STATUS}{alert_id}/").get(alert_id, []))
 
 

@@ -48,6 +48,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
+from services import audit
 from services.auth import User
 from services.errors import AuthError, StoreError
 from services.labels import labels_for_item, resolve
@@ -324,7 +325,14 @@ def _cached(store: ObjectStore, snap: _Snapshot, name: str, args: Hashable, comp
 
 def _open(store: ObjectStore, user: User, groups: Sequence[str] | None) -> tuple[_Snapshot, list[str]]:
     """The store's aggregate and the groups the query may read (every query binds them as `$scope`)."""
-    scope = _scope(user, groups)
+    try:
+        scope = _scope(user, groups)
+    except AuthError:
+        audit.try_record(store, user.name, user.role, "access_denied", "trends")
+        raise
+    if user.role == "manager" and groups is not None and len(set(groups) - set(scope or ())):
+        outside = len(set(groups) - set(scope or ()))
+        audit.try_record(store, user.name, user.role, "access_denied", "trends", {"groups_outside_scope": outside})
     snap = CACHE.snapshot(store)
     return snap, list(snap.groups) if scope is None else scope
 

@@ -115,3 +115,19 @@ def test_threshold_and_rule_changes_are_recorded(store: LocalStore) -> None:
 def test_rows_per_split_flattens_manifest_counts() -> None:
     counts = {"train": {"negative": 3, "neutral": 2, "positive": 1}, "validation": {"negative": 1}}
     assert audit.rows_per_split(counts) == {"train_rows": 6, "validation_rows": 1}
+
+
+def test_out_of_scope_requests_are_refused_and_audited(store: LocalStore) -> None:
+    from services import trends
+    from services.alerts import NotAllowed, list_alerts
+    from services.auth import User
+    from tests.unit.test_trends import checkin, write
+
+    write(store, [checkin("p", "G", "2025-09-01T10:00Z"), checkin("q", "H", "2025-09-01T10:00Z")])
+    manager = User("meg", "manager", ("G",))
+    assert trends.participants(store, manager, ["H"]) == []  # another group: nothing
+    with pytest.raises(NotAllowed):
+        list_alerts(store, User("ann", "annotator"))
+    denied = read_events(store, actions=["access_denied"])
+    assert {(e.actor, e.target) for e in denied} == {("meg", "trends"), ("ann", "alerts")}
+    assert any(e.details.get("groups_outside_scope") == 1 for e in denied)
