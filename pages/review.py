@@ -46,7 +46,7 @@ if order == "group":
     group = st.selectbox("Group", list(waiting), format_func=lambda g: f"{g} ({waiting[g]:,} waiting)")
 
 try:
-    item = service.claim_next(user.name, order or "uncertain", group)
+    item = service.claim_next(user, order or "uncertain", group)
     stats = service.stats(user.name)
 except PulseError as exc:
     show_error(exc, "try again in a moment")

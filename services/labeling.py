@@ -33,6 +33,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from services import audit
+from services.auth import User
 from services.errors import AlreadyExists, KeyNotFound, PulseError, StoreError, StoreUnavailable
 from services.labels import DECISIONS, Label, label_key, labels_for_item, read_labels, retract_label
 from services.model import prepare
@@ -55,6 +57,13 @@ Order = Literal["uncertain", "oldest", "group", "random"]
 # "random": a fixed pseudo-random order (by a hash of the item id), for spot checks that estimate
 # how the model does on live data without the bias of least-sure-first.
 ORDERS = ("uncertain", "oldest", "group", "random")
+REVIEWER_ROLES = ("annotator", "admin")
+
+
+class NotAllowed(PulseError):
+    """The caller's role may not use the review queue."""
+
+
 REQUIRED = ("id", "text", "predicted_label", "confidence", "model_version", "time", "participant", "group")
 SAVE_ATTEMPTS = 3
 
@@ -254,13 +263,21 @@ class LabelingService:
         digest = hmac.new(self._key, str(participant).encode(), hashlib.sha256).hexdigest()
         return f"p-{digest[:12]}"
 
-    def claim_next(self, annotator: str, order: Order = "uncertain", group: str | None = None) -> ReviewItem | None:
+    def claim_next(
+        self, annotator: str | User, order: Order = "uncertain", group: str | None = None
+    ) -> ReviewItem | None:
         """The next item `annotator` may label, claimed for them with a lease; None when nothing is left.
+
+        Given a signed-in `User` (as the review page does), only annotators and admins get items: a
+        manager is refused (`NotAllowed`) and the attempt is audited. A plain name is a trusted
+        caller (the CLI, benchmarks).
 
         A claim they already hold comes back (its lease renewed), unless they now ask for another
         group: then it is released for others. Items they skipped come after everything else; items
         they labelled never come back to them.
         """
+        if isinstance(annotator, User):
+            annotator = self._reviewer(annotator)
         _who(annotator)
         if order not in ORDERS:
             raise ValueError(f"unknown order {order!r}: use one of {', '.join(ORDERS)}")
@@ -300,6 +317,12 @@ class LabelingService:
                     if item is not None:
                         return item
             return None
+
+    def _reviewer(self, user: User) -> str:
+        if user.role not in REVIEWER_ROLES:
+            audit.try_record(self.store, user.name, user.role, "access_denied", "review queue")
+            raise NotAllowed(f"the review queue is for annotators and admins; {user.name} is a {user.role}")
+        return user.name
 
     def submit(self, item_id: str, label: str, annotator: str, *, seconds: float = 0.0) -> Label:
         """Store `annotator`'s label for an item they hold, then let the item leave the queue.

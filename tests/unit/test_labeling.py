@@ -628,3 +628,17 @@ def test_rerank_refuses_when_the_endpoint_still_serves_another_version(store: Lo
 def test_rerank_of_an_empty_queue_writes_nothing(store: LocalStore) -> None:
     assert rerank_queue(store, _Scorer()) == 0
     assert not list(store.list("review/index/"))
+
+
+def test_a_signed_in_manager_gets_no_review_items_and_the_attempt_is_audited(store: LocalStore) -> None:
+    from services.audit import read_events
+    from services.auth import User
+    from services.labeling import NotAllowed
+
+    queue(store, [make_item(0)])
+    svc = LabelingService(store, double_share=0)
+    with pytest.raises(NotAllowed, match="annotators and admins"):
+        svc.claim_next(User("meg", "manager", ("g0",)))
+    assert [(e.actor, e.target) for e in read_events(store, actions=["access_denied"])] == [("meg", "review queue")]
+    item = svc.claim_next(User("ann", "annotator"))
+    assert item is not None and list(store.list("review/claims/"))
