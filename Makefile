@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 WORKSPACE ?= workspace
 PORT ?= 8501
 
-.PHONY: run demo test lint types unit e2e bench chromium clean-workspace
+.PHONY: run demo test lint types unit e2e bench results chromium clean-workspace
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,12 @@ test: $(VENV)/.dev chromium lint types
 
 bench: $(VENV)/.dev
 	$(VENV)/bin/pytest -m benchmark -s -p no:cacheprovider
+
+# The README's results page: the learning loop, load and fault benchmarks, then the tables.
+results: $(VENV)/.dev
+	$(VENV)/bin/pytest -m benchmark -s -p no:cacheprovider tests/benchmarks/test_learning_loop.py \
+		tests/benchmarks/test_serve_load.py tests/benchmarks/test_annotator_load.py
+	$(PY) -m tests.benchmarks.results
 
 clean-workspace:
 	rm -rf $(WORKSPACE)
