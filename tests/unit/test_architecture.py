@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import ast
-import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -57,18 +55,4 @@ def test_no_unsafe_html_in_the_ui() -> None:
     assert [p.name for p in sources if "unsafe_allow_html=True" in p.read_text(encoding="utf-8")] == []
 
 
-_SECRET = re.compile(r"(AKIA|ASIA)[0-9A-Z]{16}|aws_secret_access_key\s*=\s*['\"][A-Za-z0-9/+=]{40}")
-
-
-def test_no_credentials_in_tracked_files() -> None:
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=False).stdout.split()
-    if not tracked:
-        pytest.skip("not a git checkout")
-    found = []
-    for name in tracked:
-        path = ROOT / name
-        small = path.is_file() and path.stat().st_size < 2_000_000
-        if small and _SECRET.search(path.read_text(encoding="utf-8", errors="ignore")):
-            found.append(name)
-    assert found == []
-    assert ".streamlit/secrets.toml" not in tracked
+# The credentials scan lives in tests/unit/test_iam_and_secrets.py.

@@ -148,9 +148,10 @@ def test_no_credentials_in_tracked_files() -> None:
 
 def test_the_scan_catches_what_it_looks_for() -> None:
     samples = {
-        "AWS access key id": "key = AKIAIOSFODNN7EXAMPLE",
-        "private key": "-----BEGIN RSA PRIVATE KEY-----",
-        "AWS secret access key": "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        # built from pieces, so this file does not trip the scan of the repository itself
+        "AWS access key id": "key = " + "AKIA" + "IOSFODNN7EXAMPLE",
+        "private key": "-----BEGIN RSA " + "PRIVATE KEY-----",
+        "AWS secret access key": "aws_secret_access_key = " + "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
         "secret assignment": 'cookie_secret = "d41d8cd98f00b204e9800998ecf8427e"',
     }
     for what, sample in samples.items():
