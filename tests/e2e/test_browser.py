@@ -12,6 +12,22 @@ def _sign_in(page, url: str, role_label: str) -> None:  # type: ignore[no-untype
     page.get_by_role("button", name="Sign in").click()
 
 
+def promote_from_page(page, version: str, override_reason: str, screenshot: str) -> None:  # type: ignore[no-untyped-def]
+    """Promote `version` on the Models page, with a written override if the gate refuses it."""
+    page.locator("[data-testid=stSidebar]").get_by_role("link", name="Models & deploy").click()
+    page.get_by_label("Why deploy it").wait_for()
+    override = page.get_by_label("Override reason (recorded with the deployment)")
+    if override.count():
+        override.fill(override_reason)
+        page.get_by_label("Why deploy it").click()  # leave the text area so the app sees the reason
+    page.get_by_role("button", name=f"Promote {version}").click()
+    page.get_by_role("button", name="Confirm promote").click()
+    try:
+        page.get_by_text(f"{version} is live").first.wait_for(timeout=180_000)  # gate, deploy, re-rank
+    finally:
+        shot(page, screenshot)
+
+
 def test_sign_in_and_see_home(page, app_url: str) -> None:  # type: ignore[no-untyped-def]
     page.goto(app_url)
     page.get_by_text("Sign in as").wait_for()
@@ -98,15 +114,6 @@ def test_admin_trains_a_model_and_promotes_it(page, app_url: str, workspace_copy
     page.get_by_text("is registered").wait_for(timeout=180_000)
     shot(page, "09-admin-training-done")
     (new,) = set(list_versions(store)) - before
-    page.locator("[data-testid=stSidebar]").get_by_role("link", name="Models & deploy").click()
-    page.get_by_label("Why deploy it").wait_for()
-    override = page.get_by_label("Override reason (recorded with the deployment)")
-    if override.count():
-        override.fill("e2e: promoting the freshly trained model")
-        page.get_by_label("Why deploy it").click()  # leave the text area so the app sees the reason
-    page.get_by_role("button", name=f"Promote {new}").click()
-    page.get_by_role("button", name="Confirm promote").click()
-    page.get_by_text(f"{new} is live").wait_for(timeout=60_000)
-    shot(page, "10-admin-promoted")
+    promote_from_page(page, new, "e2e: promoting the freshly trained model", "10-admin-promoted")
     live = current(store)
     assert live is not None and live.version == new and live.previous == live_before.version
