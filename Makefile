@@ -58,6 +58,7 @@ bench: $(VENV)/.dev
 results: $(VENV)/.dev
 	$(VENV)/bin/pytest -m benchmark -s -p no:cacheprovider tests/benchmarks/test_learning_loop.py \
 		tests/benchmarks/test_serve_load.py tests/benchmarks/test_annotator_load.py
+	$(VENV)/bin/pytest -p no:cacheprovider tests/faults
 	$(PY) -m tests.benchmarks.results
 
 clean-workspace:
