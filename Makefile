@@ -6,7 +6,9 @@ PY := $(VENV)/bin/python
 WORKSPACE ?= workspace
 PORT ?= 8501
 
-.PHONY: run demo test lint types unit e2e bench results chromium clean-workspace
+AWS_PORT ?= 5000
+
+.PHONY: run run-aws demo test lint types unit e2e bench results chromium clean-workspace
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +28,14 @@ demo: $(WORKSPACE)/deployments/current.json
 
 run: $(VENV)/.runtime demo
 	PULSE_WORKSPACE=$(WORKSPACE) $(VENV)/bin/streamlit run app.py --server.port $(PORT)
+
+# The aws backend without an AWS account: moto's server on 127.0.0.1 with the SageMaker stand-in
+# (tests/sagemaker_standin.py: training jobs train fastText locally, endpoints score), the demo
+# workspace built in its bucket through S3 and SageMaker calls, then the app. Everything is in
+# moto's memory: stopping the app ends the stand-in and the workspace with it.
+run-aws: $(VENV)/.dev
+	$(PY) -m tests.sagemaker_standin --port $(AWS_PORT) --bucket pulse-demo -- \
+		bash -c '$(PY) -m services.cli demo && exec $(VENV)/bin/streamlit run app.py --server.port $(PORT)'
 
 # Debian's chromium for the browser test, installed when missing and we are root.
 chromium:

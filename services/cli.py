@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from services.auth import ROLES, add_user
 from services.config import Settings, load_settings
@@ -56,6 +57,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bootstrap_deploy(ws: Workspace) -> dict[str, Any]:
+    """How the bootstrap model goes live: the local pointer, or the SageMaker endpoint (which
+    serves fastText only, so the bootstrap family is fastText there)."""
+    if ws.settings.backend == "aws":
+        return {"deployer": ws.deployer, "family": "fasttext"}
+    return {}
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from services.demo import build_demo
     from services.health import effective_threshold
@@ -65,7 +74,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"{ws.store.describe()} already holds check-ins; nothing to do (use --force to add the demo anyway)")
         return 0
     threshold = effective_threshold(ws.store, ws.settings)
-    reports = build_demo(ws.store, ws.endpoint, threshold=threshold, progress=print)
+    reports = build_demo(ws.store, ws.endpoint, threshold=threshold, progress=print, **_bootstrap_deploy(ws))
     for report in reports:
         print(report.summary())
     print(f"demo workspace ready in {ws.store.describe()}")
@@ -76,7 +85,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     from services.training import train_bootstrap
 
     ws = open_workspace(_settings(args))
-    dep = train_bootstrap(ws.store, by=args.by)
+    dep = train_bootstrap(ws.store, by=args.by, **_bootstrap_deploy(ws))
     print(f"bootstrap model {dep.version} trained and deployed in {ws.store.describe()}")
     return 0
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, time, timedelta
 import pandas as pd
 
 from services.corpus import split_corpus
-from services.deployment import current
+from services.deployment import Deployer, current
 from services.endpoint import Endpoint
 from services.ingest import IngestReport, ingest
 from services.storage import ObjectStore
@@ -86,12 +86,15 @@ def build_demo(
     threshold: float,
     today: datetime | None = None,
     progress: Callable[[str], None] | None = None,
+    deployer: Deployer | None = None,
+    family: str = "auto",
 ) -> list[IngestReport]:
-    """Fill a workspace with the demo: bootstrap model (if none is live) and one batch per calendar month."""
+    """Fill a workspace with the demo: bootstrap model (if none is live, deployed through `deployer`
+    when given) and one batch per calendar month."""
     say = progress or (lambda _msg: None)
     if current(store) is None:
         say("training the bootstrap model")
-        train_bootstrap(store, by="demo")
+        train_bootstrap(store, by="demo", deployer=deployer, family=family)
     frame = checkins_frame(today)
     reports = []
     month = frame["time"].dt.strftime("%Y-%m")

@@ -15,7 +15,7 @@ from typing import Literal
 
 from services.corpus import split_corpus
 from services.datasets import load_manifest
-from services.deployment import Deployment, current, deploy_local
+from services.deployment import Deployer, Deployment, current, deploy_local, record_deployment
 from services.errors import PulseError
 from services.evaluation import evaluate, load_gold, summary
 from services.linear import train_linear
@@ -333,15 +333,24 @@ def run_training(
     return run
 
 
-def train_bootstrap(store: ObjectStore, *, by: str, max_chars: int = 2000) -> Deployment:
+def train_bootstrap(
+    store: ObjectStore,
+    *,
+    by: str,
+    max_chars: int = 2000,
+    deployer: Deployer | None = None,
+    family: str = BOOTSTRAP_PARAMS.family,
+) -> Deployment:
     """Train the bootstrap model on the shipped corpus with the default pipeline (family picked on
-    a validation fifth, calibrated, refitted on all of it), register it and make it live."""
+    a validation fifth, calibrated, refitted on all of it), register it and make it live: through
+    `deployer` when given (a SageMaker endpoint serves fastText only: pass family "fasttext"),
+    else by the local deployment pointer."""
     from services.datasets import split_lines
 
     corpus = split_corpus()
     train_lines, val_lines = split_lines([fasttext_line(r.label, r.text) for r in corpus.train], seed=0, share=0.2)
     started = time.perf_counter()
-    candidates = candidates_for(BOOTSTRAP_PARAMS, rows=len(train_lines))
+    candidates = candidates_for(replace(BOOTSTRAP_PARAMS, family=family), rows=len(train_lines))
     fitted = fit_pipeline(train_lines, val_lines, candidates, 0.0, lambda _s, _l: None)
     if not isinstance(fitted, tuple):
         raise PulseError("the bootstrap model could not be trained on the shipped corpus")
@@ -362,4 +371,9 @@ def train_bootstrap(store: ObjectStore, *, by: str, max_chars: int = 2000) -> De
         notes="Bootstrap model trained from the corpus shipped with Pulse; family picked by validation macro-F1.",
     )
     register(store, model, card)
-    return deploy_local(store, card.version, by=by, reason="bootstrap model")
+    if deployer is None:
+        return deploy_local(store, card.version, by=by, reason="bootstrap model")
+    live = current(store)
+    details = deployer.activate(card.version, live.version if live else None)
+    extra = {"backend": deployer.name, **details}
+    return record_deployment(store, card.version, by=by, reason="bootstrap model", extra=extra)

@@ -9,10 +9,12 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from services.storage import ObjectStore
 from tests.conftest import ROOT, free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -64,6 +66,69 @@ def app_url(workspace_copy: Path) -> Iterator[str]:
     yield url
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@dataclass(frozen=True)
+class AwsApp:
+    """The app on the aws backend: S3 and SageMaker are moto's server with the SageMaker stand-in."""
+
+    url: str
+    aws_url: str
+    store: ObjectStore
+    env: dict[str, str]
+
+
+@pytest.fixture
+def aws_app(tmp_path: Path) -> Iterator[AwsApp]:
+    """moto + the SageMaker stand-in (tests/sagemaker_standin.py) in a subprocess, the demo workspace
+    built in its bucket by the CLI (bootstrap model trained, deployed to the endpoint through
+    CreateModel/CreateEndpointConfig/CreateEndpoint, 90 days of check-ins scored by InvokeEndpoint),
+    then the app started against it like `make run-aws` does."""
+    from services.config import load_settings
+    from services.storage import make_store
+    from tests.sagemaker_standin import aws_env
+
+    port = free_port()
+    aws_url = f"http://127.0.0.1:{port}"
+    bucket = "pulse-e2e"
+    standin = subprocess.Popen(
+        [sys.executable, "-m", "tests.sagemaker_standin", "--port", str(port), "--bucket", bucket],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    app = None
+    try:
+        _wait_for(f"{aws_url}/moto-api/", "moto with the SageMaker stand-in")
+        env = aws_env(aws_url, bucket)
+        subprocess.run(
+            [sys.executable, "-m", "services.cli", "demo"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        app, url = start_app(tmp_path / "unused-local-workspace", env)
+        store = make_store(load_settings(backend="aws", bucket=bucket, aws_endpoint_url=aws_url))
+        yield AwsApp(url, aws_url, store, env)
+    finally:
+        if app is not None:
+            app.terminate()
+            app.wait(timeout=10)
+        standin.terminate()
+        standin.wait(timeout=10)
+
+
+def _wait_for(url: str, what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 (loopback)
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"{what} did not start within {seconds:.0f} s")
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,16 @@
-"""The loop, end to end, in a real browser against a real server (local backend): an admin uploads
-check-ins → the manager sees them on Trends → an annotator labels unrecognized ones from the keyboard
-→ the admin builds a dataset, trains, passes the gate (or overrides it with a written reason) and
-promotes → a new upload is scored by the new version, on the home page and in the stored rows.
-Screenshots of every step: artifacts/e2e/loop-*.png.
+"""The loop, end to end, in a real browser against a real server: an admin uploads check-ins → the
+manager sees them on Trends → an annotator labels unrecognized ones from the keyboard → the admin
+builds a dataset, trains, passes the gate (or overrides it with a written reason) and promotes → a
+new upload is scored by the new version, on the home page and in the stored rows.
 
-Not here yet: the same run on the aws backend against moto (issue 9)."""
+It runs twice: on the local backend (a workspace folder, the local trainer and the pointer
+deployer), and on the aws backend against moto's server on 127.0.0.1 — review items, labels,
+datasets and the registry in an S3 bucket; training through CreateTrainingJob, deployment through
+CreateModel/CreateEndpointConfig/UpdateEndpoint and scoring through InvokeEndpoint. moto does not
+run the BlazingText algorithm nor host models: the SageMaker stand-in (tests/sagemaker_standin.py)
+trains fastText locally on the job's S3 channel with the job's hyperparameters and puts
+model.tar.gz where SageMaker would, and scores InvokeEndpoint requests with the model of the
+endpoint's current config. Screenshots of every step: artifacts/e2e/loop-*.png, loop-aws-*.png."""
 
 from __future__ import annotations
 
@@ -17,9 +23,10 @@ import pyarrow.parquet as pq
 
 from services.deployment import current
 from services.registry import list_versions
-from services.storage import LocalStore
+from services.sagemaker import resource_name
+from services.storage import LocalStore, ObjectStore
 from tests.benchmarks.datasets import airline_rows
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import AwsApp, shot
 from tests.e2e.test_browser import _sign_in, promote_from_page
 
 GROUP = "Support desk"  # one of the demo manager's groups
@@ -52,7 +59,7 @@ def sign_out(page) -> None:  # type: ignore[no-untyped-def]
     page.get_by_text("Sign in as").wait_for()
 
 
-def rows_of(store: LocalStore, participants: set[str]) -> pd.DataFrame:
+def rows_of(store: ObjectStore, participants: set[str]) -> pd.DataFrame:
     frames = [
         pq.read_table(io.BytesIO(store.get(k))).to_pandas() for k in store.list("checkins/") if k.endswith(".parquet")
     ]
@@ -61,7 +68,26 @@ def rows_of(store: LocalStore, participants: set[str]) -> pd.DataFrame:
 
 
 def test_the_loop_closes(page, app_url: str, workspace_copy: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    store = LocalStore(workspace_copy)
+    the_loop(page, app_url, LocalStore(workspace_copy), tmp_path, "loop")
+
+
+def test_the_loop_closes_on_aws(page, aws_app: AwsApp, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import boto3
+
+    sm = boto3.client("sagemaker", region_name="us-east-1", endpoint_url=aws_app.aws_url)
+    first_config = sm.describe_endpoint(EndpointName="pulse-sentiment")["EndpointConfigName"]
+    new = the_loop(page, aws_app.url, aws_app.store, tmp_path, "loop-aws")
+    jobs = sm.list_training_jobs()["TrainingJobSummaries"]
+    assert len(jobs) == 1 and jobs[0]["TrainingJobStatus"] == "Completed"
+    endpoint = sm.describe_endpoint(EndpointName="pulse-sentiment")
+    assert endpoint["EndpointStatus"] == "InService" and endpoint["EndpointConfigName"] != first_config
+    config = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    assert config["ProductionVariants"][0]["ModelName"] == resource_name("pulse", new)
+    assert current(aws_app.store).details["endpoint_config_name"] == endpoint["EndpointConfigName"]  # type: ignore[union-attr]
+
+
+def the_loop(page, app_url: str, store: ObjectStore, tmp_path: Path, name: str) -> str:  # type: ignore[no-untyped-def]
+    """Walk the loop; return the version the admin trained and promoted."""
     airline = airline_rows()
     first, second = airline[:80], airline[80:120]
     (tmp_path / "first.csv").write_bytes(checkins(first, minutes_ago=200))
@@ -74,7 +100,7 @@ def test_the_loop_closes(page, app_url: str, workspace_copy: Path, tmp_path: Pat
     page.get_by_text("Check-ins per day").wait_for()
     summary = upload(page, tmp_path / "first.csv")
     assert "80 accepted" in summary and live_before.version in summary
-    shot(page, "loop-1-uploaded")
+    shot(page, f"{name}-1-uploaded")
     sign_out(page)
 
     # 2. The manager sees them on Trends and reads one participant's check-ins.
@@ -92,7 +118,7 @@ def test_the_loop_closes(page, app_url: str, workspace_copy: Path, tmp_path: Pat
     page.keyboard.type(f"loop-{first[0]['name']}")  # the list is long: filter it as a person would
     page.get_by_role("option", name=f"loop-{first[0]['name']}").first.click()
     page.get_by_text("newest first").first.wait_for()
-    shot(page, "loop-2-manager-trends")
+    shot(page, f"{name}-2-manager-trends")
     sign_out(page)
 
     # 3. An annotator labels unrecognized messages from the keyboard (the truth of the airline set).
@@ -102,7 +128,7 @@ def test_the_loop_closes(page, app_url: str, workspace_copy: Path, tmp_path: Pat
     page.get_by_role("link", name="Review queue").click()
     labelled = 0
     page.get_by_text("model says").wait_for()
-    shot(page, "loop-3-review")
+    shot(page, f"{name}-3-review")
     for n in range(1, 13):
         page.get_by_text("model says").wait_for()
         text = page.locator("[data-testid=stText]").first.inner_text()
@@ -110,7 +136,7 @@ def test_the_loop_closes(page, app_url: str, workspace_copy: Path, tmp_path: Pat
         page.keyboard.press(keys.get(truth.get(text, ""), "2"))
         page.get_by_text(f"Done today: {n} by you").wait_for()
         labelled += 1
-    shot(page, "loop-3-annotator-labelled")
+    shot(page, f"{name}-3-annotator-labelled")
     assert sum(1 for _ in store.list("review/labels/")) >= labelled
     sign_out(page)
 
@@ -120,23 +146,24 @@ def test_the_loop_closes(page, app_url: str, workspace_copy: Path, tmp_path: Pat
     page.get_by_role("link", name="Labels & datasets").click()
     page.get_by_role("button", name="Build dataset version").click()
     page.get_by_text("Built dataset version").wait_for(timeout=60_000)
-    shot(page, "loop-4-dataset-built")
+    shot(page, f"{name}-4-dataset-built")
     page.locator("[data-testid=stSidebar]").get_by_role("link", name="Training").click()
     page.get_by_role("button", name="Start training").click()
     page.get_by_text("is registered").wait_for(timeout=240_000)
-    shot(page, "loop-5-trained")
+    shot(page, f"{name}-5-trained")
     (new,) = set(list_versions(store)) - before
     # a dozen labels on top of the corpus can move gold macro-F1 either way: the gate may refuse
-    promote_from_page(page, new, "e2e: the loop test promotes the model trained on its labels", "loop-6-promoted")
+    promote_from_page(page, new, "e2e: the loop test promotes the model trained on its labels", f"{name}-6-promoted")
 
     # 5. New check-ins are scored by the new version: on the home page and in the stored rows.
     summary = upload(page, tmp_path / "second.csv")
     assert "40 accepted" in summary and new in summary
     page.locator("[data-testid=stSidebar]").get_by_role("link", name="Home").click()
     page.get_by_text(f"{new}").first.wait_for()
-    shot(page, "loop-7-home-new-version")
+    shot(page, f"{name}-7-home-new-version")
     loop_rows = rows_of(store, {f"loop-{r['name']}" for r in airline[:120]})
     scored = loop_rows[loop_rows["text"].isin({r["text"] for r in second})]
     earlier = loop_rows[loop_rows["text"].isin({r["text"] for r in first})]
     assert len(scored) == 40 and set(scored["model_version"]) == {new}
     assert len(earlier) == 80 and set(earlier["model_version"]) == {live_before.version}
+    return new
