@@ -67,7 +67,7 @@ bench: $(VENV)/.dev
 # The README's results page: the learning loop, load and fault benchmarks, then the tables.
 results: $(VENV)/.dev
 	$(VENV)/bin/pytest -m benchmark -s -p no:cacheprovider tests/benchmarks/test_learning_loop.py \
-		tests/benchmarks/test_serve_load.py tests/benchmarks/test_annotator_load.py
+		tests/benchmarks/test_serve_load.py tests/benchmarks/test_annotator_load.py tests/benchmarks/test_app_sessions.py
 	$(VENV)/bin/pytest -p no:cacheprovider tests/faults
 	$(PY) -m tests.benchmarks.results
 

@@ -23,6 +23,7 @@ EXPECTED = {
     "learning_loop": "pytest -m benchmark tests/benchmarks/test_learning_loop.py",
     "serve_load": "pytest -m benchmark tests/benchmarks/test_serve_load.py",
     "annotator_load": "pytest -m benchmark tests/benchmarks/test_annotator_load.py",
+    "app_sessions": "pytest -m benchmark tests/benchmarks/test_app_sessions.py",
     "faults": "pytest tests/faults",
 }
 

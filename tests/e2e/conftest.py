@@ -37,15 +37,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def start_app(workspace: Path, extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """`streamlit run app.py` on a free port of 127.0.0.1. Its output goes to a file beside the
+    workspace (`streamlit-<port>.log`), never to a pipe that nobody reads and that would block the
+    server once full."""
     port = free_port()
     env = {**os.environ, "PULSE_WORKSPACE": str(workspace), **(extra_env or {})}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    log = workspace.parent / f"streamlit-{port}.log"
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
+    command += ["--server.headless", "true"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -56,8 +57,8 @@ def start_app(workspace: Path, extra_env: dict[str, str] | None = None) -> tuple
         except OSError:
             time.sleep(0.3)
     proc.kill()
-    out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
-    raise RuntimeError(f"streamlit did not start within 60 s:\n{out[-3000:]}")
+    proc.wait(timeout=10)
+    raise RuntimeError(f"streamlit did not start within 60 s:\n{log.read_text(errors='replace')[-3000:]}")
 
 
 @pytest.fixture

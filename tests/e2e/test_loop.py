@@ -131,6 +131,9 @@ def the_loop(page, app_url: str, store: ObjectStore, tmp_path: Path, name: str) 
     shot(page, f"{name}-3-review")
     for n in range(1, 13):
         page.get_by_text("model says").wait_for()
+        # The whole page drawn by a finished run: no key goes to the buttons of the item before.
+        page.locator("[data-testid=stStatusWidget]").wait_for(state="hidden")
+        page.get_by_role("button", name="Flag urgent").wait_for()
         text = page.locator("[data-testid=stText]").first.inner_text()
         page.evaluate("document.activeElement && document.activeElement.blur()")  # keys go to the page
         page.keyboard.press(keys.get(truth.get(text, ""), "2"))
