@@ -23,8 +23,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import itertools
 import json
 import logging
+import random
 import secrets
 import threading
 import time
@@ -58,6 +60,11 @@ Order = Literal["uncertain", "oldest", "group", "random"]
 # how the model does on live data without the bias of least-sure-first.
 ORDERS = ("uncertain", "oldest", "group", "random")
 REVIEWER_ROLES = ("annotator", "admin")
+# Under contention (a claim lost to another annotator in the last CONTENTION_SECONDS), each replica
+# tries the first SPREAD items of the queue in its own random order: still the least sure items,
+# but no longer twenty replicas racing for the same one.
+SPREAD = 32
+CONTENTION_SECONDS = 30.0
 
 
 class NotAllowed(PulseError):
@@ -112,6 +119,7 @@ class _Annotator:
     skipped: set[str] = field(default_factory=set)
     labelled: set[str] = field(default_factory=set)  # double-label items they already did
     skips_read_at: float = -1e18
+    served: bool = False  # this replica gave them an item already (so any claim of theirs is known here)
 
 
 def _who(annotator: str) -> str:
@@ -251,7 +259,13 @@ class LabelingService:
         self._listed_items = False
         self._index_read_at = -1e18
         self._gone: set[str] = set()
-        self._others: dict[str, float] = {}  # item -> when another annotator's lease ends
+        self._found_gone = 0  # items found gone one request at a time since the queue was last listed
+        self._others: dict[str, float] = {}  # item -> when another annotator's lease ends (a hint)
+        self._claims_read_at = -1e18
+        self._claim_seen: dict[str, float] = {}  # claimed item -> when this replica first saw the claim
+        self._listed: dict[str, float] = {}  # item -> until when its listed claim makes it a busy hint
+        self._contended_until = -1e18  # monotonic time until which the head of the queue is shuffled
+        self._rng = random.Random()
         self._sorted: dict[tuple[str, str | None], list[str]] = {}
         self._start: dict[tuple[str, str | None], int] = {}
         self._people: dict[str, _Annotator] = {}
@@ -292,20 +306,36 @@ class LabelingService:
                 self._release(held.id, annotator)
             self._refresh_index()
             self._refresh_skips(annotator, person)
+            self._refresh_claims()
             key = (order, group if order == "group" else None)
             now = self.clock()
             busy: list[str] = []
+            relisted = False
+            # Claims seen only in a listing do not say whose they are: an annotator new on this
+            # replica may hold one from another replica, which they must get back, so they walk
+            # without those hints once.
+            listed = self._listed if person.served else {}
             # 1. the queue, skipping what this annotator deferred; 2. their skipped items, in queue order
             for deferred in (False, True):
-                for item_id in self._walk(key):
+                for item_id in self._spread(self._walk(key)):
                     if (item_id in person.skipped) != deferred or item_id in person.labelled:
                         continue
-                    if self._others.get(item_id, 0.0) > now:
+                    if self._others.get(item_id, 0.0) > now or listed.get(item_id, 0.0) > now:
                         busy.append(item_id)
                         continue
                     item = self._try_claim(item_id, annotator, person)
                     if item is not None:
+                        person.served = True
                         return item
+                    if self._others.get(item_id, 0.0) > now:
+                        self._contended_until = time.monotonic() + CONTENTION_SECONDS
+                        if not relisted:
+                            # Someone claimed it since our last look: one listing of the claims now
+                            # saves a failed claim on each item the others took meanwhile.
+                            relisted = True
+                            self._refresh_claims(force=True)
+                    if self._found_gone >= self._gone_listing_threshold():
+                        self._refresh_gone()
             # Leases seen earlier are only hints: one may have been released since.
             for item_id in busy:
                 if item_id in self._gone:
@@ -313,8 +343,10 @@ class LabelingService:
                 claim = self._read_claim(item_id)
                 if claim is None or float(claim.get("expires_at", 0)) <= now or claim.get("annotator") == annotator:
                     self._others.pop(item_id, None)
+                    self._listed.pop(item_id, None)
                     item = self._try_claim(item_id, annotator, person)
                     if item is not None:
+                        person.served = True
                         return item
             return None
 
@@ -513,6 +545,7 @@ class LabelingService:
                 entry = self._parse_entry(line)
                 if entry is not None:
                     self._add(entry)
+                    self._gone.discard(entry.id)  # an item put back by an undo comes back here too
                     added = True
         if not names and not self._listed_items:
             self._listed_items = True
@@ -584,9 +617,54 @@ class LabelingService:
             if ids[i] not in self._gone:
                 yield ids[i]
 
+    def _spread(self, ids: Iterator[str]) -> Iterator[str]:
+        """The queue order; while other annotators compete for its head, its first SPREAD items in
+        this replica's own shuffled order, so that twenty replicas do not all try the same item."""
+        if self._contended_until <= time.monotonic():
+            yield from ids
+            return
+        head = list(itertools.islice(ids, SPREAD))
+        self._rng.shuffle(head)
+        yield from head
+        yield from ids
+
     def _forget(self, item_id: str) -> None:
         self._gone.add(item_id)
         self._others.pop(item_id, None)
+
+    def _refresh_claims(self, *, force: bool = False) -> None:
+        """One listing of `review/claims/` (a few keys: one per item being labelled): items someone
+        holds are passed over without a failed claim each. Only a hint, checked again before the
+        queue is declared empty; a claim listed for longer than a lease may be abandoned, so it gets
+        no hint and the walk reads it (and takes it over once expired)."""
+        mono = time.monotonic()
+        if not force and mono - self._claims_read_at < self.refresh_seconds:
+            return
+        self._claims_read_at = mono
+        now = self.clock()
+        seen: dict[str, float] = {}
+        listed: dict[str, float] = {}
+        for key in self.store.list(CLAIMS):
+            item_id = key.removeprefix(CLAIMS).removesuffix(".json")
+            seen[item_id] = first = self._claim_seen.get(item_id, now)
+            if now - first < self.lease_seconds:
+                listed[item_id] = now + self.refresh_seconds
+        self._claim_seen, self._listed = seen, listed
+
+    def _gone_listing_threshold(self) -> int:
+        """Items found gone one by one that make a listing of the queue cheaper (1 request per 1,000
+        keys) than going on finding them one request each."""
+        return 2 * (len(self._entries) // 1000 + 1)
+
+    def _refresh_gone(self) -> None:
+        """List `review/unrecognized/` once and forget every queued item whose file is gone (labelled
+        on another replica). Item files are written before the index lines that name them, so an
+        entry known here and missing from the listing has left the queue."""
+        present = {k.removeprefix(ITEMS).removesuffix(".json") for k in self.store.list(ITEMS)}
+        for item_id in self._entries:
+            if item_id not in present:
+                self._forget(item_id)
+        self._found_gone = 0
 
     def _refresh_skips(self, annotator: str, person: _Annotator) -> None:
         mono = time.monotonic()
@@ -628,6 +706,7 @@ class LabelingService:
         now = self.clock()
         if not self.store.exists(f"{ITEMS}{item_id}.json"):
             self._forget(item_id)  # labelled elsewhere (or quarantined)
+            self._found_gone += 1
             return None
         claim = self._new_claim(annotator, now)
         try:

@@ -290,6 +290,89 @@ def test_undo_of_a_label_retracts_it_and_puts_the_item_back(store: LocalStore) -
     assert [k for k in store.list("review/index/") if "undo" in k]
 
 
+class Counting:
+    """A store that counts calls by operation (and create-if-absent puts apart)."""
+
+    def __init__(self, inner: ObjectStore) -> None:
+        self.inner = inner
+        self.calls: dict[str, int] = {}
+        self.keys: list[tuple[str, str]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kw: Any) -> Any:
+            key = str(args[0]) if args else ""
+            tag = f"{name}:{key.split('/')[1] if '/' in key else ''}"
+            self.calls[tag] = self.calls.get(tag, 0) + 1
+            self.keys.append((name, key))
+            return attr(*args, **kw)
+
+        return call
+
+
+def test_an_item_put_back_by_undo_returns_on_a_replica_that_saw_it_leave(store: LocalStore) -> None:
+    ids = queue(store, [make_item(i, margin=0.1 * i) for i in range(3)])
+    a, b = LabelingService(store, double_share=0), LabelingService(store, double_share=0, refresh_seconds=0)
+    first = a.claim_next("ann")
+    assert first is not None and first.id == ids[0]
+    a.submit(first.id, "positive", "ann")
+    seen = b.claim_next("bob")  # b finds ids[0] gone, serves ids[1]
+    assert seen is not None and seen.id == ids[1]
+    b.submit(seen.id, "neutral", "bob")
+    assert a.undo("ann") == first.id  # back in the queue, claimed again by ann
+    a.skip(first.id, "ann")  # ...who passes it on
+    again = b.claim_next("bob")
+    assert again is not None and again.id == first.id
+
+
+def test_items_labelled_elsewhere_are_learnt_from_one_listing(store: LocalStore) -> None:
+    ids = queue(store, [make_item(i, margin=0.001 * i) for i in range(60)])
+    counting = Counting(store)
+    late = LabelingService(counting, double_share=0, refresh_seconds=0)  # type: ignore[arg-type]
+    assert drain(LabelingService(store, double_share=0), "ann")[:40] == ids[:40]  # all labelled elsewhere
+    queue(store, [make_item(i, margin=0.5) for i in range(100, 110)], batch="b2")  # after the gone ones
+    counting.calls.clear()
+    item = late.claim_next("bob")
+    assert item is not None and item.id.startswith("c0001")
+    assert counting.calls.get("exists:unrecognized", 0) == 2 + 1  # two found gone one by one, a listing, then one
+    assert counting.calls.get("list:unrecognized", 0) == 1
+
+
+def test_claims_seen_in_a_listing_are_passed_over_without_a_failed_claim(store: LocalStore) -> None:
+    ids = queue(store, [make_item(i, margin=0.01 * i) for i in range(30)])
+    others = [LabelingService(store, double_share=0) for _ in range(5)]
+    held = [svc.claim_next(f"ann{n}") for n, svc in enumerate(others)]
+    assert [h.id for h in held if h is not None] == ids[:5]
+    counting = Counting(store)
+    svc = LabelingService(counting, double_share=0, refresh_seconds=60)  # type: ignore[arg-type]
+    first = svc.claim_next("bob")  # new on this replica: walks without hints (bob might hold one)
+    assert first is not None and first.id == ids[5]
+    svc.submit(first.id, "neutral", "bob")
+    others.append(LabelingService(store, double_share=0))
+    assert (extra := others[-1].claim_next("cat")) is not None and extra.id == ids[6]  # taken meanwhile
+    counting.keys.clear()
+    second = svc.claim_next("bob")
+    # bob lost races on his first walk, so the head of the queue is shuffled for him now
+    assert second is not None and second.id in ids[7:] and svc._contended_until > time.monotonic()
+    tried = [key for op, key in counting.keys if op == "put" and key.startswith("review/claims/")]
+    assert not [k for k in tried if any(i in k for i in ids[:5])]  # the listed claims cost nothing
+    assert len(tried) <= 2  # at most one failed claim (cat's, taken since the listing), then bob's
+
+
+def test_under_contention_replicas_spread_over_the_head_of_the_queue(store: LocalStore) -> None:
+    queue(store, [make_item(i, margin=0.001 * i) for i in range(200)])
+    replicas = [LabelingService(store, double_share=0, refresh_seconds=0) for _ in range(8)]
+    for svc in replicas:
+        svc._contended_until = time.monotonic() + 60  # as after a claim lost to another annotator
+    got = [svc.claim_next(f"ann{n}") for n, svc in enumerate(replicas)]
+    ids = [g.id for g in got if g is not None]
+    assert len(set(ids)) == 8  # never the same item twice
+    assert all(int(i[1:]) < 32 + 8 for i in ids)  # still from the least sure items
+
+
 def test_undo_of_a_skip_forgets_it(store: LocalStore) -> None:
     ids = queue(store, [make_item(i, margin=0.1 * i) for i in range(3)])
     svc = LabelingService(store, double_share=0)
