@@ -4,7 +4,6 @@ gate and version comparisons (keyed on the store keys that change them), tables 
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC, datetime
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -239,19 +238,3 @@ def disagreements_frame(comp: Comparison) -> pd.DataFrame:
             for d in comp.disagreements
         ]
     )
-
-
-def age(stamp: str) -> str:
-    """'3 min ago' for an ISO time stamp."""
-    try:
-        then = datetime.fromisoformat(stamp)
-    except ValueError:
-        return stamp
-    seconds = (datetime.now(UTC) - (then if then.tzinfo else then.replace(tzinfo=UTC))).total_seconds()
-    if seconds < 90:
-        return f"{max(int(seconds), 0)}s ago"
-    if seconds < 90 * 60:
-        return f"{int(seconds // 60)} min ago"
-    if seconds < 36 * 3600:
-        return f"{int(seconds // 3600)} h ago"
-    return f"{int(seconds // 86400)} days ago"

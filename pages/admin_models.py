@@ -6,7 +6,6 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.admin_jobs import (
-    age,
     comparison,
     confusion_figure,
     disagreements_frame,
@@ -17,7 +16,7 @@ from dashboard.admin_jobs import (
     verdict_frame,
 )
 from dashboard.auth import require_role
-from dashboard.components import escape_markdown
+from dashboard.components import escape_markdown, when
 from dashboard.deps import show_error, workspace
 from services.deployment import current
 from services.errors import DeployFailed, GateFailed, ModelUnavailable, PulseError
@@ -62,7 +61,7 @@ live_version = live.version if live else None
 if live is not None:
     st.markdown(f"**Live model** `{live.version}`")
     st.caption(
-        f"Deployed {age(live.deployed_at)} ({live.deployed_at[:19].replace('T', ' ')} UTC) by "
+        f"Deployed {when(live.deployed_at)} by "
         f"{escape_markdown(live.deployed_by)}. Reason: {escape_markdown(live.reason)}"
     )
 else:

@@ -3,8 +3,9 @@ replica, after a refresh), cancel it, and see past runs."""
 
 import streamlit as st
 
-from dashboard.admin_jobs import age, dataset_choices, duration, link_to, runs_frame
+from dashboard.admin_jobs import dataset_choices, duration, link_to, runs_frame
 from dashboard.auth import require_role
+from dashboard.components import age
 from dashboard.deps import show_error, workspace
 from services.errors import PulseError
 from services.jobs import JobNotRunning, TrainingJob, cancel, list_runs, load_run, running_job, start_training

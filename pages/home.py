@@ -4,7 +4,7 @@ import plotly.express as px
 import streamlit as st
 
 from dashboard.auth import require_role
-from dashboard.components import escape_markdown
+from dashboard.components import escape_markdown, when
 from dashboard.deps import show_error
 from dashboard.queries import overview
 from services.errors import PulseError
@@ -29,7 +29,7 @@ if view.deployment:
     dep = view.deployment
     st.markdown(f"**Live model** `{dep.version}`")
     st.caption(
-        f"Deployed {escape_markdown(dep.deployed_at)} by {escape_markdown(dep.deployed_by)}. "
+        f"Deployed {escape_markdown(when(dep.deployed_at))} by {escape_markdown(dep.deployed_by)}. "
         f"Reason: {escape_markdown(dep.reason)}"
     )
 else:
