@@ -4,6 +4,7 @@ under `datasets/<version>/`, with a manifest that is enough to rebuild it bit fo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import random
@@ -184,9 +185,22 @@ def build_dataset(
         gold_inputs=gold,
         **extra,
     )
-    store.put(manifest.train_key, train)
-    store.put(manifest.validation_key, validation)
-    store.put(f"datasets/{manifest.version}/manifest.json", json.dumps(asdict(manifest), indent=2).encode())
+    if store.exists(f"datasets/{manifest.version}/manifest.json"):
+        return load_manifest(store, manifest.version)  # the same content, built in the same second
+    written: list[str] = []
+    try:
+        for key, body in ((manifest.train_key, train), (manifest.validation_key, validation)):
+            written.append(key)
+            store.put(key, body)
+        store.put(f"datasets/{manifest.version}/manifest.json", json.dumps(asdict(manifest), indent=2).encode())
+    except PulseError:
+        # The manifest is written last, so nothing uses a version without one; but its files hold
+        # labelled messages, so they do not stay behind (a store still down leaves them to
+        # privacy.delete_participant, which scrubs versions with no manifest too).
+        for key in written:
+            with contextlib.suppress(PulseError):
+                store.delete(key)
+        raise
     return manifest
 
 

@@ -264,6 +264,7 @@ class LabelingService:
         self._claims_read_at = -1e18
         self._claim_seen: dict[str, float] = {}  # claimed item -> when this replica first saw the claim
         self._listed: dict[str, float] = {}  # item -> until when its listed claim makes it a busy hint
+        self._doubtful: set[tuple[str, str]] = set()  # (item, annotator) of submits that failed midway
         self._contended_until = -1e18  # monotonic time until which the head of the queue is shuffled
         self._rng = random.Random()
         self._sorted: dict[tuple[str, str | None], list[str]] = {}
@@ -385,7 +386,16 @@ class LabelingService:
                 seconds=float(seconds),
                 group=str(raw.get("group", "")),
             )
-            lab, key = self._save(lab)
+            attempt = (item_id, annotator)
+            # A submit that failed here may have stored its label all the same (the write landed, its
+            # answer was lost): this one reuses it, or replaces it if the annotator chose differently.
+            earlier = self._stored_by(item_id, annotator) if attempt in self._doubtful else []
+            self._doubtful.add(attempt)
+            same = next(((k, e) for k, e in earlier if e.label == label), None)
+            for k, _e in earlier:
+                if same is None or k != same[0]:
+                    retract_label(self.store, k, by=annotator, reason="replaced by a repeated submit")
+            lab, key = (same[1], same[0]) if same else self._save(lab)
             entry = self._entries.get(item_id) or self._entry_from(raw)
             self._log(annotator, "label", item_id, now, label_key=key, item=raw, entry=asdict(entry))
             person = self._person(annotator)
@@ -397,6 +407,7 @@ class LabelingService:
                 person.skipped.discard(item_id)
             # The claim was checked as ours just before the label was written.
             self._release(item_id, annotator, checked=True)
+            self._doubtful.discard(attempt)
             return lab
 
     def skip(self, item_id: str, annotator: str) -> None:
@@ -851,6 +862,10 @@ class LabelingService:
             claimed_by=str(claim["annotator"]),
             claim_expires_at=float(claim["expires_at"]),
         )
+
+    def _stored_by(self, item_id: str, annotator: str) -> list[tuple[str, Label]]:
+        """The labels of `annotator` on an item that still count, with their keys."""
+        return [(k, lab) for k, lab in labels_for_item(self.store, item_id) if lab.annotator == annotator]
 
     def _complete(self, item_id: str, labels: list[Label]) -> bool:
         """Whether an item has every label it needs: one, or two from different annotators."""

@@ -261,7 +261,16 @@ def _scrub_datasets(store: ObjectStore, texts: set[str], report: DeletionReport)
     from services.datasets import dataset_content, load_manifest
 
     prepared = {preprocess(t) for t in texts} - {""}  # as dataset building writes them
-    for version in sorted({k.split("/")[1] for k in store.list(DATASETS) if k.endswith("/manifest.json")}):
+    keys = list(store.list(DATASETS))
+    versions = {k.split("/")[1] for k in keys if k.endswith("/manifest.json")}
+    for key in keys:  # the files of a build that failed before its manifest: unusable, deleted
+        if key.split("/")[1] not in versions and key.endswith(".txt"):
+            body = store.get(key).decode("utf-8", "replace")
+            hits = sum(1 for line in body.splitlines() if line.split(" ", 1)[-1] in prepared)
+            if hits:
+                store.delete(key)
+                report.dataset_lines += hits
+    for version in sorted(versions):
         m = load_manifest(store, version)
         old = [store.get(m.train_key).decode("utf-8"), store.get(m.validation_key).decode("utf-8")]
         hits = sum(1 for body in old for line in body.splitlines() if line.split(" ", 1)[-1] in prepared)

@@ -32,10 +32,14 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import tarfile
 import tempfile
 import threading
-from collections.abc import Callable
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -291,6 +295,36 @@ def aws_env(url: str, bucket: str) -> dict[str, str]:
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": REGION,
     }
+
+
+@contextmanager
+def started(port: int, bucket: str, log: Path, *, seconds: float = 60) -> Iterator[str]:
+    """The stand-in in a subprocess on 127.0.0.1:`port`, with `bucket` created; yields its URL and
+    stops the process on exit. Its output goes to `log`, never to a pipe that nobody reads."""
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "tests.sagemaker_standin", "--port", str(port), "--bucket", bucket]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, cwd=Path(__file__).resolve().parent.parent, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + seconds
+        while True:
+            try:  # moto answers a bucket listing without signature checks; 404 until the bucket exists
+                with urllib.request.urlopen(f"{url}/{bucket}", timeout=2):  # noqa: S310 (loopback)
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"the SageMaker stand-in did not start:\n{log.read_text(errors='replace')[-3000:]}"
+                    ) from None
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,20 +87,10 @@ def aws_app(tmp_path: Path) -> Iterator[AwsApp]:
     then the app started against it like `make run-aws` does."""
     from services.config import load_settings
     from services.storage import make_store
-    from tests.sagemaker_standin import aws_env
+    from tests.sagemaker_standin import aws_env, started
 
-    port = free_port()
-    aws_url = f"http://127.0.0.1:{port}"
     bucket = "pulse-e2e"
-    standin = subprocess.Popen(
-        [sys.executable, "-m", "tests.sagemaker_standin", "--port", str(port), "--bucket", bucket],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    app = None
-    try:
-        _wait_for(f"{aws_url}/moto-api/", "moto with the SageMaker stand-in")
+    with started(free_port(), bucket, tmp_path / "standin.log") as aws_url:
         env = aws_env(aws_url, bucket)
         subprocess.run(
             [sys.executable, "-m", "services.cli", "demo"],
@@ -111,25 +101,12 @@ def aws_app(tmp_path: Path) -> Iterator[AwsApp]:
             timeout=300,
         )
         app, url = start_app(tmp_path / "unused-local-workspace", env)
-        store = make_store(load_settings(backend="aws", bucket=bucket, aws_endpoint_url=aws_url))
-        yield AwsApp(url, aws_url, store, env)
-    finally:
-        if app is not None:
+        try:
+            store = make_store(load_settings(backend="aws", bucket=bucket, aws_endpoint_url=aws_url))
+            yield AwsApp(url, aws_url, store, env)
+        finally:
             app.terminate()
             app.wait(timeout=10)
-        standin.terminate()
-        standin.wait(timeout=10)
-
-
-def _wait_for(url: str, what: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 (loopback)
-                return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"{what} did not start within {seconds:.0f} s")
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from services.errors import PulseError
+from services.errors import PulseError, StoreUnavailable
 from services.labeling import ClaimLost, LabelingService, cohen_kappa, needs_two, rerank_queue
 from services.labels import Label, labels_for_item, read_labels, save_label
 from services.model import Prediction
@@ -371,6 +371,43 @@ def test_under_contention_replicas_spread_over_the_head_of_the_queue(store: Loca
     ids = [g.id for g in got if g is not None]
     assert len(set(ids)) == 8  # never the same item twice
     assert all(int(i[1:]) < 32 + 8 for i in ids)  # still from the least sure items
+
+
+class LabelLandsThenOutage:
+    """The first label write is stored but its answer is lost, and the store stays unreachable for
+    the retries that follow (the submit fails although its label is saved)."""
+
+    def __init__(self, inner: ObjectStore, failures: int = 3) -> None:
+        self.inner, self.failures = inner, failures
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def put(self, key: str, body: bytes, **kw: Any) -> None:
+        if key.startswith("review/labels/") and self.failures:
+            self.failures -= 1
+            if self.failures == 2:
+                self.inner.put(key, body, **kw)
+            raise StoreUnavailable("the store did not answer")
+        self.inner.put(key, body, **kw)
+
+
+@pytest.mark.parametrize("again", ["positive", "negative"])
+def test_a_submit_repeated_after_a_lost_answer_stores_one_label(store: LocalStore, again: str) -> None:
+    ids = queue(store, [make_item(i) for i in range(2)])
+    flaky = LabelLandsThenOutage(store)
+    svc = LabelingService(flaky, double_share=0)  # type: ignore[arg-type]
+    item = svc.claim_next("ann")
+    assert item is not None
+    with pytest.raises(StoreUnavailable):
+        svc.submit(item.id, "positive", "ann")
+    assert len(labels_for_item(store, item.id)) == 1  # stored although the submit failed
+    svc.submit(item.id, again, "ann")  # the annotator presses the key again (or another one)
+    assert [lab.label for _, lab in labels_for_item(store, item.id)] == [again]
+    assert not store.exists(f"review/unrecognized/{item.id}.json")
+    assert svc.undo("ann") == item.id  # undo withdraws the label that counts: the item is back
+    assert labels_for_item(store, item.id) == [] and store.exists(f"review/unrecognized/{item.id}.json")
+    assert set(ids) >= {item.id}
 
 
 def test_undo_of_a_skip_forgets_it(store: LocalStore) -> None:

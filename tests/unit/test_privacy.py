@@ -14,7 +14,7 @@ import pytest
 from services.audit import read_events
 from services.config import load_settings
 from services.datasets import build_dataset, list_datasets, load_manifest, verify_rebuild
-from services.errors import PulseError
+from services.errors import PulseError, StoreUnavailable
 from services.ingest import ingest
 from services.labels import Label, read_labels, save_label
 from services.privacy import delete_participant
@@ -110,3 +110,53 @@ def test_a_second_run_finds_nothing_and_an_unknown_participant_is_fine(seeded: L
     assert not delete_participant(seeded, "nobody-by-this-name", by="a").found_anything
     with pytest.raises(PulseError, match="which participant"):
         delete_participant(seeded, "  ", by="a")
+
+
+class ManifestWriteFails:
+    """A store whose writes of dataset manifests fail, and whose deletes fail too (the store is
+    down): a build leaves its train/validation files behind without a manifest."""
+
+    def __init__(self, inner: LocalStore) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def put(self, key: str, body: bytes, **kw: object) -> None:
+        if key.endswith("/manifest.json") and key.startswith("datasets/"):
+            raise StoreUnavailable("the store did not answer")
+        self.inner.put(key, body, **kw)  # type: ignore[arg-type]
+
+    def delete(self, key: str) -> None:
+        raise StoreUnavailable("the store did not answer")
+
+
+def one_more_label(store: LocalStore) -> None:
+    """So that the next build differs from the one the fixture made (a new dataset version)."""
+    item = json.loads(store.get(next(k for k in store.list("review/unrecognized/") if k.endswith(".json"))))
+    save_label(store, Label(item["id"], item["text"], "positive", "ann", "2026-11-23T11:00:00+00:00"))
+
+
+def test_the_files_of_a_build_that_failed_before_its_manifest_are_scrubbed(seeded: LocalStore) -> None:
+    one_more_label(seeded)
+    with pytest.raises(StoreUnavailable):
+        build_dataset(ManifestWriteFails(seeded), by="test")  # type: ignore[arg-type]
+    orphans = [k for k in seeded.list("datasets/") if k.split("/")[1] not in list_datasets(seeded)]
+    assert orphans and all(k.endswith(".txt") for k in orphans)  # the store was down for the clean-up too
+    report = delete_participant(seeded, WHO, by="root-admin", role="admin")
+    after = everything(seeded)
+    assert all(secret not in after for secret in SECRETS)
+    assert report.dataset_lines == 2 + 2  # the manifested version and the orphan files
+    assert not [k for k in seeded.list("datasets/") if k in orphans and k.endswith("train.txt")]
+
+
+def test_a_failed_build_removes_its_files_when_the_store_lets_it(seeded: LocalStore) -> None:
+    class ManifestOnlyFails(ManifestWriteFails):
+        def delete(self, key: str) -> None:
+            self.inner.delete(key)
+
+    one_more_label(seeded)
+    before = sorted(seeded.list("datasets/"))
+    with pytest.raises(StoreUnavailable):
+        build_dataset(ManifestOnlyFails(seeded), by="test")  # type: ignore[arg-type]
+    assert sorted(seeded.list("datasets/")) == before
