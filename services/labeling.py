@@ -119,7 +119,7 @@ class _Annotator:
     skipped: set[str] = field(default_factory=set)
     labelled: set[str] = field(default_factory=set)  # double-label items they already did
     skips_read_at: float = -1e18
-    served: bool = False  # this replica gave them an item already (so any claim of theirs is known here)
+    looked_elsewhere: bool = False  # this replica looked for a claim they hold from another replica
 
 
 def _who(annotator: str) -> str:
@@ -300,7 +300,7 @@ class LabelingService:
             raise ValueError("order 'group' needs a group")
         with self._lock:
             person = self._person(annotator)
-            held = self._resume(annotator, person)
+            held = self._resume(annotator, person) or self._held_elsewhere(annotator, person)
             if held is not None:
                 if order != "group" or held.group == group:
                     return held
@@ -312,21 +312,16 @@ class LabelingService:
             now = self.clock()
             busy: list[str] = []
             relisted = False
-            # Claims seen only in a listing do not say whose they are: an annotator new on this
-            # replica may hold one from another replica, which they must get back, so they walk
-            # without those hints once.
-            listed = self._listed if person.served else {}
             # 1. the queue, skipping what this annotator deferred; 2. their skipped items, in queue order
             for deferred in (False, True):
                 for item_id in self._spread(self._walk(key)):
                     if (item_id in person.skipped) != deferred or item_id in person.labelled:
                         continue
-                    if self._others.get(item_id, 0.0) > now or listed.get(item_id, 0.0) > now:
+                    if self._others.get(item_id, 0.0) > now or self._listed.get(item_id, 0.0) > now:
                         busy.append(item_id)
                         continue
                     item = self._try_claim(item_id, annotator, person)
                     if item is not None:
-                        person.served = True
                         return item
                     if self._others.get(item_id, 0.0) > now:
                         self._contended_until = time.monotonic() + CONTENTION_SECONDS
@@ -347,7 +342,6 @@ class LabelingService:
                     self._listed.pop(item_id, None)
                     item = self._try_claim(item_id, annotator, person)
                     if item is not None:
-                        person.served = True
                         return item
             return None
 
@@ -629,19 +623,39 @@ class LabelingService:
                 yield ids[i]
 
     def _spread(self, ids: Iterator[str]) -> Iterator[str]:
-        """The queue order; while other annotators compete for its head, its first SPREAD items in
-        this replica's own shuffled order, so that twenty replicas do not all try the same item."""
+        """The queue order; while other annotators compete for its head, its first items (SPREAD,
+        plus four per claim listed: a replica behind the others would otherwise trail them item by
+        item) in this replica's own shuffled order, so that twenty replicas do not all try the same one."""
         if self._contended_until <= time.monotonic():
             yield from ids
             return
-        head = list(itertools.islice(ids, SPREAD))
+        head = list(itertools.islice(ids, SPREAD + 4 * len(self._listed)))  # wider, the more are labelling
         self._rng.shuffle(head)
-        yield from head
+        yield from (item_id for item_id in head if item_id not in self._gone)  # gone since it was read
         yield from ids
 
     def _forget(self, item_id: str) -> None:
         self._gone.add(item_id)
         self._others.pop(item_id, None)
+
+    def _held_elsewhere(self, annotator: str, person: _Annotator) -> ReviewItem | None:
+        """The first time this replica serves `annotator`: an unexpired claim of theirs taken on
+        another replica (a reload that reached another one), resumed rather than left to block its
+        item until the lease ends. Reads each listed claim once (one per item being labelled now);
+        what it learns of the others' claims spares the walk failed claims too."""
+        if person.looked_elsewhere:
+            return None
+        person.looked_elsewhere = True
+        self._refresh_claims(force=True)
+        now = self.clock()
+        for item_id in sorted(self._listed):
+            claim = self._read_claim(item_id)
+            if claim is None or float(claim.get("expires_at", 0)) <= now:
+                continue
+            if claim.get("annotator") == annotator:
+                return self._try_claim(item_id, annotator, person)
+            self._others[item_id] = float(claim["expires_at"])
+        return None
 
     def _refresh_claims(self, *, force: bool = False) -> None:
         """One listing of `review/claims/` (a few keys: one per item being labelled): items someone
@@ -661,6 +675,8 @@ class LabelingService:
             if now - first < self.lease_seconds:
                 listed[item_id] = now + self.refresh_seconds
         self._claim_seen, self._listed = seen, listed
+        if len(listed) > 1:  # others are labelling now: do not all race for the head of the queue
+            self._contended_until = max(self._contended_until, mono + CONTENTION_SECONDS)
 
     def _gone_listing_threshold(self) -> int:
         """Items found gone one by one that make a listing of the queue cheaper (1 request per 1,000
