@@ -53,13 +53,18 @@ def moto_endpoint() -> Iterator[str]:
 
 @pytest.fixture
 def s3_client(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    return moto_s3_client(moto_endpoint)
+
+
+def moto_s3_client(endpoint: str):  # type: ignore[no-untyped-def]
+    """A boto3 S3 client of moto's server at `endpoint` (standard retries, 3 attempts)."""
     import boto3
     from botocore.config import Config
 
     return boto3.client(
         "s3",
         region_name="us-east-1",
-        endpoint_url=moto_endpoint,
+        endpoint_url=endpoint,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
         config=Config(retries={"mode": "standard", "max_attempts": 3}),

@@ -9,10 +9,8 @@ import io
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pandas as pd
 import pytest
-from botocore.config import Config
 
 from services import cli, storage
 from services.endpoint import LocalEndpoint
@@ -20,6 +18,7 @@ from services.errors import PulseError, StoreUnavailable
 from services.ingest import ingest
 from services.labeling import LabelingService
 from services.storage import LocalStore, S3Store
+from tests.conftest import moto_s3_client
 from tests.faults.conftest import StandIn
 from tests.faults.injection import Vanish, delete_bucket, injected
 from tests.faults.test_ingest_faults import seeded, upload
@@ -31,14 +30,7 @@ GONE = "the bucket is deleted"
 @pytest.fixture
 def admin(moto_endpoint: str) -> Any:
     """Someone else's client on the same S3 (the one that deletes the bucket)."""
-    return boto3.client(
-        "s3",
-        region_name="us-east-1",
-        endpoint_url=moto_endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=Config(retries={"mode": "standard", "max_attempts": 3}),
-    )
+    return moto_s3_client(moto_endpoint)
 
 
 def texts_of_upload() -> list[str]:
