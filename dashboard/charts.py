@@ -3,11 +3,57 @@ few HTML tags in labels, and a name must show as typed."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any, ParamSpec
+
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from services.trends import Heatmap
+
+P = ParamSpec("P")
+FIGURES_KEPT = 64  # figures remembered across sessions (a few per manager and filter combination)
+_figures: OrderedDict[Hashable, go.Figure] = OrderedDict()
+_figures_lock = threading.Lock()
+
+
+def _fingerprint(value: Any) -> Hashable:
+    """What a figure depends on in `value`: the content of frames (a hash), not their identity."""
+    if isinstance(value, pd.DataFrame | pd.Series):
+        digest = hashlib.sha256(pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes()).hexdigest()
+        names = tuple(value.columns) if isinstance(value, pd.DataFrame) else value.name
+        return (type(value).__name__, names, digest)
+    if isinstance(value, Heatmap):
+        return ("Heatmap", _fingerprint(value.cells), tuple(value.participants), value.total)
+    return value
+
+
+def remembered(build: Callable[P, go.Figure]) -> Callable[P, go.Figure]:
+    """Build a figure once per content: building one with plotly took 7-25 ms, a third of a Trends
+    run, and every refresh and every session on the same filters asks for the same figures. The
+    figure returned is shared: callers hand it to `st.plotly_chart` and never change it."""
+
+    @functools.wraps(build)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> go.Figure:
+        key = (build.__name__, *map(_fingerprint, args), *sorted((k, _fingerprint(v)) for k, v in kwargs.items()))
+        with _figures_lock:
+            if key in _figures:
+                _figures.move_to_end(key)
+                return _figures[key]
+        fig = build(*args, **kwargs)
+        with _figures_lock:
+            _figures[key] = fig
+            while len(_figures) > FIGURES_KEPT:
+                _figures.popitem(last=False)
+        return fig
+
+    return wrapper
+
 
 COLORS = {"negative": "#e8590c", "neutral": "#adb5bd", "positive": "#2b8a3e"}
 SENTIMENT_SCALE = [[0.0, "#c92a2a"], [0.35, "#ffa94d"], [0.5, "#f1f3f5"], [0.65, "#8ce99a"], [1.0, "#2b8a3e"]]
@@ -18,6 +64,7 @@ def plot_text(text: str) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+@remembered
 def trend_figure(frame: pd.DataFrame, granularity: str) -> go.Figure:
     """Mean sentiment and its rolling average, the share of each label, and the check-ins per period."""
     per = "day" if granularity == "day" else "week"
@@ -98,6 +145,7 @@ def trend_figure(frame: pd.DataFrame, granularity: str) -> go.Figure:
     return fig
 
 
+@remembered
 def heatmap_figure(heat: Heatmap, periods: pd.Series, granularity: str) -> go.Figure:
     """Participants (rows, lowest mean sentiment at the top) x every period of the range (empty
     cells: no check-in), coloured by mean sentiment."""
