@@ -21,10 +21,12 @@ Bad input is a 400 with `{"error": ...}`; a body over 5 MiB is a 413; wrong meth
 path 404. Message texts are never logged nor echoed in errors (access logs name method, path and
 status only).
 
-Scoring runs on the event loop by default: a batch of 1-8 short texts takes about 0.1 ms, and
-fastText holds the GIL while it predicts, so a thread pool cannot score in parallel; it only adds a
-hand-off per request. Under 1,000 clients (tests/benchmarks/test_serve_load.py) scoring on 4 threads
-served fewer requests per second, with more CPU per request, than scoring on the event loop.
+Scoring runs on the event loop by default, and the requests whose bodies arrived in the same turn of
+the loop are scored in one call (`Coalescer`): a model's cost per call (the linear model's most of
+all) is then paid once for many requests, not once each. fastText holds the GIL while it predicts, so
+a thread pool cannot score in parallel; it only adds a hand-off per request. Under 1,000 clients
+(tests/benchmarks/test_serve_load.py) scoring on 4 threads served fewer requests per second, with
+more CPU per request, than scoring on the event loop.
 `make_app(endpoint, executor=...)` / `run(..., score_threads=N)` move scoring to threads anyway.
 
 Known limit: `LocalEndpoint` re-reads the deployment pointer (every 2 s) and loads a new model
@@ -169,6 +171,41 @@ class Temperatures:
                     value = 1.0
             self._known[version] = value if math.isfinite(value) and value > 0 else 1.0
         return self._known[version]
+
+
+class Coalescer:
+    """Scores, in one `endpoint.score` call, every request that asked in the same turn of the event
+    loop; each gets its own slice of the predictions and the version that made all of them.
+    Predictions do not depend on what else is in the batch (each text is scored on its own)."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self._pending: list[tuple[list[str], asyncio.Future[tuple[str, list[Prediction]]]]] = []
+        self.calls = 0  # score calls made (for tests and benchmarks)
+
+    def score(self, instances: list[str]) -> asyncio.Future[tuple[str, list[Prediction]]]:
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[tuple[str, list[Prediction]]] = loop.create_future()
+        self._pending.append((instances, answer))
+        if len(self._pending) == 1:
+            loop.call_soon(self._flush)
+        return answer
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        self.calls += 1
+        try:
+            version, predictions = self.endpoint.score([text for instances, _ in batch for text in instances])
+        except Exception as exc:  # noqa: BLE001 (each waiting request gets it, as it would have alone)
+            for _, answer in batch:
+                if not answer.done():
+                    answer.set_exception(exc)
+            return
+        start = 0
+        for instances, answer in batch:
+            if not answer.done():  # a client that went away cancelled its wait
+                answer.set_result((version, predictions[start : start + len(instances)]))
+            start += len(instances)
 
 
 class _Handler(tornado.web.RequestHandler):
@@ -316,6 +353,7 @@ class InvocationsHandler(_Handler):
     ) -> None:
         super().initialize(endpoint, executor, runtime_api, temperatures)
         self.endpoint_name = endpoint_name
+        self.coalescer: Coalescer = self.application.settings["coalescer"]
 
     def _keep(self, chunk: bytes) -> None:
         self._chunks.append(chunk)
@@ -334,7 +372,7 @@ class InvocationsHandler(_Handler):
         self._chunks = []
         try:
             if self.executor is None:
-                version, predictions = self.endpoint.score(instances)
+                version, predictions = await self.coalescer.score(instances)
             else:
                 loop = asyncio.get_running_loop()
                 version, predictions = await loop.run_in_executor(self.executor, self.endpoint.score, instances)
@@ -388,6 +426,7 @@ def make_app(
         log_function=_log_request,
         cross_origin_protection=True,  # a web page cannot post to this server from a browser
         compress_response=False,
+        coalescer=Coalescer(endpoint),
     )
 
 
@@ -443,4 +482,4 @@ def run(
             executor.shutdown(wait=False, cancel_futures=True)
 
 
-__all__ = ["MAX_BODY_BYTES", "MAX_INSTANCES", "MAX_K", "VERSION_HEADER", "make_app", "make_server", "run"]
+__all__ = ["MAX_BODY_BYTES", "MAX_INSTANCES", "MAX_K", "VERSION_HEADER", "Coalescer", "make_app", "make_server", "run"]

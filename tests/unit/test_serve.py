@@ -217,6 +217,48 @@ def test_scoring_on_an_executor_gives_the_same_answers(endpoint: LocalEndpoint, 
     assert a.json == b.json
 
 
+class Counting:
+    """An endpoint that counts its score calls (and can be told to fail)."""
+
+    def __init__(self, inner: LocalEndpoint) -> None:
+        self.inner, self.calls, self.fail = inner, 0, False
+        self.store = inner.store
+
+    def score(self, prepared: Any) -> Any:
+        self.calls += 1
+        if self.fail:
+            from services.errors import ModelUnavailable
+
+            raise ModelUnavailable("no model is deployed")
+        return self.inner.score(prepared)
+
+    def version(self) -> str:
+        return self.inner.version()
+
+    def refresh(self) -> None:
+        self.inner.refresh()
+
+
+def test_requests_that_arrive_together_are_scored_in_one_call(endpoint: LocalEndpoint, server: Server) -> None:
+    counting = Counting(endpoint)
+    together = Server(counting)  # type: ignore[arg-type]
+    texts = [[f"{word} day number {n}"] * (1 + n % 3) for n, word in enumerate(["great", "awful", "ok"] * 20)]
+    try:
+        with ThreadPoolExecutor(30) as pool:
+            answers = list(pool.map(lambda t: call(together.port, "POST", "/invocations", {"instances": t}), texts))
+        counting.fail = True  # every request waiting on a failed call gets its 503
+        failed = call(together.port, "POST", "/invocations", {"instances": TEXTS})
+    finally:
+        together.close()
+    alone = [call(server.port, "POST", "/invocations", {"instances": t}) for t in texts]
+    assert [a.status for a in answers] == [200] * len(texts)
+    for got, own in zip(answers, alone, strict=True):  # each its own slice, in order (floats: to the 1e-12)
+        assert [r["label"] for r in got.json] == [r["label"] for r in own.json]
+        assert [r["prob"] for r in got.json] == [pytest.approx(r["prob"], abs=1e-12) for r in own.json]
+    assert counting.calls <= len(texts)  # (fewer when requests arrived in the same turn of the loop)
+    assert failed.status == 503 and "no model is deployed" in failed.json["error"]
+
+
 # --- bad input -----------------------------------------------------------------------------
 
 BAD_BODIES = {
