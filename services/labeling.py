@@ -60,9 +60,10 @@ Order = Literal["uncertain", "oldest", "group", "random"]
 # how the model does on live data without the bias of least-sure-first.
 ORDERS = ("uncertain", "oldest", "group", "random")
 REVIEWER_ROLES = ("annotator", "admin")
-# Under contention (a claim lost to another annotator in the last CONTENTION_SECONDS), each replica
-# tries the first SPREAD items of the queue in its own random order: still the least sure items,
-# but no longer twenty replicas racing for the same one.
+# Under contention (a claim lost to another annotator, or others' claims listed, in the last
+# CONTENTION_SECONDS), each replica tries the head of the queue (SPREAD items, more the more people
+# label) in its own random order: still the least sure items, but no longer twenty replicas racing
+# for the same one.
 SPREAD = 32
 CONTENTION_SECONDS = 30.0
 

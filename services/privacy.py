@@ -265,15 +265,14 @@ def _scrub_datasets(store: ObjectStore, texts: set[str], report: DeletionReport)
     versions = {k.split("/")[1] for k in keys if k.endswith("/manifest.json")}
     for key in keys:  # the files of a build that failed before its manifest: unusable, deleted
         if key.split("/")[1] not in versions and key.endswith(".txt"):
-            body = store.get(key).decode("utf-8", "replace")
-            hits = sum(1 for line in body.splitlines() if line.split(" ", 1)[-1] in prepared)
+            hits = _lines_of(store.get(key).decode("utf-8", "replace"), prepared)
             if hits:
                 store.delete(key)
                 report.dataset_lines += hits
     for version in sorted(versions):
         m = load_manifest(store, version)
         old = [store.get(m.train_key).decode("utf-8"), store.get(m.validation_key).decode("utf-8")]
-        hits = sum(1 for body in old for line in body.splitlines() if line.split(" ", 1)[-1] in prepared)
+        hits = sum(_lines_of(body, prepared) for body in old)
         if not hits:
             continue
         train, validation, _ = dataset_content(
@@ -289,6 +288,11 @@ def _scrub_datasets(store: ObjectStore, texts: set[str], report: DeletionReport)
         store.put(f"{DATASETS}{version}/manifest.json", json.dumps(manifest, indent=2).encode())
         report.dataset_lines += hits
         report.models_trained_on_them += _models_of(store, version)
+
+
+def _lines_of(body: str, prepared: set[str]) -> int:
+    """Lines of a dataset file (`__label__x text`) whose text is one of `prepared`."""
+    return sum(1 for line in body.splitlines() if line.split(" ", 1)[-1] in prepared)
 
 
 def _sha(data: bytes) -> str:

@@ -181,7 +181,6 @@ class Coalescer:
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         self._pending: list[tuple[list[str], asyncio.Future[tuple[str, list[Prediction]]]]] = []
-        self.calls = 0  # score calls made (for tests and benchmarks)
 
     def score(self, instances: list[str]) -> asyncio.Future[tuple[str, list[Prediction]]]:
         loop = asyncio.get_running_loop()
@@ -193,7 +192,6 @@ class Coalescer:
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
-        self.calls += 1
         try:
             version, predictions = self.endpoint.score([text for instances, _ in batch for text in instances])
         except Exception as exc:  # noqa: BLE001 (each waiting request gets it, as it would have alone)

@@ -15,7 +15,7 @@ from typing import Literal
 
 from services.corpus import split_corpus
 from services.datasets import load_manifest
-from services.deployment import Deployer, Deployment, current, deploy_local, record_deployment
+from services.deployment import Deployer, Deployment, LocalDeployer, current, record_deployment
 from services.errors import PulseError
 from services.evaluation import evaluate, load_gold, summary
 from services.linear import train_linear
@@ -371,8 +371,7 @@ def train_bootstrap(
         notes="Bootstrap model trained from the corpus shipped with Pulse; family picked by validation macro-F1.",
     )
     register(store, model, card)
-    if deployer is None:
-        return deploy_local(store, card.version, by=by, reason="bootstrap model")
+    deployer = deployer or LocalDeployer()
     live = current(store)
     details = deployer.activate(card.version, live.version if live else None)
     extra = {"backend": deployer.name, **details}

@@ -76,7 +76,6 @@ class AwsApp:
     url: str
     aws_url: str
     store: ObjectStore
-    env: dict[str, str]
 
 
 @pytest.fixture
@@ -103,7 +102,7 @@ def aws_app(tmp_path: Path) -> Iterator[AwsApp]:
         app, url = start_app(tmp_path / "unused-local-workspace", env)
         try:
             store = make_store(load_settings(backend="aws", bucket=bucket, aws_endpoint_url=aws_url))
-            yield AwsApp(url, aws_url, store, env)
+            yield AwsApp(url, aws_url, store)
         finally:
             app.terminate()
             app.wait(timeout=10)
