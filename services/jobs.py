@@ -285,11 +285,13 @@ def running_job(store: ObjectStore) -> TrainingJob | None:
 
 
 def wait_for(store: ObjectStore, job: str, *, timeout: float, poll: float = 0.2) -> TrainingJob:
-    """Block until `job` has ended (for the command line and tests); `TimeoutError` after `timeout`."""
+    """Block until `job` has ended and let go of the training lock (for the command line and tests),
+    so a run started next is not refused as busy; `TimeoutError` after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
         found = load_run(store, job)
-        if not found.running:
+        lock = read_json(store, LOCK)
+        if not found.running and not (_lock_alive(lock) and lock is not None and lock.get("job") == job):
             return found
         if time.monotonic() >= deadline:
             raise TimeoutError(f"training run {job} still {found.status} after {timeout:.0f}s")
