@@ -19,7 +19,7 @@ from services.evaluation import gold_inputs, load_gold
 from services.labels import NOT_SENTIMENT, Label, read_labels, resolve
 from services.model import LABELS, PREFIX
 from services.storage import ObjectStore
-from services.text import preprocess
+from services.text import PREPROCESSING, loose, preprocess
 
 BASE = "bootstrap-corpus"
 
@@ -46,6 +46,9 @@ class DatasetManifest:
     dropped: dict[str, int] = field(default_factory=dict)  # reason -> rows
     gold_inputs: list[str] = field(default_factory=list)  # the gold set excluded (see load_gold)
     redactions: int = 0  # times rows were removed by a participant deletion (services/privacy.py)
+    # The preprocessing rules the lines were made by (services/text.py PREPROCESSING); manifests
+    # written before it was recorded were made by version 1.
+    preprocessing: int = 1
 
     @property
     def train_key(self) -> str:
@@ -61,14 +64,14 @@ def _sha(data: bytes) -> str:
 
 
 def _rows(
-    labels: list[tuple[str, Label]], gold_prepared: set[str], base: str
+    labels: list[tuple[str, Label]], gold_prepared: set[str], base: str, preprocessing: int
 ) -> tuple[dict[str, tuple[str, str]], dict[str, int], list[dict[str, Any]], dict[str, int]]:
     """prepared text -> (label, source); sources; conflicts; dropped (reason -> count)."""
     dropped: Counter[str] = Counter()
     rows: dict[str, tuple[str, str]] = {}
     if base == BASE:
         for r in split_corpus().train:
-            rows.setdefault(preprocess(r.text), (r.label, "base"))
+            rows.setdefault(preprocess(r.text, preprocessing), (r.label, "base"))
     elif base != "none":
         raise DatasetError(f"unknown base corpus {base!r}: use {BASE!r} or 'none'")
     by_item: dict[str, list[Label]] = {}
@@ -94,14 +97,14 @@ def _rows(
         if chosen.label not in LABELS:
             dropped["label outside the label set"] += 1
             continue
-        text = preprocess(chosen.text)
+        text = preprocess(chosen.text, preprocessing)
         if text in rows and rows[text][1] == "human" and rows[text][0] != chosen.label:
             conflicts.append({"text_duplicate_of": item_id, "labels": sorted({rows[text][0], chosen.label})})
         rows[text] = (chosen.label, "human")  # a human label beats the base corpus on the same text
     for text in [t for t in rows if not t]:
         del rows[text]
         dropped["no words left after preprocessing"] += 1
-    for text in [t for t in rows if t in gold_prepared]:
+    for text in [t for t in rows if loose(t) in gold_prepared]:
         del rows[text]
         dropped["in the gold set"] += 1
     sources = Counter(source for _, source in rows.values())
@@ -133,7 +136,14 @@ def _split(rows: dict[str, tuple[str, str]], seed: int, share: float) -> tuple[l
 
 
 def dataset_content(
-    store: ObjectStore, label_keys: list[str], gold: list[str], *, seed: int, share: float, base: str
+    store: ObjectStore,
+    label_keys: list[str],
+    gold: list[str],
+    *,
+    seed: int,
+    share: float,
+    base: str,
+    preprocessing: int = PREPROCESSING,
 ) -> tuple[bytes, bytes, dict[str, Any]]:
     labels = []
     for key in label_keys:
@@ -147,7 +157,7 @@ def dataset_content(
         gold_texts = load_gold(store, gold).prepared()
     except (KeyNotFound, ValueError, TypeError):
         raise DatasetError("a file of the gold set is gone or unreadable: the dataset cannot be rebuilt") from None
-    rows, sources, conflicts, dropped = _rows(labels, gold_texts, base)
+    rows, sources, conflicts, dropped = _rows(labels, gold_texts, base, preprocessing)
     train, validation = _split(rows, seed, share)
     counts = {
         name: {label: sum(1 for line in lines if line.startswith(f"{PREFIX}{label} ")) for label in LABELS}
@@ -183,6 +193,7 @@ def build_dataset(
         label_keys=label_keys,
         hashes={"train.txt": _sha(train), "validation.txt": _sha(validation)},
         gold_inputs=gold,
+        preprocessing=PREPROCESSING,
         **extra,
     )
     if store.exists(f"datasets/{manifest.version}/manifest.json"):
@@ -219,6 +230,12 @@ def verify_rebuild(store: ObjectStore, version: str) -> bool:
     """Rebuild a dataset from its manifest and report whether it matches bit for bit."""
     m = load_manifest(store, version)
     train, validation, _ = dataset_content(
-        store, m.label_keys, m.gold_inputs, seed=m.seed, share=m.validation_share, base=m.base
+        store,
+        m.label_keys,
+        m.gold_inputs,
+        seed=m.seed,
+        share=m.validation_share,
+        base=m.base,
+        preprocessing=m.preprocessing,
     )
     return _sha(train) == m.hashes["train.txt"] and _sha(validation) == m.hashes["validation.txt"]

@@ -38,7 +38,7 @@ from services.errors import KeyNotFound, PulseError
 from services.labels import PREFIX as LABELS_PREFIX
 from services.labels import Label
 from services.storage import ObjectStore
-from services.text import preprocess
+from services.text import PREPROCESSING, preprocess
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +260,8 @@ def _scrub_datasets(store: ObjectStore, texts: set[str], report: DeletionReport)
         return
     from services.datasets import dataset_content, load_manifest
 
-    prepared = {preprocess(t) for t in texts} - {""}  # as dataset building writes them
+    # As dataset building writes them, by the current rules and the earlier ones (older versions).
+    prepared = {preprocess(t, v) for t in texts for v in range(1, PREPROCESSING + 1)} - {""}
     keys = list(store.list(DATASETS))
     versions = {k.split("/")[1] for k in keys if k.endswith("/manifest.json")}
     for key in keys:  # the files of a build that failed before its manifest: unusable, deleted
@@ -276,7 +277,13 @@ def _scrub_datasets(store: ObjectStore, texts: set[str], report: DeletionReport)
         if not hits:
             continue
         train, validation, _ = dataset_content(
-            store, m.label_keys, m.gold_inputs, seed=m.seed, share=m.validation_share, base=m.base
+            store,
+            m.label_keys,
+            m.gold_inputs,
+            seed=m.seed,
+            share=m.validation_share,
+            base=m.base,
+            preprocessing=m.preprocessing,
         )
         store.put(m.train_key, train)
         store.put(m.validation_key, validation)

@@ -17,6 +17,7 @@ from services.datasets import (
     DatasetError,
     DatasetManifest,
     build_dataset,
+    dataset_content,
     list_datasets,
     load_manifest,
     verify_rebuild,
@@ -26,7 +27,7 @@ from services.evaluation import import_gold, load_gold
 from services.labels import PREFIX, Label, label_key, read_labels, resolve, save_label
 from services.model import LABELS
 from services.storage import LocalStore
-from services.text import preprocess
+from services.text import PREPROCESSING, preprocess
 
 WORDS = {"negative": "gloomy", "neutral": "ordinary", "positive": "cheerful"}
 LINE = re.compile(r"^__label__(negative|neutral|positive) \S+( \S+)*$")
@@ -190,7 +191,7 @@ def test_dataset_lines_are_in_the_fasttext_format(ws: LocalStore) -> None:
     assert train and validation
     for row in train + validation:
         assert LINE.match(row), row
-    assert "__label__positive loved emosmile URL USER" in train + validation
+    assert "__label__positive loved EXCLAIM emosmile URL USER" in train + validation
 
 
 def test_identical_texts_become_one_row(ws: LocalStore) -> None:
@@ -198,12 +199,14 @@ def test_identical_texts_become_one_row(ws: LocalStore) -> None:
     save_label(ws, lab("dup-a", "Great day!!!", "positive", when=at(1)))
     save_label(ws, lab("dup-b", "great   day", "positive", when=at(2)))
     save_label(ws, lab("dup-c", "GREAT DAY", "positive", when=at(3), who="bob"))
+    save_label(ws, lab("dup-d", "great day!", "positive", when=at(4), who="bob"))
     m = build_dataset(ws, by="tests", base="none")
     train, validation = both(ws, m)
     rows = texts_of(train + validation)
     assert rows.count("great day") == 1
-    assert len(rows) == len(set(rows)) == 13
-    assert m.sources == {"human": 13}
+    assert rows.count("great day EXCLAIM") == 1  # the model reads "!" (a run of them as one)
+    assert len(rows) == len(set(rows)) == 14
+    assert m.sources == {"human": 14}
     assert m.conflicts == []  # the same label on the same text is no conflict
 
 
@@ -212,7 +215,7 @@ def test_conflicts_are_reported_in_the_manifest(ws: LocalStore) -> None:
     save_label(ws, lab("item-x", "the meeting ran long", "negative", when=at(1)))
     save_label(ws, lab("item-x", "the meeting ran long", "neutral", when=at(2), who="bob"))
     save_label(ws, lab("twin-a", "coffee machine is back", "positive", when=at(3)))
-    save_label(ws, lab("twin-b", "Coffee machine is back!", "negative", when=at(4)))
+    save_label(ws, lab("twin-b", "Coffee machine is back", "negative", when=at(4)))
     m = build_dataset(ws, by="tests", base="none")
     assert {"item_id": "item-x", "labels": ["negative", "neutral"], "chosen": "neutral", "final": False} in m.conflicts
     assert {"text_duplicate_of": "twin-b", "labels": ["negative", "positive"]} in m.conflicts
@@ -330,6 +333,30 @@ def test_verify_rebuild_holds_after_building_and_after_more_labels_arrive(ws: Lo
     newer = build_dataset(ws, by="tests", base="none", seed=1)
     assert newer.hashes != m.hashes
     assert verify_rebuild(ws, newer.version) is True
+    assert verify_rebuild(ws, m.version) is True
+
+
+def test_a_dataset_made_by_the_earlier_preprocessing_rules_rebuilds_by_them(ws: LocalStore) -> None:
+    seed_labels(ws, {"negative": 6, "neutral": 6, "positive": 6})
+    save_label(ws, lab("ask", "is the meeting moved?", "neutral"))
+    save_label(ws, lab("cheer", "we shipped it!!!", "positive"))
+    m = build_dataset(ws, by="tests", base="none")
+    assert m.preprocessing == PREPROCESSING == 2
+    assert any(r.endswith("meeting moved QUESTION") for r in all_rows(ws, m))
+    # A version written before the manifest recorded the rules: lines by version 1, no field.
+    train, validation, _ = dataset_content(
+        ws, m.label_keys, m.gold_inputs, seed=m.seed, share=m.validation_share, base=m.base, preprocessing=1
+    )
+    assert b"QUESTION" not in train + validation and b"EXCLAIM" not in train + validation
+    old = {k: v for k, v in asdict(m).items() if k != "preprocessing"}
+    old["hashes"] = {
+        "train.txt": hashlib.sha256(train).hexdigest(),
+        "validation.txt": hashlib.sha256(validation).hexdigest(),
+    }
+    ws.put(m.train_key, train)
+    ws.put(m.validation_key, validation)
+    ws.put(f"datasets/{m.version}/manifest.json", json.dumps(old).encode())
+    assert load_manifest(ws, m.version).preprocessing == 1
     assert verify_rebuild(ws, m.version) is True
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +14,7 @@ import pytest
 
 from services.audit import read_events
 from services.config import load_settings
-from services.datasets import build_dataset, list_datasets, load_manifest, verify_rebuild
+from services.datasets import _sha, build_dataset, dataset_content, list_datasets, load_manifest, verify_rebuild
 from services.errors import PulseError, StoreUnavailable
 from services.ingest import ingest
 from services.labels import Label, read_labels, save_label
@@ -160,3 +161,33 @@ def test_a_failed_build_removes_its_files_when_the_store_lets_it(seeded: LocalSt
     with pytest.raises(StoreUnavailable):
         build_dataset(ManifestOnlyFails(seeded), by="test")  # type: ignore[arg-type]
     assert sorted(seeded.list("datasets/")) == before
+
+
+def test_lines_made_by_the_earlier_preprocessing_rules_are_found_too(workspace_copy: Path) -> None:
+    ws = open_workspace(load_settings(workspace=workspace_copy))
+    text = "are the copper kettles still haunting me?"
+    row = {"participant": WHO, "group": "Support desk", "time": "2026-11-20T09:00:00Z", "text": text}
+    ingest(ws.store, ws.endpoint, pd.DataFrame([row]).to_csv(index=False).encode(), "k.csv", threshold=0.999)
+    items = [json.loads(ws.store.get(k)) for k in ws.store.list("review/unrecognized/")]
+    [item] = [i for i in items if i["participant"] == WHO]
+    save_label(ws.store, Label(item["id"], item["text"], "negative", "ann", "2026-11-23T10:00:00+00:00"))
+    m = build_dataset(ws.store, by="test")
+    # The same version as written before manifests recorded the rules: "?" dropped, no field.
+    train, validation, _ = dataset_content(
+        ws.store, m.label_keys, m.gold_inputs, seed=m.seed, share=m.validation_share, base=m.base, preprocessing=1
+    )
+    assert "copper kettles still haunting" in (train + validation).decode()
+    assert "QUESTION" not in (train + validation).decode()
+    manifest = {k: v for k, v in asdict(m).items() if k != "preprocessing"}
+    manifest["hashes"] = {"train.txt": _sha(train), "validation.txt": _sha(validation)}
+    ws.store.put(m.train_key, train)
+    ws.store.put(m.validation_key, validation)
+    ws.store.put(f"datasets/{m.version}/manifest.json", json.dumps(manifest).encode())
+
+    report = delete_participant(ws.store, WHO, by="root-admin")
+
+    assert report.dataset_lines == 1
+    assert isinstance(ws.store, LocalStore)
+    assert "copper kettles" not in everything(ws.store)
+    assert load_manifest(ws.store, m.version).preprocessing == 1
+    assert verify_rebuild(ws.store, m.version)

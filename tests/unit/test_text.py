@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.text import preprocess, stopwords, tokens
+from services.text import loose, preprocess, stopwords, tokens
 
 ROOT = Path(__file__).resolve().parents[2]
 NEGATIONS = ("not", "no", "never", "nor", "nothing", "nobody", "none", "nowhere", "neither")
@@ -31,7 +31,7 @@ def test_url_token_is_distinct_from_the_word_url() -> None:
 
 
 def test_mentions_become_the_user_token() -> None:
-    assert tokens("@bob thanks @alice_2!") == ["USER", "thanks", "USER"]
+    assert tokens("@bob thanks @alice_2") == ["USER", "thanks", "USER"]
 
 
 def test_an_email_address_is_not_a_mention() -> None:
@@ -90,8 +90,34 @@ def test_digits_are_not_squeezed() -> None:
     assert tokens("scored 1000000 on 2222") == ["scored", "1000000", "2222"]
 
 
-def test_punctuation_is_removed() -> None:
-    assert tokens("wow!!! great, fine. (really?) e-mail") == ["wow", "great", "fine", "really", "email"]
+def test_punctuation_other_than_question_and_exclamation_marks_is_removed() -> None:
+    assert tokens("wow... great, fine; (really) e-mail") == ["wow", "great", "fine", "really", "email"]
+
+
+def test_question_and_exclamation_marks_become_tokens_a_run_of_them_one() -> None:
+    assert tokens("wow!!! great, fine. (really?) e-mail") == [
+        "wow", "EXCLAIM", "great", "fine", "really", "QUESTION", "email"
+    ]  # fmt: skip
+    assert tokens("really?!?") == ["really", "QUESTION", "EXCLAIM", "QUESTION"]
+    assert tokens("a question? and ! again !") == ["question", "QUESTION", "EXCLAIM", "EXCLAIM"]
+
+
+def test_the_punctuation_tokens_are_distinct_from_typed_words() -> None:
+    assert tokens("Question: exclaim!") == ["question", "exclaim", "EXCLAIM"]
+
+
+@pytest.mark.parametrize("text", ["!!!", "? ? ?", "?!", "... !!! ..."])
+def test_punctuation_alone_leaves_nothing(text: str) -> None:
+    assert preprocess(text) == ""
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["wow!!! great, fine. (really?) e-mail", "@bob thanks @alice_2!", "why?!? :) http://x.io/?a=1!", "no ? here"],
+)
+def test_version_1_rules_are_version_2_without_the_punctuation_tokens(text: str) -> None:
+    assert preprocess(text, 1) == loose(preprocess(text))
+    assert "QUESTION" not in preprocess(text, 1) and "EXCLAIM" not in preprocess(text, 1)
 
 
 def test_tokens_shorter_than_two_characters_are_dropped() -> None:
