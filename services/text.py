@@ -97,9 +97,10 @@ def preprocess(text: str, version: int = PREPROCESSING) -> str:
         parts = [_chunk_text(c) if p is None else p for p, c in zip(parts, chunks, strict=True)]
     out = " ".join(filter(None, parts))
     if "QUESTION" in out or "EXCLAIM" in out:  # no other token has these capitals
-        bare = loose(out)
-        # Punctuation alone says nothing readable: such a message is left empty, as before.
-        return bare if version < 2 or not bare else out
+        if version < 2:
+            return loose(out)
+        if not out.replace("QUESTION", "").replace("EXCLAIM", "").strip():
+            return ""  # punctuation alone says nothing readable: left empty, as before
     return out
 
 
