@@ -226,9 +226,8 @@ def list_datasets(store: ObjectStore) -> list[str]:
     return sorted({k.split("/")[1] for k in store.list("datasets/") if k.endswith("/manifest.json")})
 
 
-def verify_rebuild(store: ObjectStore, version: str) -> bool:
-    """Rebuild a dataset from its manifest and report whether it matches bit for bit."""
-    m = load_manifest(store, version)
+def rebuilt_content(store: ObjectStore, m: DatasetManifest) -> tuple[bytes, bytes]:
+    """(train, validation) made again from a manifest's inputs, seed and preprocessing rules."""
     train, validation, _ = dataset_content(
         store,
         m.label_keys,
@@ -238,4 +237,11 @@ def verify_rebuild(store: ObjectStore, version: str) -> bool:
         base=m.base,
         preprocessing=m.preprocessing,
     )
+    return train, validation
+
+
+def verify_rebuild(store: ObjectStore, version: str) -> bool:
+    """Rebuild a dataset from its manifest and report whether it matches bit for bit."""
+    m = load_manifest(store, version)
+    train, validation = rebuilt_content(store, m)
     return _sha(train) == m.hashes["train.txt"] and _sha(validation) == m.hashes["validation.txt"]

@@ -258,7 +258,7 @@ def _scrub_datasets(store: ObjectStore, texts: set[str], report: DeletionReport)
     rows), with the manifest's hashes updated and the redaction counted: `verify_rebuild` holds."""
     if not texts:
         return
-    from services.datasets import dataset_content, load_manifest
+    from services.datasets import load_manifest, rebuilt_content
 
     # As dataset building writes them, by the current rules and the earlier ones (older versions).
     prepared = {preprocess(t, v) for t in texts for v in range(1, PREPROCESSING + 1)} - {""}
@@ -276,15 +276,7 @@ def _scrub_datasets(store: ObjectStore, texts: set[str], report: DeletionReport)
         hits = sum(_lines_of(body, prepared) for body in old)
         if not hits:
             continue
-        train, validation, _ = dataset_content(
-            store,
-            m.label_keys,
-            m.gold_inputs,
-            seed=m.seed,
-            share=m.validation_share,
-            base=m.base,
-            preprocessing=m.preprocessing,
-        )
+        train, validation = rebuilt_content(store, m)
         store.put(m.train_key, train)
         store.put(m.validation_key, validation)
         manifest = {
