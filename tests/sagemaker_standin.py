@@ -46,6 +46,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from services.model import FASTTEXT_THREADS
+
 REGION = "us-east-1"
 ROLE_ARN = "arn:aws:iam::123456789012:role/pulse-sagemaker"  # moto accepts any role
 _state: dict[str, Any] = {"url": ""}
@@ -121,7 +123,10 @@ def train_job(job: Any) -> None:
         data = Path(tmp) / "train.txt"
         data.write_bytes(_read_prefix(channels["train"]))
         try:
-            model = fasttext.train_supervised(input=str(data), verbose=0, thread=1, **args)
+            # Ten threads, as services.model trains: fastText initialises its input matrix in ten
+            # blocks, one per thread, so with one thread nine tenths of it kept whatever the heap
+            # held, and in a busy server process that was now and then a NaN (a failed job).
+            model = fasttext.train_supervised(input=str(data), verbose=0, thread=FASTTEXT_THREADS, **args)
         except (RuntimeError, ValueError) as exc:  # e.g. "Encountered NaN." at a high learning rate
             raise StandInError(f"AlgorithmError: training failed: {exc}") from None
         model.save_model(str(Path(tmp) / "model.bin"))

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +34,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """When a browser test fails, the page as it was goes to artifacts/e2e/failed-<test>.png and the
+    app's status messages into the report (a wait that timed out says little on its own)."""
+    report: pytest.TestReport = yield
+    page = getattr(item, "funcargs", {}).get("page") if report.when == "call" and report.failed else None
+    if page is not None:
+        try:
+            path = shot(page, f"failed-{item.name}")
+            messages = page.locator("[data-testid=stAlert], [data-testid=stException]").all_inner_texts()
+        except Exception as exc:  # the browser itself may be what failed
+            report.sections.append(("page at failure", f"no screenshot: {exc}"))
+        else:
+            report.sections.append(("page at failure", f"{path}\nits messages: {messages}"))
+    return report
 
 
 def start_app(workspace: Path, extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
