@@ -100,7 +100,8 @@ with st.container(border=True):
     )
     st.text(item.text)  # the message exactly as written: never markdown or HTML
 
-cols = st.columns(len(DECISIONS) + 3)
+# The flag's column is wider: its label and icon do not fit the width the one-word buttons need.
+cols = st.columns([1] * (len(DECISIONS) + 2) + [1.5])
 for col, (label, title, key) in zip(cols, DECISIONS, strict=False):
     col.button(title, key=f"b-{label}", shortcut=key, on_click=act, args=("label", item.id, label), width="stretch")
 cols[-3].button("Skip", shortcut="s", on_click=act, args=("skip", item.id), width="stretch")
