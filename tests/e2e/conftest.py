@@ -153,3 +153,9 @@ def shot(page, name: str) -> Path:  # type: ignore[no-untyped-def]
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def settled(page) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the app's script run has finished (its "running" status gone). A click that lands
+    while a run is still drawing the page can be lost, as a person who waits would not see happen."""
+    page.locator("[data-testid=stStatusWidget]").wait_for(state="hidden")

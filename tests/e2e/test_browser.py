@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import settled, shot
 
 
 def _sign_in(page, url: str, role_label: str) -> None:  # type: ignore[no-untyped-def]
@@ -20,8 +20,12 @@ def promote_from_page(page, version: str, override_reason: str, screenshot: str)
     if override.count():
         override.fill(override_reason)
         page.get_by_label("Why deploy it").click()  # leave the text area so the app sees the reason
+    settled(page)
     page.get_by_role("button", name=f"Promote {version}").click()
-    page.get_by_role("button", name="Confirm promote").click()
+    confirm = page.get_by_role("button", name="Confirm promote")
+    confirm.wait_for()
+    settled(page)
+    confirm.click()
     try:
         page.get_by_text(f"{version} is live").first.wait_for(timeout=180_000)  # gate, deploy, re-rank
     finally:
@@ -110,6 +114,7 @@ def test_admin_trains_a_model_and_promotes_it(page, app_url: str, workspace_copy
     assert live_before is not None
     _sign_in(page, app_url, "Admin — data")
     page.get_by_role("link", name="Training").click()
+    settled(page)
     page.get_by_role("button", name="Start training").click()
     page.get_by_text("is registered").wait_for(timeout=180_000)
     shot(page, "09-admin-training-done")

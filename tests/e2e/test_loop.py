@@ -26,7 +26,7 @@ from services.registry import list_versions
 from services.sagemaker import resource_name
 from services.storage import LocalStore, ObjectStore
 from tests.benchmarks.datasets import airline_rows
-from tests.e2e.conftest import AwsApp, shot
+from tests.e2e.conftest import AwsApp, settled, shot
 from tests.e2e.test_browser import _sign_in, promote_from_page
 
 GROUP = "Support desk"  # one of the demo manager's groups
@@ -48,6 +48,7 @@ def checkins(rows: list[dict[str, str]], minutes_ago: int) -> bytes:
 def upload(page, path: Path) -> str:  # type: ignore[no-untyped-def]
     page.locator("[data-testid=stSidebar]").get_by_role("link", name="Upload check-ins").click()
     page.locator("input[type=file]").set_input_files(str(path))
+    settled(page)
     page.get_by_role("button", name="Score and add to the workspace").click()
     done = page.get_by_text("accepted,").first
     done.wait_for(timeout=120_000)
@@ -132,7 +133,7 @@ def the_loop(page, app_url: str, store: ObjectStore, tmp_path: Path, name: str) 
     for n in range(1, 13):
         page.get_by_text("model says").wait_for()
         # The whole page drawn by a finished run: no key goes to the buttons of the item before.
-        page.locator("[data-testid=stStatusWidget]").wait_for(state="hidden")
+        settled(page)
         page.get_by_role("button", name="Flag urgent").wait_for()
         text = page.locator("[data-testid=stText]").first.inner_text()
         page.evaluate("document.activeElement && document.activeElement.blur()")  # keys go to the page
@@ -147,10 +148,12 @@ def the_loop(page, app_url: str, store: ObjectStore, tmp_path: Path, name: str) 
     before = set(list_versions(store))
     _sign_in(page, app_url, "Admin — data")
     page.get_by_role("link", name="Labels & datasets").click()
+    settled(page)
     page.get_by_role("button", name="Build dataset version").click()
     page.get_by_text("Built dataset version").wait_for(timeout=60_000)
     shot(page, f"{name}-4-dataset-built")
     page.locator("[data-testid=stSidebar]").get_by_role("link", name="Training").click()
+    settled(page)
     page.get_by_role("button", name="Start training").click()
     page.get_by_text("is registered").wait_for(timeout=240_000)
     shot(page, f"{name}-5-trained")
