@@ -11,7 +11,15 @@ from services.corpus import split_corpus
 from services.errors import PulseError
 from services.evaluation import GOLD_PREFIX, evaluate, import_gold, load_gold
 from services.labels import Label, save_label
-from services.model import Prediction, SentimentModel, TrainParams, fasttext_line, fit_temperature, train
+from services.model import (
+    TEMPERATURES,
+    Prediction,
+    SentimentModel,
+    TrainParams,
+    fasttext_line,
+    fit_temperature,
+    train,
+)
 from services.storage import LocalStore
 from services.text import preprocess
 
@@ -229,7 +237,7 @@ def test_fit_temperature_does_not_worsen_an_overconfident_models_ece(
     mean_conf = sum(p.confidence for p in raw.predict_prepared(texts)) / len(texts)
     assert mean_conf > before.accuracy + 0.1, "the fixture should be over-confident"
     t = fit_temperature(raw, texts, labels)
-    assert 1.0 < t <= 4.0  # over-confident: softened
+    assert 1.0 < t < max(TEMPERATURES)  # over-confident: softened (3.6-4.0 measured), inside the grid searched
     calibrated = SentimentModel(model._ft, temperature=t)
     after = evaluate(calibrated.predict_prepared(texts), labels)
     assert after.ece <= before.ece
