@@ -14,7 +14,7 @@ from services.errors import PulseError
 from services.labels import Label, read_labels, resolve
 from services.model import LABELS, Prediction
 from services.storage import ObjectStore
-from services.text import preprocess
+from services.text import loose, preprocess
 
 GOLD_PREFIX = "gold/"
 BINS = 10
@@ -92,7 +92,7 @@ class GoldSet:
     def prepared(self) -> set[str]:
         """The gold texts as training rows are matched against them: prepared, "?" and "!" aside
         (`services.text.loose`), so a copy with one more "!" stays out of training too."""
-        return {preprocess(t, 1) for t in self.texts}
+        return {loose(preprocess(t)) for t in self.texts}
 
 
 CORPUS_GOLD = "bootstrap-corpus-gold"

@@ -290,8 +290,7 @@ def wait_for(store: ObjectStore, job: str, *, timeout: float, poll: float = 0.2)
     deadline = time.monotonic() + timeout
     while True:
         found = load_run(store, job)
-        lock = read_json(store, LOCK)
-        if not found.running and not (_lock_alive(lock) and lock is not None and lock.get("job") == job):
+        if not found.running and not _covers(read_json(store, LOCK), found.run):
             return found
         if time.monotonic() >= deadline:
             raise TimeoutError(f"training run {job} still {found.status} after {timeout:.0f}s")
