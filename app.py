@@ -42,7 +42,7 @@ else:
         for name in ROLE_PAGES[user.role]:
             st.page_link(PAGES[name])
         st.divider()
-        st.markdown(f"Signed in as **{user.role}**")
+        st.markdown(f"Signed in as **{escape_markdown(user.role)}**")
         st.text(user.name)
         if user.role == "manager":
             st.caption("Groups: " + (escape_markdown(", ".join(user.groups)) or "none assigned"))

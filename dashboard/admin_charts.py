@@ -113,7 +113,13 @@ def _mark_versions(fig: go.Figure, daily: pd.DataFrame, rows: int | None = None)
         for row in range(1, (rows or 0) + 1):
             fig.add_vline(x=day, line=line, row=row, col=1)
         fig.add_annotation(
-            x=day, y=1.0, yref="paper", text=f"model {version}", showarrow=False, xanchor="left", font={"size": 10}
+            x=day,
+            y=1.0,
+            yref="paper",
+            text=f"model {plot_text(version)}",
+            showarrow=False,
+            xanchor="left",
+            font={"size": 10},
         )
 
 

@@ -11,6 +11,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from dashboard.charts import plot_text
+from dashboard.components import escape_markdown
 from dashboard.deps import workspace
 from services.comparison import Comparison, compare_versions
 from services.datasets import DatasetError, list_datasets, load_manifest
@@ -25,7 +26,7 @@ from services.registry import ARTIFACT, ModelCard, list_versions, load_card
 def link_to(page: str, label: str, icon: str) -> None:
     """A link to another page; skipped when Streamlit runs this page file on its own (no navigation)."""
     with contextlib.suppress(StreamlitAPIException, KeyError):
-        st.page_link(page, label=label, icon=icon)
+        st.page_link(page, label=escape_markdown(label), icon=icon)
 
 
 def _models_key() -> tuple[str, ...]:

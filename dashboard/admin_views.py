@@ -156,19 +156,19 @@ def threshold_state() -> ThresholdState:
 # --- formatting
 
 
-def money(dollars: float, *, md: bool = False) -> str:
-    """Dollars with cents, small amounts with two significant digits (never a bare $0.00). `md`:
-    escape the dollar sign for Markdown, where a pair of them starts a formula."""
+def money(dollars: float) -> str:
+    """Dollars with cents, small amounts with two significant digits (never a bare $0.00), for
+    Markdown (metric values included): the dollar sign is escaped, as a pair of them starts a formula."""
     if dollars == 0 or dollars >= 0.995:
-        text = f"${dollars:,.2f}"
-    else:
-        text = f"${dollars:.2g}" if dollars >= 0.0001 else "under $0.0001"
-    return text.replace("$", "\\$") if md else text
+        return f"\\${dollars:,.2f}"
+    if dollars >= 0.0001:
+        return f"\\${dollars:.2g}"
+    return "under \\$0.0001"
 
 
 def utc_minute(stamp: str | None) -> str:
     """An ISO timestamp as 'YYYY-MM-DD HH:MM UTC', safe inside Markdown."""
     try:
-        return str(pd.Timestamp(stamp).tz_convert("UTC").strftime("%Y-%m-%d %H:%M UTC"))
+        return escape_markdown(pd.Timestamp(stamp).tz_convert("UTC").strftime("%Y-%m-%d %H:%M UTC"))
     except (ValueError, TypeError):
         return escape_markdown(stamp or "an unknown time")

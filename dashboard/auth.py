@@ -8,9 +8,9 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException, StreamlitSecretNotFoundError
 
 from dashboard.components import escape_markdown
-from dashboard.deps import settings, show_error, workspace
+from dashboard.deps import settings, show_error, throttle, workspace
 from services.audit import try_record
-from services.auth import ROLES, User, demo_users, known_user_names, user_from_claims, verify
+from services.auth import ROLES, SignInRefused, User, demo_users, password_sign_in, user_from_claims
 from services.errors import PulseError
 from services.overview import group_names
 
@@ -79,14 +79,15 @@ def require_role(*roles: str) -> User:
             st.page_link("app.py", label="Go to the sign-in page", icon=":material/login:")
         st.stop()
     if user.role not in roles:
-        st.error(f"This page is for {' or '.join(roles)} users; you are signed in as {user.role}.")
+        st.error(escape_markdown(f"This page is for {' or '.join(roles)} users; you are signed in as {user.role}."))
         st.stop()
     return user  # type: ignore[return-value]  # st.stop() never returns
 
 
-def _remember(user: User, mode: str) -> None:
+def _remember(user: User, mode: str, *, audited: bool = False) -> None:
     st.session_state[_KEY] = {"name": user.name, "role": user.role, "groups": list(user.groups)}
-    try_record(workspace().store, user.name, user.role, "sign_in", mode)
+    if not audited:
+        try_record(workspace().store, user.name, user.role, "sign_in", mode)
 
 
 def sign_out() -> None:
@@ -163,15 +164,19 @@ def sign_in_page() -> None:
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
         try:
-            user = verify(workspace().store, name.strip(), password)
+            user = password_sign_in(workspace().store, name, password, client=_client(), throttle=throttle())
+        except SignInRefused as exc:
+            st.error(escape_markdown(exc))
+            return
         except PulseError as exc:
             show_error(exc, "ask an admin to check the users file")
             return
-        if user is None:
-            # The name is recorded only when it is a known user's: a typo'd name may be a password.
-            known = name.strip() in known_user_names(workspace().store)
-            try_record(workspace().store, name.strip() if known else "unknown", "", "sign_in_refused", "password")
-            st.error("Unknown user name or wrong password.")
-            return
-        _remember(user, "password")
+        _remember(user, "password", audited=True)
         st.rerun()
+
+
+def _client() -> str:
+    """The address the browser connects from (behind a load balancer: the balancer's, unless it
+    passes the client's on; every client then shares one count)."""
+    address = st.context.ip_address
+    return address if isinstance(address, str) and address else "unknown"

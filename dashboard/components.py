@@ -5,14 +5,22 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-# Everything Markdown (and Streamlit's :color[...] / :icon: directives) gives a meaning to.
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=&])")
+# Everything Markdown (and Streamlit's :color[...] / :icon: directives, KaTeX's $) gives a meaning to.
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:=&^\"'])")
+_LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+")
+# GFM turns "http://…", "www.…" and "user@host" into links after escapes are decoded, and
+# shortcodes such as ":smile:" or ":material/x:" into emoji and icons: an invisible word joiner
+# after ":" and "@", and inside "www.", keeps them from matching while the text reads the same.
+_JOIN = "\u2060"
+_LINKISH = re.compile(r"(?<=[:@])|(?i:(?<=ww)(?=w\.))")
 
 
-def escape_markdown(text: str) -> str:
-    """`text` made safe to embed in a Markdown string: every special character is backslash-escaped
-    and newlines are flattened, so it shows literally."""
-    return _MARKDOWN.sub(r"\\\1", str(text)).replace("\n", " ")
+def escape_markdown(text: object) -> str:
+    """`text` made safe to embed in a Markdown string (st.markdown, st.caption, st.error, labels,
+    metric values, options of radio, pills and segmented controls): it shows literally, on one
+    line, as typed. The one way data reaches a Markdown-rendering call (tests/unit/test_safe_calls.py)."""
+    flat = _LINE_BREAKS.sub(" ", str(text))
+    return _MARKDOWN.sub(r"\\\1", _LINKISH.sub(_JOIN, flat))
 
 
 def age(stamp: str) -> str:
@@ -20,7 +28,7 @@ def age(stamp: str) -> str:
     try:
         then = datetime.fromisoformat(stamp)
     except ValueError:
-        return stamp
+        return escape_markdown(stamp)
     seconds = (datetime.now(UTC) - (then if then.tzinfo else then.replace(tzinfo=UTC))).total_seconds()
     if seconds < 90:
         return f"{max(int(seconds), 0)}s ago"
@@ -33,4 +41,4 @@ def age(stamp: str) -> str:
 
 def when(stamp: str) -> str:
     """'3 min ago (2026-12-02 16:30:52 UTC)' for an ISO time stamp in UTC."""
-    return f"{age(stamp)} ({stamp[:19].replace('T', ' ')} UTC)"
+    return f"{age(stamp)} ({escape_markdown(stamp[:19].replace('T', ' '))} UTC)"

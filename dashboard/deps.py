@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard.components import escape_markdown
 from services.config import Settings, load_settings
 from services.errors import PulseError, SettingsError
 from services.labeling import LabelingService
+from services.throttle import Limits, Throttle
 from services.workspace import Workspace, open_workspace
 
 
@@ -20,7 +22,7 @@ def settings() -> Settings:
     try:
         return _settings()
     except SettingsError as exc:
-        st.error(f"Pulse cannot start: {exc}")
+        st.error(f"Pulse cannot start: {escape_markdown(exc)}")
         st.stop()
         raise  # unreachable: st.stop() raises
 
@@ -36,7 +38,17 @@ def workspace() -> Workspace:
 
 def show_error(exc: PulseError, what_next: str = "") -> None:
     """A domain error as a message with what to do next (never a traceback, never message text)."""
-    st.error(f"{exc}{' — ' + what_next if what_next else ''}")
+    st.error(escape_markdown(f"{exc}{' — ' + what_next if what_next else ''}"))
+
+
+@st.cache_resource
+def _throttle(s: Settings) -> Throttle:
+    return Throttle(_workspace(s).store, Limits.from_settings(s))
+
+
+def throttle() -> Throttle:
+    """The sign-in throttle of this workspace (its record is in the store, shared by replicas)."""
+    return _throttle(settings())
 
 
 @st.cache_resource

@@ -3,14 +3,13 @@ data — and when, from which role. Admins only."""
 
 from datetime import UTC, datetime, timedelta
 
-import pandas as pd
 import streamlit as st
 
 from dashboard.auth import require_role
 from dashboard.deps import show_error, workspace
-from services.audit import ACTIONS, AuditEvent, label_events, read_events
+from services.audit import ACTIONS, AuditEvent, events_frame, label_events, read_events
 from services.errors import PulseError
-from services.trends import export_csv
+from services.exports import csv_bytes
 
 user = require_role("admin")
 
@@ -48,20 +47,11 @@ if not shown:
     st.stop()
 if len(events) > LIMIT:
     st.caption(f"Showing the newest {LIMIT:,}; narrow the days or actions to see older ones.")
-table = pd.DataFrame(
-    {
-        "when (UTC)": [e.at[:19].replace("T", " ") for e in shown],
-        "who": [e.actor for e in shown],
-        "role": [e.role or "—" for e in shown],
-        "action": [e.action.replace("_", " ") for e in shown],
-        "target": [e.target for e in shown],
-        "details": [", ".join(f"{k}: {v}" for k, v in e.details.items()) for e in shown],
-    }
-)
+table = events_frame(shown)
 st.dataframe(table, hide_index=True, width="stretch")
 st.download_button(
     "Download as CSV",
-    export_csv(table),
+    csv_bytes(table),
     file_name=f"pulse-audit-{since}-{until}.csv",
     mime="text/csv",
     icon=":material/download:",

@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard.admin_charts import class_balance_figure, label_bars
 from dashboard.admin_views import dataset_preview, dataset_versions, label_data, utc_minute
 from dashboard.auth import require_role
+from dashboard.components import escape_markdown
 from dashboard.deps import show_error, workspace
 from services import audit
 from services.datasets import DatasetError, build_dataset
@@ -61,7 +62,8 @@ if since.version is None:
     st.info("No model is deployed yet, so every label is new.")
 elif since.from_manifest:
     st.markdown(
-        f"The live model `{since.version}` was trained on dataset `{since.dataset}`, built "
+        f"The live model {escape_markdown(since.version)} was trained on dataset "
+        f"{escape_markdown(since.dataset)}, built "
         f"{utc_minute(since.dataset_created_at)}. Since then **{since.new_labels:,} labels** on "
         f"{since.new_items:,} messages were added"
         + (f", and {since.withdrawn:,} labels it used were undone" if since.withdrawn else "")
@@ -69,9 +71,9 @@ elif since.from_manifest:
     )
 else:
     st.markdown(
-        f"The live model `{since.version}` was not trained on a dataset version (it learnt from the shipped "
-        f"corpus only; registered {utc_minute(since.dataset_created_at)}), so all **{since.new_labels:,} labels** "
-        "are new to it."
+        f"The live model {escape_markdown(since.version)} was not trained on a dataset version (it learnt from "
+        f"the shipped corpus only; registered {utc_minute(since.dataset_created_at)}), so all "
+        f"**{since.new_labels:,} labels** are new to it."
     )
 if since.new_labels:
     st.dataframe(
@@ -83,7 +85,7 @@ if since.new_labels:
 st.subheader("Next dataset version")
 preview = dataset_preview()
 if preview.problem:
-    st.error(f"A dataset built now would be refused: {preview.problem}.")
+    st.error(f"A dataset built now would be refused: {escape_markdown(preview.problem)}.")
 else:
     balance = preview.class_balance()
     total = sum(balance.values()) or 1
@@ -91,7 +93,7 @@ else:
         f"What **Build dataset version** would write now: the shipped corpus plus every human label, de-duplicated, "
         f"conflicts resolved, split 80/20 stratified. {preview.sources.get('human', 0):,} rows from people, "
         f"{preview.sources.get('base', 0):,} from the corpus"
-        + "".join(f"; {n:,} dropped ({reason})" for reason, n in preview.dropped.items())
+        + escape_markdown("".join(f"; {n:,} dropped ({reason})" for reason, n in preview.dropped.items()))
         + "."
     )
     left, right = st.columns([2, 3])
@@ -135,7 +137,7 @@ detail = st.session_state.get("admin_data_built_detail")
 if built_version and isinstance(detail, dict):
     rows = sum(sum(split.values()) for split in detail["counts"].values())
     st.success(
-        f"Built dataset version {built_version}: {rows:,} rows "
+        f"Built dataset version {escape_markdown(built_version)}: {rows:,} rows "
         f"({detail['sources'].get('human', 0):,} from people), {len(detail['conflicts']):,} conflicts resolved. "
         "Train on it from the Training page."
     )
@@ -162,8 +164,8 @@ if agree.kappa is None:
     )
 else:
     st.markdown(
-        f"**Cohen's kappa {agree.kappa:.2f}: {agree.reading}**, over {pairs:,} messages labelled by two people "
-        "(their first labels)."
+        f"**Cohen's kappa {agree.kappa:.2f}: {escape_markdown(agree.reading)}**, over {pairs:,} messages "
+        "labelled by two people (their first labels)."
     )
 st.caption(
     "Kappa compares how often two annotators chose the same label with how often they would agree by chance, "
@@ -228,10 +230,10 @@ with st.expander("Remove everything one participant wrote, everywhere in the wor
                         f"Deleted {done.checkins:,} check-ins, {done.review_items:,} review items, {done.alerts:,} "
                         f"alerts, {done.uploads_deleted:,} original uploads and {done.quarantined_rows:,} rejected "
                         f"rows; {done.labels_scrubbed:,} labels lost their text; {done.dataset_lines:,} dataset "
-                        f"lines removed. Recorded in the audit log as {done.pseudonym}."
+                        f"lines removed. Recorded in the audit log as {escape_markdown(done.pseudonym)}."
                     )
                     if done.models_trained_on_them:
                         st.warning(
                             "Trained on their messages (retrain, then retire these versions): "
-                            + ", ".join(done.models_trained_on_them)
+                            + escape_markdown(", ".join(done.models_trained_on_them))
                         )

@@ -32,7 +32,7 @@ except PulseError as exc:
 
 recent = report.recent
 if report.live_version:
-    st.caption(f"Live model `{report.live_version}`. Figures from the scored check-ins, by UTC day.")
+    st.caption(f"Live model {escape_markdown(report.live_version)}. Figures from the scored check-ins, by UTC day.")
 if recent is None:
     st.info(
         "No scored check-ins yet, so there is nothing to measure. Upload check-ins on the Upload page "
@@ -40,7 +40,7 @@ if recent is None:
     )
 else:
     cols = st.columns(4)
-    cols[0].metric(f"Check-ins per day (last {recent.days} days)", f"{recent.checkins_per_day:,.1f}")
+    cols[0].metric(f"Check-ins per day (last {recent.days:,} days)", f"{recent.checkins_per_day:,.1f}")
     cols[1].metric(
         "Unrecognized",
         f"{recent.unrecognized_share:.0%}",
@@ -53,7 +53,7 @@ else:
         help="Jensen–Shannon distance between the predicted label mix and the live model's training data: "
         "0 = the same mix, 1 = nothing in common",
     )
-    reading = f"Over the last {recent.days} days, {recent.reading}."
+    reading = f"Over the last {recent.days:,} days, {escape_markdown(recent.reading)}."
     if recent.drift is not None and recent.drift >= 0.1:
         st.warning(reading, icon=":material/trending_up:")
     else:
@@ -98,13 +98,16 @@ else:
 st.subheader("Review threshold")
 override = state.override
 if state.problem:
-    st.error(f"The saved threshold cannot be read ({state.problem}); the setting is in force until one is saved.")
+    st.error(
+        f"The saved threshold cannot be read ({escape_markdown(state.problem)}); the setting is in force until "
+        "one is saved."
+    )
 if override:
     st.caption(
         f"In force: **{state.in_force:.2f}**, set by {escape_markdown(override.set_by)} on "
         f"{utc_minute(override.set_at)} "
-        f"(it replaced {override.previous:.2f}, from the {override.previous_source}). It applies to uploads "
-        "from now on; check-ins already scored keep their routing."
+        f"(it replaced {override.previous:.2f}, from the {escape_markdown(override.previous_source)}). It applies "
+        "to uploads from now on; check-ins already scored keep their routing."
     )
 else:
     st.caption(
@@ -146,7 +149,7 @@ if recent is not None:
 
 flash = st.session_state.pop("health_saved", None)
 if flash:
-    st.success(flash)
+    st.success(escape_markdown(flash))
 pending = st.session_state.get("health_pending_threshold")
 if pending is None:
     if st.button("Save threshold…", disabled=abs(chosen - state.in_force) < 1e-9, icon=":material/save:"):
@@ -224,7 +227,7 @@ cols[1].metric(
     "Serverless",
     f"{money(est.serverless)} / month",
     help=f"{est.requests_per_month:,.0f} requests of {est.seconds_per_request * 1000:,.0f} ms: "
-    f"{money(est.serverless_compute, md=True)} compute + {money(est.serverless_requests, md=True)} request fees",
+    f"{money(est.serverless_compute)} compute + {money(est.serverless_requests)} request fees",
 )
 cols[2].metric(
     "Break-even",
@@ -233,14 +236,14 @@ cols[2].metric(
 )
 if est.cheaper == "serverless":
     st.markdown(
-        f"At {vol.messages_per_day:,.0f} check-ins a day **serverless is cheaper**: {money(est.serverless, md=True)} "
-        f"against {money(est.realtime, md=True)} a month; a real-time endpoint pays off only above about "
+        f"At {vol.messages_per_day:,.0f} check-ins a day **serverless is cheaper**: {money(est.serverless)} "
+        f"against {money(est.realtime)} a month; a real-time endpoint pays off only above about "
         f"{est.break_even_messages_per_day:,.0f} check-ins a day."
     )
 else:
     st.markdown(
         f"At {vol.messages_per_day:,.0f} check-ins a day **the real-time endpoint is cheaper**: serverless would cost "
-        f"{money(est.serverless, md=True)} against {money(est.realtime, md=True)} a month."
+        f"{money(est.serverless)} against {money(est.realtime)} a month."
     )
 if est.realtime_busy_share > 0.7:
     st.warning(

@@ -59,7 +59,7 @@ versions = list(cards)  # newest first
 live_version = live.version if live else None
 
 if live is not None:
-    st.markdown(f"**Live model** `{live.version}`")
+    st.markdown(f"**Live model** {escape_markdown(live.version)}")
     st.caption(
         f"Deployed {when(live.deployed_at)} by "
         f"{escape_markdown(live.deployed_by)}. Reason: {escape_markdown(live.reason)}"
@@ -94,7 +94,7 @@ m = card.metrics
 
 def _number(name: str, fmt: str) -> str:
     value = m.get(name)
-    return format(value, fmt) if isinstance(value, int | float) else "—"
+    return escape_markdown(format(value, fmt)) if isinstance(value, int | float) else "—"
 
 
 cols = st.columns(4)
@@ -127,11 +127,11 @@ st.subheader("Deploy")
 outcome = st.session_state.pop(OUTCOME, None)
 if outcome:
     kind, message = outcome
-    (st.success if kind == "success" else st.error)(message)
+    (st.success if kind == "success" else st.error)(escape_markdown(message))
 
 verdict = None
 if version == live_version:
-    st.info(f"{version} is the live model.")
+    st.info(f"{escape_markdown(version)} is the live model.")
 else:
     try:
         verdict = gate_verdict(version)
@@ -141,9 +141,9 @@ else:
         show_error(exc, "the gate could not be evaluated; check the gold set")
     else:
         if verdict.passed:
-            st.success(f"Gate: {verdict.explain()}.")
+            st.success(f"Gate: {escape_markdown(verdict.explain())}.")
         else:
-            st.warning(f"Gate: {verdict.explain()}. Promoting it needs a written override reason.")
+            st.warning(f"Gate: {escape_markdown(verdict.explain())}. Promoting it needs a written override reason.")
         st.dataframe(
             verdict_frame(verdict),
             hide_index=True,
@@ -170,19 +170,22 @@ if version != live_version or pending is not None:
         )
     needs_override = verdict is not None and not verdict.passed and not override.strip()
     if pending is None:
-        if st.button(f"Promote {version}", icon=":material/rocket_launch:", disabled=needs_override):
+        if st.button(f"Promote {escape_markdown(version)}", icon=":material/rocket_launch:", disabled=needs_override):
             st.session_state[CONFIRM_PROMOTE] = version
             st.session_state.pop(CONFIRM_ROLLBACK, None)
             st.rerun()
     else:
-        st.warning(f"Deploy {version} in place of {live_version or 'nothing'}? The endpoint switches to it.")
+        st.warning(
+            f"Deploy {escape_markdown(version)} in place of {escape_markdown(live_version or 'nothing')}? "
+            "The endpoint switches to it."
+        )
         yes, no, _ = st.columns([1, 1, 4])
         if yes.button("Confirm promote", type="primary", key="confirm-promote"):
             # An override reason is for one promotion only: never carried over to the next one.
             for key in (CONFIRM_PROMOTE, "override_reason", "promote_reason"):
                 st.session_state.pop(key, None)
             try:
-                with st.spinner(f"Gating and deploying {version}…"):
+                with st.spinner(f"Gating and deploying {escape_markdown(version)}…"):
                     dep, done = promote(
                         store,
                         ws.deployer,
@@ -211,18 +214,21 @@ if version != live_version or pending is not None:
 
 if live is not None and live.previous:
     if st.session_state.get(CONFIRM_ROLLBACK) != live.previous:
-        if st.button(f"Roll back to {live.previous}", icon=":material/undo:"):
+        if st.button(f"Roll back to {escape_markdown(live.previous)}", icon=":material/undo:"):
             st.session_state[CONFIRM_ROLLBACK] = live.previous
             st.session_state.pop(CONFIRM_PROMOTE, None)
             st.rerun()
     else:
-        st.warning(f"Put {live.previous} back in place of {live.version}? No gate: it served before.")
+        st.warning(
+            f"Put {escape_markdown(live.previous)} back in place of {escape_markdown(live.version)}? "
+            "No gate: it served before."
+        )
         why = st.text_input("Why roll back", value="rolled back from the Models page", key="rollback_reason")
         yes, no, _ = st.columns([1, 1, 4])
         if yes.button("Confirm rollback", type="primary", key="confirm-rollback"):
             st.session_state.pop(CONFIRM_ROLLBACK, None)
             try:
-                with st.spinner(f"Rolling back to {live.previous}…"):
+                with st.spinner(f"Rolling back to {escape_markdown(live.previous)}…"):
                     dep = rollback(
                         store, ws.deployer, by=user.name, reason=why.strip() or "from the Models page", role=user.role
                     )
@@ -275,7 +281,7 @@ except PulseError as exc:
     st.stop()
 
 st.caption(
-    f"Both scored on the same {comp.n:,} gold messages (gold set {comp.gold_set}); they disagree on "
+    f"Both scored on the same {comp.n:,} gold messages (gold set {escape_markdown(comp.gold_set)}); they disagree on "
     f"{comp.disagreeing:,} of them."
 )
 st.dataframe(

@@ -5,7 +5,7 @@ import streamlit as st
 
 from dashboard.admin_jobs import dataset_choices, duration, link_to, runs_frame
 from dashboard.auth import require_role
-from dashboard.components import age
+from dashboard.components import age, escape_markdown
 from dashboard.deps import show_error, workspace
 from services.errors import PulseError
 from services.jobs import JobNotRunning, TrainingJob, cancel, list_runs, load_run, running_job, start_training
@@ -35,21 +35,21 @@ except PulseError as exc:
 def _label(name: str, text: str) -> str:
     lo, hi = PARAM_RANGES[name]
     fmt = (lambda x: f"{int(x):,}") if float(lo).is_integer() and float(hi).is_integer() else (lambda x: f"{x:g}")
-    return f"{text} ({fmt(lo)}–{fmt(hi)})"
+    return escape_markdown(f"{text} ({fmt(lo)}–{fmt(hi)})")
 
 
 # --- the current run, refreshed every 2 s from the store (so any replica, and a refresh, sees it)
 def _show(job: TrainingJob) -> None:
     run = job.run
     cols = st.columns(3)
-    cols[0].metric("Status", job.status)
+    cols[0].metric("Status", escape_markdown(job.status))
     cols[1].metric("Elapsed" if job.running else "Took", duration(job.elapsed_seconds()))
     macro_f1 = run.metrics.get("macro_f1")
     cols[2].metric("Gold macro-F1", f"{macro_f1:.3f}" if macro_f1 is not None else "—")
     ended = f"; ended {age(run.finished_at)}" if run.finished_at and not job.running else ""
     st.caption(
-        f"Run {run.job_name} on dataset {run.dataset} with {run.trainer}, started by {run.started_by} "
-        f"{age(run.started_at)}{ended}"
+        escape_markdown(f"Run {run.job_name} on dataset {run.dataset} with {run.trainer}, started by {run.started_by} ")
+        + f"{age(run.started_at)}{ended}"
     )
     if job.running:
         st.progress(job.progress, text=f"{job.progress:.0%} done")
@@ -57,12 +57,12 @@ def _show(job: TrainingJob) -> None:
         st.code("\n".join(run.log[-10:]), language=None, wrap_lines=True)
     if job.status == "Completed" and run.model_version:
         st.success(
-            f"Model version {run.model_version} is registered; nothing was deployed. "
+            f"Model version {escape_markdown(run.model_version)} is registered; nothing was deployed. "
             "Compare it with the live model and deploy it on the Models & deploy page."
         )
         link_to("pages/admin_models.py", "Models & deploy", ":material/rocket_launch:")
     elif job.status == "Failed":
-        st.error(f"The run failed: {run.failure_reason or 'no reason recorded'}")
+        st.error(f"The run failed: {escape_markdown(run.failure_reason or 'no reason recorded')}")
     elif job.status == "Stopped":
         st.info("The run was stopped on request; nothing was registered.")
     elif job.status == "Interrupted":
@@ -97,7 +97,7 @@ def current_run(running_at_render: str | None) -> None:
         try:
             cancel(store, job.job_name, user.name, role=user.role)
         except JobNotRunning as exc:
-            st.info(str(exc))
+            st.info(escape_markdown(exc))
         except PulseError as exc:
             show_error(exc, "try again")
         else:
@@ -156,7 +156,7 @@ def _params() -> TrainParams | None:
     try:
         return validate_params(params)
     except ValueError as exc:
-        st.error(f"Check the hyperparameters: {exc}.")
+        st.error(f"Check the hyperparameters: {escape_markdown(exc)}.")
         return None
 
 
@@ -176,10 +176,12 @@ else:
         type="primary",
         icon=":material/play_arrow:",
         disabled=running is not None or params is None,
-        help="One run at a time, for the whole workspace" if running is None else f"{running.job_name} is running",
+        help="One run at a time, for the whole workspace"
+        if running is None
+        else f"{escape_markdown(running.job_name)} is running",
     )
     if running is not None:
-        st.caption(f"Run {running.job_name} is in progress: a new run can start when it has ended.")
+        st.caption(f"Run {escape_markdown(running.job_name)} is in progress: a new run can start when it has ended.")
     if start and params is not None:
         try:
             job = start_training(ws, dataset, params, user.name, role=user.role)

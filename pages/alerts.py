@@ -40,9 +40,9 @@ st.caption(
     "message as urgent."
 )
 if "alerts_flash" in st.session_state:
-    st.success(st.session_state.pop("alerts_flash"))
+    st.success(escape_markdown(st.session_state.pop("alerts_flash")))
 if "alerts_error" in st.session_state:
-    st.error(st.session_state.pop("alerts_error"))
+    st.error(escape_markdown(st.session_state.pop("alerts_error")))
 
 
 def act(kind: str, alert_id: str) -> None:
@@ -61,7 +61,7 @@ def act(kind: str, alert_id: str) -> None:
 
 
 def when(iso: str) -> str:
-    return iso[:16].replace("T", " ")
+    return escape_markdown(iso[:16].replace("T", " "))
 
 
 def describe(alert: Alert) -> str:
@@ -124,7 +124,10 @@ else:
     alert = by_id[chosen or next(iter(by_id))]
 
     with st.container(border=True):
-        st.markdown(f"{BADGE.get(alert.severity, alert.severity)} **{alert.title}** · {alert.status}")
+        st.markdown(
+            f"{BADGE.get(alert.severity, escape_markdown(alert.severity))} **{escape_markdown(alert.title)}** · "
+            f"{escape_markdown(alert.status)}"
+        )
         st.caption(
             f"{escape_markdown(alert.group)} · {escape_markdown(alert.participant or 'whole group')} · "
             f"latest check-in {when(alert.at)} UTC · raised {when(alert.created_at)} UTC"
@@ -200,14 +203,14 @@ with st.expander("How alerts are raised"):
     cn, bd, gs, cp = rules.consecutive_negative, rules.baseline_drop, rules.group_negative_share, rules.crisis_phrases
     off = " (off)"
     st.markdown(
-        f"- **Negative streak**{'' if cn.enabled else off}: {cn.count} negative check-ins in a row by one "
+        f"- **Negative streak**{'' if cn.enabled else off}: {cn.count:,} negative check-ins in a row by one "
         "person (days without a check-in do not break a streak), the latest within 7 days.\n"
         f"- **Drop below own baseline**{'' if bd.enabled else off}: someone's mean mood over the last 7 days "
         f"(from -1 to +1: the model's positive minus negative probability) is more than {bd.drop:.2f} below "
-        f"their mean over the 28 days before, with at least {bd.min_checkins} check-ins in each.\n"
+        f"their mean over the 28 days before, with at least {bd.min_checkins:,} check-ins in each.\n"
         f"- **Group mostly negative**{'' if gs.enabled else off}: more than {gs.share:.0%} of a group's check-ins "
-        f"of the last 7 days are negative, with at least {gs.min_checkins} check-ins.\n"
-        f"- **Crisis language**{'' if cp.enabled else off}: a check-in holds one of {len(cp.phrases)} crisis or "
+        f"of the last 7 days are negative, with at least {gs.min_checkins:,} check-ins.\n"
+        f"- **Crisis language**{'' if cp.enabled else off}: a check-in holds one of {len(cp.phrases):,} crisis or "
         "self-harm phrases, whatever the model says (critical).\n"
         "- **Flagged as urgent**: an annotator flagged a message while labelling it (critical)."
     )

@@ -27,7 +27,7 @@ cols[3].metric("Review queue", f"{view.queue:,}", help="Check-ins the model was 
 
 if view.deployment:
     dep = view.deployment
-    st.markdown(f"**Live model** `{dep.version}`")
+    st.markdown(f"**Live model** {escape_markdown(dep.version)}")
     st.caption(
         f"Deployed {escape_markdown(when(dep.deployed_at))} by {escape_markdown(dep.deployed_by)}. "
         f"Reason: {escape_markdown(dep.reason)}"
@@ -41,7 +41,7 @@ if view.checkins == 0:
         "or run `python -m services.cli ingest FILE`."
     )
 else:
-    st.subheader(f"Check-ins per day ({view.first_day} to {view.last_day})")
+    st.subheader(f"Check-ins per day ({escape_markdown(view.first_day)} to {escape_markdown(view.last_day)})")
     fig = px.bar(
         view.daily,
         x="date",

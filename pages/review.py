@@ -5,6 +5,7 @@ import time
 import streamlit as st
 
 from dashboard.auth import require_role
+from dashboard.components import escape_markdown
 from dashboard.deps import labeling, show_error, workspace
 from services.alerts import flag_urgent
 from services.errors import PulseError
@@ -53,7 +54,7 @@ except PulseError as exc:
     st.stop()
 
 st.caption(
-    f"Done today: {stats.get('labelled_today_by_me', 0)} by you, {stats.get('labelled_today', 0)} in all · "
+    f"Done today: {stats.get('labelled_today_by_me', 0):,} by you, {stats.get('labelled_today', 0):,} in all · "
     f"about {stats.get('queue_left', 0):,} left in the queue"
 )
 
@@ -83,9 +84,9 @@ def flag(item: ReviewItem) -> None:
 
 
 if "review_error" in st.session_state:
-    st.error(st.session_state.pop("review_error"))
+    st.error(escape_markdown(st.session_state.pop("review_error")))
 if "review_toast" in st.session_state:
-    st.toast(st.session_state.pop("review_toast"), icon=":material/priority_high:")
+    st.toast(escape_markdown(st.session_state.pop("review_toast")), icon=":material/priority_high:")
 
 if item is None:
     st.success("Nothing left to review. New check-ins the model is unsure about will appear here.")
@@ -95,15 +96,24 @@ if item is None:
 st.session_state.setdefault("review_shown", {}).setdefault(item.id, time.monotonic())
 with st.container(border=True):
     st.caption(
-        f"{item.group} · {item.time[:10]} · written by {item.pseudonym} · model says {item.predicted_label} "
-        f"({item.confidence:.0%} sure)"
+        escape_markdown(
+            f"{item.group} · {item.time[:10]} · written by {item.pseudonym} · model says {item.predicted_label} "
+            f"({item.confidence:.0%} sure)"
+        )
     )
     st.text(item.text)  # the message exactly as written: never markdown or HTML
 
 # The flag's column is wider: its label and icon do not fit the width the one-word buttons need.
 cols = st.columns([1] * (len(DECISIONS) + 2) + [1.5])
 for col, (label, title, key) in zip(cols, DECISIONS, strict=False):
-    col.button(title, key=f"b-{label}", shortcut=key, on_click=act, args=("label", item.id, label), width="stretch")
+    col.button(
+        escape_markdown(title),
+        key=f"b-{label}",
+        shortcut=key,
+        on_click=act,
+        args=("label", item.id, label),
+        width="stretch",
+    )
 cols[-3].button("Skip", shortcut="s", on_click=act, args=("skip", item.id), width="stretch")
 cols[-2].button("Undo", shortcut="z", on_click=act, args=("undo", item.id), width="stretch")
 cols[-1].button(

@@ -10,6 +10,7 @@ from dashboard.components import escape_markdown
 from dashboard.deps import settings, show_error, workspace
 from services import trends
 from services.errors import PulseError
+from services.exports import csv_bytes
 
 user = require_role("manager", "admin")
 
@@ -69,8 +70,9 @@ frame = trends.series(store, user, chosen, participants=people, start=start, end
 total = int(frame["count"].sum())
 if total == 0:
     st.info(
-        f"No check-ins between {start} and {end} for these filters. Widen the date range "
-        f"(this data runs from {first} to {last}) or clear the participant filter."
+        f"No check-ins between {escape_markdown(start)} and {escape_markdown(end)} for these filters. Widen the "
+        f"date range (this data runs from {escape_markdown(first)} to {escape_markdown(last)}) or clear the "
+        "participant filter."
     )
     st.stop()
 
@@ -78,7 +80,7 @@ mean = float((frame["mean"] * frame["count"]).sum() / total)
 negative = float((frame["negative"] * frame["count"]).sum() / total)
 latest = frame["rolling"].dropna()
 cols = st.columns(4, vertical_alignment="bottom")
-cols[0].metric("Check-ins", f"{total:,}", help=f"From {start} to {end}")
+cols[0].metric("Check-ins", f"{total:,}", help=f"From {escape_markdown(start)} to {escape_markdown(end)}")
 cols[1].metric(
     "Mean sentiment",
     f"{mean:+.2f}",
@@ -89,7 +91,7 @@ text_ok = trends.may_export_text(user, settings().export_text)
 with_text = text_ok and cols[3].toggle("With text", value=False, help="Add the message text to the CSV")
 cols[3].download_button(
     "Download CSV",
-    data=lambda: trends.export_csv(
+    data=lambda: csv_bytes(
         trends.export_rows(
             store,
             user,
@@ -126,9 +128,9 @@ if heat.total == 0:
     st.stop()
 shown = len(heat.participants)
 if shown < heat.total:
-    right.caption(f"The {shown} of {heat.total} participants with the lowest mean sentiment, lowest first.")
+    right.caption(f"The {shown:,} of {heat.total:,} participants with the lowest mean sentiment, lowest first.")
 else:
-    right.caption(f"All {heat.total} participants with check-ins in the range, lowest mean sentiment first.")
+    right.caption(f"All {heat.total:,} participants with check-ins in the range, lowest mean sentiment first.")
 st.plotly_chart(heatmap_figure(heat, frame["period"], grain), width="stretch", key="trend_heatmap")
 
 others = [p for p in trends.participants(store, user, [group]) if p not in set(heat.participants)]
@@ -143,7 +145,10 @@ if person is None:
     st.stop()
 
 line = trends.timeline(store, user, person, [group], start=start, end=end)
-st.markdown(f"**{escape_markdown(person)}** · {len(line)} check-in(s) from {start} to {end}, newest first")
+st.markdown(
+    f"**{escape_markdown(person)}** · {len(line):,} check-in(s) from {escape_markdown(start)} to "
+    f"{escape_markdown(end)}, newest first"
+)
 if line.empty:
     st.info("No check-ins from this participant in the range: widen the date range.")
     st.stop()
@@ -167,4 +172,4 @@ st.dataframe(
     },
 )
 if len(line) == trends.TIMELINE_ROWS:
-    st.caption(f"Showing the newest {trends.TIMELINE_ROWS}; narrow the date range to read older ones.")
+    st.caption(f"Showing the newest {trends.TIMELINE_ROWS:,}; narrow the date range to read older ones.")

@@ -1,13 +1,12 @@
 """Upload check-ins: the same ingest as `python -m services.cli ingest`, from the browser."""
 
-import json
-
-import pandas as pd
 import streamlit as st
 
 from dashboard.auth import require_role
+from dashboard.components import escape_markdown
 from dashboard.deps import show_error, workspace
 from services.errors import InvalidUpload, PulseError
+from services.exports import csv_bytes, read_rejected
 from services.health import effective_threshold
 from services.ingest import ingest
 
@@ -54,18 +53,18 @@ if upload is not None and st.button("Score and add to the workspace", type="prim
         st.stop()
     bar.empty()
     if report.repeated:
-        st.info(f"This file was already ingested: {report.summary()}")
+        st.info(f"This file was already ingested: {escape_markdown(report.summary())}")
     else:
-        st.success(report.summary())
+        st.success(escape_markdown(report.summary()))
     st.session_state["last_ingest"] = report.batch
     if report.quarantine_key:
-        rows = ws.store.get(report.quarantine_key).decode("utf-8", "backslashreplace").splitlines()
-        rejected = pd.DataFrame([json.loads(r) for r in rows if r.strip()])
-        st.subheader(f"{len(rejected)} rows set aside")
+        rejected = read_rejected(ws.store, report.quarantine_key)
+        st.subheader(f"{len(rejected):,} rows set aside")
         st.dataframe(rejected[["row", "reason"]], hide_index=True, width="stretch")
         st.download_button(
-            "Download rejected rows (JSON lines)",
-            data="\n".join(rows).encode(),
-            file_name=f"rejected-{report.batch}.jsonl",
-            mime="application/jsonl",
+            "Download rejected rows (CSV)",
+            data=csv_bytes(rejected),
+            file_name=f"rejected-{report.batch}.csv",
+            mime="text/csv",
+            icon=":material/download:",
         )

@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 
+import pandas as pd
+
 from services.errors import KeyNotFound, PulseError, StoreError
 from services.storage import ObjectStore
 
@@ -28,6 +30,8 @@ PREFIX = "audit/"
 ACTIONS = (
     "sign_in",
     "sign_in_refused",
+    "sign_in_locked",
+    "sign_in_unlocked",
     "label",
     "flag_urgent",
     "dataset_built",
@@ -147,6 +151,21 @@ def try_record(
         record(store, actor, role, action, target, details)
     except PulseError:
         log.error("audit event %s by %s was not recorded", action, actor)
+
+
+def events_frame(events: Iterable[AuditEvent]) -> pd.DataFrame:
+    """Events as the audit page shows and exports them: one row each, details in words."""
+    shown = list(events)
+    return pd.DataFrame(
+        {
+            "when (UTC)": [e.at[:19].replace("T", " ") for e in shown],
+            "who": [e.actor for e in shown],
+            "role": [e.role or "—" for e in shown],
+            "action": [e.action.replace("_", " ") for e in shown],
+            "target": [e.target for e in shown],
+            "details": [", ".join(f"{k}: {v}" for k, v in e.details.items()) for e in shown],
+        }
+    )
 
 
 def rows_per_split(counts: Mapping[str, Mapping[str, int]]) -> dict[str, object]:

@@ -11,8 +11,10 @@ from functools import cache
 
 import bcrypt
 
+from services import audit
 from services.errors import AuthError, KeyNotFound
 from services.storage import ObjectStore
+from services.throttle import Throttle
 
 ROLES = ("manager", "annotator", "admin")
 USERS_KEY = "auth/users.json"
@@ -103,6 +105,52 @@ def known_user_names(store: ObjectStore) -> set[str]:
 def _dummy_hash() -> bytes:
     # Checked against when the user name is unknown, so a wrong name costs as long as a wrong password.
     return bcrypt.hashpw(b"pulse-dummy-password", bcrypt.gensalt())
+
+
+class SignInRefused(AuthError):
+    """A password sign-in that did not succeed; the message is the same for unknown names."""
+
+
+WRONG = "Unknown user name or wrong password."
+
+
+def _wait(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+def password_sign_in(store: ObjectStore, name: str, password: str, *, client: str, throttle: Throttle) -> User:
+    """The user whose name and password these are, or `SignInRefused` with what to tell them.
+
+    Each failure makes the next attempt wait longer, for that name and for that client address; too
+    many lock them for the lockout window (audited). Unknown names get exactly the answers a known
+    name with a wrong password gets. A success starts the name's count again."""
+    name = name.strip()
+    subjects = {"user": throttle.subject("user", name), "client": throttle.subject("client", client or "unknown")}
+    wait, locked = throttle.wait_seconds(*subjects.values())
+    if wait > 0:
+        if locked:
+            raise SignInRefused(
+                f"Sign-in is locked after too many failed attempts: try again in {_wait(wait)}, "
+                "or ask an admin to lift the lock."
+            )
+        raise SignInRefused(f"Too many failed attempts: wait {_wait(wait)} before trying again.")
+    user = verify(store, name, password)
+    # The name is recorded only when it is a known user's: a typo'd name may be a password.
+    target = name if user is not None or name in known_user_names(store) else "unknown"
+    if user is None:
+        audit.try_record(store, target, "", "sign_in_refused", "password")
+        message = WRONG
+        for scope, subject in subjects.items():
+            after = throttle.failed(subject)
+            if after.locked:  # this failure locked it: attempts while locked are refused before counting
+                minutes = round(throttle.limits.lockout_seconds / 60, 1)
+                details = {"scope": scope, "failures": after.failures, "minutes": minutes}
+                audit.try_record(store, target, "", "sign_in_locked", "password", details)
+                message = f"{WRONG} Too many failed attempts: sign-in is locked for {_wait(after.wait_seconds)}."
+        raise SignInRefused(message)
+    throttle.clear(subjects["user"])  # not the client's: one known password must not reset a guesser
+    audit.try_record(store, user.name, user.role, "sign_in", "password")
+    return user
 
 
 def verify(store: ObjectStore, name: str, password: str) -> User | None:

@@ -104,6 +104,23 @@ def cmd_add_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_unlock(args: argparse.Namespace) -> int:
+    """Lift a sign-in lockout (or a delay) of a user name, or of a client address with --client."""
+    from services.audit import try_record
+    from services.throttle import Limits, Throttle
+
+    ws = open_workspace(_settings(args))
+    throttle = Throttle(ws.store, Limits.from_settings(ws.settings))
+    kind, value = ("client", args.client) if args.client else ("user", args.name)
+    if not value:
+        raise PulseError("name a user, or a client address with --client")
+    before = throttle.clear(throttle.subject(kind, value))
+    state = "was locked" if before.locked and before.wait_seconds > 0 else "was not locked"
+    print(f"{kind} {value}: {state} ({before.failures} recent failed attempts); the count is lifted")
+    try_record(ws.store, args.by, "cli", "sign_in_unlocked", value, {"scope": kind, "failures": before.failures})
+    return 0
+
+
 def cmd_dataset(args: argparse.Namespace) -> int:
     from services.datasets import build_dataset
 
@@ -258,6 +275,11 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--groups", help="comma-separated groups a manager may see")
     sp.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     sp.set_defaults(func=cmd_add_user)
+    sp = command("unlock", "lift a password sign-in lockout of a user name (or of a client address)")
+    sp.add_argument("name", nargs="?", default="")
+    sp.add_argument("--client", help="a client address instead of a user name")
+    sp.add_argument("--by", default=getpass.getuser())
+    sp.set_defaults(func=cmd_unlock)
     sp = command("dataset", "build a dataset version from the base corpus and all human labels")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--validation-share", type=float, default=0.2)

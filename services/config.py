@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     review_threshold: float = Field(default=0.6, gt=0.0, lt=1.0)
     max_text_chars: int = Field(default=2000, ge=100, le=100_000)
     max_upload_mb: int = Field(default=50, ge=1, le=2000)
+    # Password sign-in: after each failure the next attempt waits longer (this many seconds, doubled
+    # each time); this many failures within the lockout window lock the name (or a client address,
+    # with its own, higher limit) for the window. An admin lifts a lockout with `services.cli unlock`.
+    signin_delay_seconds: float = Field(default=1.0, ge=0.0, le=60.0)
+    signin_max_failures: int = Field(default=5, ge=1, le=100)
+    signin_client_max_failures: int = Field(default=20, ge=1, le=1000)
+    signin_lockout_minutes: float = Field(default=15.0, gt=0.0, le=24 * 60.0)
     # Model lifecycle
     gate_margin: float = Field(default=0.01, ge=0.0, le=1.0)  # largest macro-F1 drop a promotion may cause
     # SageMaker (backend "aws")

@@ -20,7 +20,6 @@ The queue itself is built in memory from the small index files, so a click never
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import itertools
@@ -40,7 +39,7 @@ from services.auth import User
 from services.errors import AlreadyExists, KeyNotFound, PulseError, StoreError, StoreUnavailable
 from services.labels import DECISIONS, Label, label_key, labels_for_item, read_labels, retract_label
 from services.model import prepare
-from services.storage import ObjectStore
+from services.storage import ObjectStore, workspace_secret
 
 if TYPE_CHECKING:
     from services.endpoint import Endpoint
@@ -144,13 +143,7 @@ PSEUDONYM_KEY = "settings/pseudonym.key"
 def workspace_pseudonym_key(store: ObjectStore) -> bytes:
     """The workspace's random pseudonym key, created once (create-if-absent, so every replica ends up
     with the same key). Without the key, a pseudonym cannot be matched to a participant id."""
-    try:
-        return store.get(PSEUDONYM_KEY)
-    except KeyNotFound:
-        pass
-    with contextlib.suppress(AlreadyExists):  # another replica made it first: use theirs
-        store.put(PSEUDONYM_KEY, secrets.token_bytes(32), if_absent=True)
-    return store.get(PSEUDONYM_KEY)
+    return workspace_secret(store, PSEUDONYM_KEY)
 
 
 def needs_two(item_id: str, double_share: float) -> bool:

@@ -3,9 +3,11 @@ an S3 bucket/prefix. Everything Pulse keeps lives here, so app replicas hold no 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
+import secrets
 import tempfile
 import time
 from collections.abc import Iterator
@@ -263,6 +265,18 @@ class S3Store:
             self.client.delete_object(Bucket=self.bucket, Key=full)
         except self._errors() as exc:
             raise self._fail(exc, key) from exc
+
+
+def workspace_secret(store: ObjectStore, key: str) -> bytes:
+    """A random 32-byte secret kept in the store under `key`, created once (create-if-absent, so
+    every replica ends up with the same one). Readable only by whoever can read the store itself."""
+    try:
+        return store.get(key)
+    except KeyNotFound:
+        pass
+    with contextlib.suppress(AlreadyExists):  # another replica made it first: use theirs
+        store.put(key, secrets.token_bytes(32), if_absent=True)
+    return store.get(key)
 
 
 def s3_client(settings: Settings) -> Any:

@@ -610,21 +610,3 @@ def export_rows(
 def may_export_text(user: User, managers_may_export_text: bool) -> bool:
     """Whether `user` may export message text: admins yes, managers when the setting allows it."""
     return user.role == "admin" or (user.role == "manager" and managers_may_export_text)
-
-
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
-
-
-def export_csv(frame: pd.DataFrame) -> bytes:
-    """CSV bytes of an export. Text cells that a spreadsheet would run as a formula get a leading
-    apostrophe (CSV injection)."""
-
-    def defuse(value: object) -> object:
-        return "'" + value if isinstance(value, str) and value.startswith(_FORMULA) else value
-
-    safe = frame.copy()
-    for column in safe.columns:
-        if pd.api.types.is_object_dtype(safe[column]) or pd.api.types.is_string_dtype(safe[column]):
-            safe[column] = safe[column].map(defuse)
-    text: str = safe.to_csv(index=False)
-    return text.encode("utf-8")

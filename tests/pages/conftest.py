@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,6 +46,11 @@ def run_app(app_env: Path) -> Callable[..., AppTest]:
         return at
 
     return run
+
+
+def shown(markdown: object) -> str:
+    """What a person reads of Markdown built with `escape_markdown`: its escapes and word joiners gone."""
+    return re.sub(r"\\(.)", r"\1", str(markdown)).replace("\u2060", "")
 
 
 def rendered_text(at: AppTest) -> str:

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from services.datasets import DatasetError
 from services.labels import Label, save_label
 from services.storage import LocalStore
-from tests.pages.conftest import ROOT, rendered_text
+from tests.pages.conftest import ROOT, rendered_text, shown
 
 DATA = str(ROOT / "pages" / "admin_data.py")
 HEALTH = str(ROOT / "pages" / "admin_health.py")
@@ -73,7 +73,7 @@ def test_building_a_dataset_from_the_page(run_app, app_env: Path) -> None:  # ty
     (manifest_key,) = [k for k in store.list("datasets/") if k.endswith("manifest.json")]
     version = manifest_key.split("/")[1]
     assert store.exists(f"datasets/{version}/train.txt") and store.exists(f"datasets/{version}/validation.txt")
-    assert version in at.success[0].value and "conflicts resolved" in at.success[0].value
+    assert version in shown(at.success[0].value) and "conflicts resolved" in at.success[0].value
     manifest = json.loads(store.get(manifest_key))
     assert manifest["created_by"] == "demo-admin" and manifest["sources"]["human"] == 3
 
@@ -96,14 +96,14 @@ def test_admin_sees_model_health_and_costs(run_app) -> None:  # type: ignore[no-
     assert len(at.get("plotly_chart")) >= 5  # health, label mix, histogram, review preview, costs
     metrics = {m.label: m.value for m in at.metric}
     assert float(metrics["Check-ins per day (last 7 days)"]) > 5
-    assert metrics["Real-time endpoint"] == "$47.45 / month"  # 730 h x $0.065 x 1
+    assert shown(metrics["Real-time endpoint"]) == "$47.45 / month"  # 730 h x $0.065 x 1
     text = rendered_text(at)
     assert "cheaper" in text and "PULSE_REVIEW_THRESHOLD" in text
     # A dearer instance moves the estimate at once.
     instance = next(n for n in at.number_input if n.label.startswith("Real-time: $ per instance-hour"))
     instance.set_value(0.13)
     at.run()
-    assert {m.label: m.value for m in at.metric}["Real-time endpoint"] == "$94.90 / month"
+    assert shown({m.label: m.value for m in at.metric}["Real-time endpoint"]) == "$94.90 / month"
 
 
 def test_threshold_preview_and_save_with_confirmation(run_app, app_env: Path) -> None:  # type: ignore[no-untyped-def]
@@ -124,7 +124,7 @@ def test_threshold_preview_and_save_with_confirmation(run_app, app_env: Path) ->
     assert not at.exception and not at.error
     saved = json.loads(store.get("settings/review_threshold.json"))
     assert saved["threshold"] == 0.45 and saved["set_by"] == "demo-admin" and saved["previous"] == 0.6
-    assert "set to 0.45" in at.success[0].value
+    assert "set to 0.45" in shown(at.success[0].value)
     assert "set by demo-admin" in rendered_text(at).replace("\\", "")  # names are markdown-escaped
 
 

@@ -18,7 +18,7 @@ from services.jobs import list_runs, wait_for
 from services.model import TrainParams, fasttext_line, train
 from services.registry import ARTIFACT, ModelCard, fetch_model, list_versions, new_version, register
 from services.storage import LocalStore
-from tests.pages.conftest import ROOT, rendered_text
+from tests.pages.conftest import ROOT, rendered_text, shown
 
 TRAINING = "pages/admin_training.py"
 MODELS = "pages/admin_models.py"
@@ -66,13 +66,13 @@ def live(root: Path) -> str:
 
 
 def button(at: AppTest, starts_with: str):  # type: ignore[no-untyped-def]
-    found = [b for b in at.button if b.label.startswith(starts_with)]
+    found = [b for b in at.button if shown(b.label).startswith(starts_with)]
     assert found, [b.label for b in at.button]
     return found[0]
 
 
 def number_input(at: AppTest, starts_with: str):  # type: ignore[no-untyped-def]
-    found = [n for n in at.number_input if n.label.startswith(starts_with)]
+    found = [n for n in at.number_input if shown(n.label).startswith(starts_with)]
     assert found, [n.label for n in at.number_input]
     return found[0]
 
@@ -127,7 +127,7 @@ def test_a_run_started_from_the_page_ends_in_the_registry(run_app, app_env: Path
 
     at.run()  # the page finds the run in the store (as after a browser refresh)
     assert not at.exception
-    assert any(done.run.model_version in s.value and "Models & deploy" in s.value for s in at.success)
+    assert any(done.run.model_version in shown(s.value) and "Models & deploy" in shown(s.value) for s in at.success)
     table = at.dataframe[-1].value
     assert list(table["status"]) == ["Completed"]
     assert list(table["model version"]) == [done.run.model_version]
@@ -139,11 +139,11 @@ def test_an_out_of_range_hyperparameter_shows_the_range(run_app) -> None:  # typ
     number_input(at, "Epochs").set_value(500)
     at.run()
     assert not at.exception
-    assert any("epoch=500 is outside 1..100" in e.value for e in at.error)
+    assert any("epoch=500 is outside 1..100" in shown(e.value) for e in at.error)
     assert button(at, "Start training").disabled
     number_input(at, "Learning rate").set_value(9.0)
     at.run()
-    message = " ".join(e.value for e in at.error)
+    message = " ".join(shown(e.value) for e in at.error)
     assert "epoch=500 is outside 1..100" in message and "lr=9.0 is outside 0.001..2" in message
 
 
@@ -154,7 +154,7 @@ def test_promote_and_rollback_through_the_page(run_app, app_env: Path, prepared:
     at = run_app("admin", MODELS)
     at.selectbox(key="models_version").set_value(prepared.equal)
     at.run()
-    assert any("passes" in s.value for s in at.success)
+    assert any("passes" in shown(s.value) for s in at.success)
     button(at, f"Promote {prepared.equal}").click()
     at.run()
     assert live(app_env) == prepared.live  # nothing happens before the confirmation
@@ -162,8 +162,8 @@ def test_promote_and_rollback_through_the_page(run_app, app_env: Path, prepared:
     at.run()
     assert not at.exception
     assert live(app_env) == prepared.equal
-    assert any(f"{prepared.equal} is live" in s.value for s in at.success)
-    assert not [b for b in at.button if b.label.startswith(f"Promote {prepared.equal}")]  # it is live now
+    assert any(f"{prepared.equal} is live" in shown(s.value) for s in at.success)
+    assert not [b for b in at.button if shown(b.label).startswith(f"Promote {prepared.equal}")]  # it is live now
     history = at.dataframe  # the history table names who and why
     assert any(
         "demo-admin" in df.value.to_csv() and "promoted from the Models page" in df.value.to_csv() for df in history
@@ -176,7 +176,7 @@ def test_promote_and_rollback_through_the_page(run_app, app_env: Path, prepared:
     at.run()
     assert not at.exception
     assert live(app_env) == prepared.live
-    assert any("Rolled back" in s.value for s in at.success)
+    assert any("Rolled back" in shown(s.value) for s in at.success)
     dep = current(LocalStore(app_env))
     assert dep is not None and dep.reason.startswith("rollback:") and dep.deployed_by == "demo-admin"
 
@@ -185,7 +185,7 @@ def test_a_refused_gate_needs_a_written_override_which_is_recorded(run_app, app_
     at = run_app("admin", MODELS)
     at.selectbox(key="models_version").set_value(prepared.tiny)
     at.run()
-    assert any("is refused" in w.value for w in at.warning)
+    assert any("is refused" in shown(w.value) for w in at.warning)
     assert button(at, f"Promote {prepared.tiny}").disabled  # no override reason yet
     at.text_area(key="override_reason").input("known issue, approved by the ops lead")
     at.run()
@@ -217,13 +217,13 @@ def test_promoting_a_version_without_its_artifact_shows_the_error_and_switches_n
     at = run_app("admin", MODELS)
     at.selectbox(key="models_version").set_value(prepared.equal)
     at.run()
-    assert any("missing" in e.value for e in at.error)  # the gate cannot score it
+    assert any("missing" in shown(e.value) for e in at.error)  # the gate cannot score it
     button(at, f"Promote {prepared.equal}").click()
     at.run()
     at.button(key="confirm-promote").click()
     at.run()
     assert not at.exception
-    assert any("missing" in e.value and "Nothing was switched" in e.value for e in at.error)
+    assert any("missing" in shown(e.value) and "Nothing was switched" in shown(e.value) for e in at.error)
     assert (app_env / CURRENT).read_bytes() == before
     assert sorted((app_env / "deployments" / "history").iterdir()) == history
     assert not (app_env / "deployments" / "lock.json").exists()
@@ -244,7 +244,7 @@ def test_promoting_twice_deploys_once(run_app, app_env: Path, prepared: Prepared
     second.button(key="confirm-promote").click()
     second.run()
     assert not second.exception
-    assert any("already live" in e.value for e in second.error), rendered_text(second)
+    assert any("already live" in shown(e.value) for e in second.error), rendered_text(second)
     assert live(app_env) == prepared.equal
     assert len(list((app_env / "deployments" / "history").iterdir())) == history + 1
 

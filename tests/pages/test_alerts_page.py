@@ -16,7 +16,7 @@ from services.config import load_settings
 from services.ingest import ingest
 from services.storage import LocalStore
 from services.workspace import open_workspace
-from tests.pages.conftest import ROOT, USERS, rendered_text
+from tests.pages.conftest import ROOT, USERS, rendered_text, shown
 
 PAGE = "pages/alerts.py"
 
@@ -92,7 +92,7 @@ def test_acknowledge_then_resolve_through_the_page(run_app, app_env: Path) -> No
     at.text_input(key=f"alert-note-{target.id}").input("called them this morning")
     at.button(key="alert-ack").click()
     at.run()
-    assert not at.exception and at.success[0].value == "Alert acknowledged."
+    assert not at.exception and shown(at.success[0].value) == "Alert acknowledged."
     history = at.dataframe[-1].value
     assert list(history["status"]) == ["acknowledged"] and list(history["by"]) == ["demo-manager"]
     assert list(history["note"]) == ["called them this morning"]
@@ -103,7 +103,7 @@ def test_acknowledge_then_resolve_through_the_page(run_app, app_env: Path) -> No
     at.text_input(key=f"alert-note-{target.id}").input("back to normal, spoke with HR")
     at.button(key="alert-resolve").click()
     at.run()
-    assert not at.exception and at.success[0].value == "Alert resolved."
+    assert not at.exception and shown(at.success[0].value) == "Alert resolved."
     (stored,) = [a for a in list_alerts(store, USERS["manager"]) if a.id == target.id]
     assert stored.status == "resolved" and [c.by for c in stored.history] == ["demo-manager", "demo-manager"]
     assert target.id not in at.selectbox(key="alert-choice").options  # resolved ones are filtered out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pandas as pd
 import pytest
@@ -10,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from services.labeling import LabelingService, needs_two
 from services.storage import LocalStore
-from tests.pages.conftest import APP, PAGE_FILES, ROOT, rendered_text
+from tests.pages.conftest import APP, PAGE_FILES, ROOT, rendered_text, shown
 
 ALLOWED = {
     "home.py": {"manager", "annotator", "admin"},
@@ -110,7 +111,7 @@ def test_bad_setting_stops_the_app_with_its_name(app_env, monkeypatch) -> None: 
     monkeypatch.setenv("PULSE_BACKEND", "ftp")
     at = AppTest.from_file(APP, default_timeout=30).run()
     assert not at.exception
-    assert "PULSE_BACKEND" in at.error[0].value and "'local'" in at.error[0].value
+    assert "PULSE_BACKEND" in shown(at.error[0].value) and "'local'" in shown(at.error[0].value)
 
 
 def _upload(run_app, name: str, data: bytes) -> AppTest:  # type: ignore[no-untyped-def]
@@ -171,6 +172,11 @@ def test_password_sign_in(app_env, monkeypatch) -> None:  # type: ignore[no-unty
     at.text_input[1].input("correct horse battery")
     at.button[0].click()
     at.run()
+    assert "wait 1 s before trying again" in at.error[0].value  # right, but too soon after a failure
+    assert "pulse_user" not in at.session_state
+    time.sleep(1.0)
+    at.button[0].click()
+    at.run()
     assert not at.exception
     assert at.session_state["pulse_user"] == {"name": "maria", "role": "manager", "groups": ["Support desk"]}
     assert {m.label: m.value for m in at.metric}["Groups"] == "1"
@@ -184,7 +190,7 @@ def test_missing_bucket_is_reported_not_crashed(app_env, monkeypatch, moto_endpo
     at.session_state["pulse_user"] = {"name": "a", "role": "admin", "groups": []}
     at.run()
     assert not at.exception
-    assert "no-such-bucket-here" in at.error[0].value and "does not exist" in at.error[0].value
+    assert "no-such-bucket-here" in shown(at.error[0].value) and "does not exist" in at.error[0].value
 
 
 def test_review_labels_from_the_buttons_and_the_queue_shrinks(run_app, app_env) -> None:  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ import pytest
 from services import trends
 from services.auth import User
 from services.errors import AuthError
+from services.exports import csv_bytes
 from services.labels import Label, retract_label, save_label
 from services.scored import SCHEMA, partition_key, partitions
 from services.storage import LocalStore, ObjectStore
@@ -448,7 +449,7 @@ def test_export_rows_and_csv(store: LocalStore) -> None:
     assert list(full.columns) == [*trends.EXPORT_COLUMNS, "text"] and list(full["participant"]) == ["p", "q"]
     bare = trends.export_rows(store, ADMIN, ["G"], participants=["q"], include_text=False)
     assert "text" not in bare.columns and list(bare["participant"]) == ["q"]
-    csv = trends.export_csv(full).decode()
+    csv = csv_bytes(full).decode()
     assert "'=HYPERLINK" in csv and "fine, thanks" in csv
 
 
