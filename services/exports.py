@@ -54,7 +54,8 @@ def read_rejected(store: ObjectStore, quarantine_key: str) -> pd.DataFrame:
         except json.JSONDecodeError:
             continue
         if isinstance(record, dict):
-            raw = record.get("raw") if isinstance(record.get("raw"), dict) else {}
+            raw = record.get("raw")
+            raw = raw if isinstance(raw, dict) else {}
             records.append({"row": record.get("row"), "reason": record.get("reason", ""), **_fields(raw.items())})
     frame = pd.DataFrame.from_records(records)
     return frame if len(frame.columns) else pd.DataFrame(columns=["row", "reason"])
