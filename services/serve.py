@@ -17,13 +17,15 @@ so that client code written for a SageMaker BlazingText endpoint talks to it unc
   error is reported the way SageMaker reports a container's error: HTTP 424 `ModelError` carrying
   the original status code and message.
 
-Bad input is a 400 with `{"error": ...}`; a body over 5 MiB is a 413; wrong method 405; unknown
-path 404. Message texts are never logged nor echoed in errors (access logs name method, path and
-status only).
+Bad input is a 400 with `{"error": ...}`; a body over 5 MiB, or one instance over 20,000
+characters (`MAX_INSTANCE_CHARS`), is a 413; wrong method 405; unknown path 404. A connection that
+has not sent complete headers within 10 s is closed. Message texts are never logged nor echoed in
+errors (access logs name method, path and status only).
 
-Scoring runs on the event loop by default, and the requests whose bodies arrived in the same turn of
-the loop are scored in one call (`Coalescer`): a model's cost per call (the linear model's most of
-all) is then paid once for many requests, not once each. fastText holds the GIL while it predicts, so
+Scoring runs on the event loop by default, and the requests waiting to be scored are scored together
+(`Coalescer`): a model's cost per call (the linear model's most of all) is then paid once for many
+requests, not once each. A large batch is scored in chunks of about 32,000 characters with a turn of
+the loop between two, so /ping answers within SageMaker's 2 s whatever is being scored. fastText holds the GIL while it predicts, so
 a thread pool cannot score in parallel; it only adds a hand-off per request. Under 1,000 clients
 (tests/benchmarks/test_serve_load.py) scoring on 4 threads served fewer requests per second, with
 more CPU per request, than scoring on the event loop.
@@ -66,6 +68,16 @@ access_log = logging.getLogger(__name__ + ".access")
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 MAX_INSTANCES = 1000
+# One instance at most this long (a check-in is cut to PULSE_MAX_TEXT_CHARS, 2,000 by default,
+# before it is prepared): the model scores one instance in one call, which nothing can split.
+MAX_INSTANCE_CHARS = 20_000
+# Scoring gives the event loop a turn after this much text, so /ping (SageMaker's health check,
+# which must answer within 2 s) and other requests are served while a large batch is scored.
+CHUNK_CHARS = 32_000
+CHUNK_INSTANCES = 512
+# A connection must send its complete request headers within this many seconds of opening (or of
+# its previous request), else it is closed; SageMaker's own examples keep no idle connection at all.
+HEADER_TIMEOUT_SECONDS = 10.0
 DEFAULT_K = 1  # as BlazingText
 MAX_K = 3
 VERSION_HEADER = "X-Pulse-Model-Version"
@@ -116,6 +128,10 @@ def parse_request(body: bytes, content_type: str | None) -> tuple[list[str], int
     for i, text in enumerate(instances):
         if not isinstance(text, str):
             raise ApiError(400, f"instances[{i}] is not a string (got {_json_type(text)})")
+        if len(text) > MAX_INSTANCE_CHARS:
+            raise ApiError(
+                413, f"instances[{i}] has {len(text):,} characters: at most {MAX_INSTANCE_CHARS:,} per instance"
+            )
         if "\n" in text:  # fastText scores one line; a preprocessed text never has a line break
             raise ApiError(400, f"instances[{i}] contains a line break: send each text as one line of tokens")
         if not text.isascii():
@@ -173,27 +189,58 @@ class Temperatures:
         return self._known[version]
 
 
+Answer = asyncio.Future[tuple[str, list[Prediction]]]
+
+
+def chunks(texts: list[str], max_chars: int = CHUNK_CHARS, max_texts: int = CHUNK_INSTANCES) -> list[list[str]]:
+    """`texts` in order, cut into runs of at most `max_texts` texts and about `max_chars` characters
+    (a run holds at least one text, however long)."""
+    out: list[list[str]] = [[]]
+    size = 0
+    for text in texts:
+        if out[-1] and (len(out[-1]) >= max_texts or size + len(text) > max_chars):
+            out.append([])
+            size = 0
+        out[-1].append(text)
+        size += len(text)
+    return out
+
+
 class Coalescer:
-    """Scores, in one `endpoint.score` call, every request that asked in the same turn of the event
-    loop; each gets its own slice of the predictions and the version that made all of them.
-    Predictions do not depend on what else is in the batch (each text is scored on its own)."""
+    """Scores, in as few `endpoint.score` calls as it can, every request waiting to be scored; each
+    gets its own slice of the predictions and the version that made all of them. Predictions do
+    not depend on what else is in the batch (each text is scored on its own).
+
+    One worker scores at a time, a batch in `chunks`, giving the event loop a turn between two
+    chunks: a large request never keeps /ping waiting for more than one chunk. Requests that arrive
+    meanwhile are scored together in the next batch."""
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
-        self._pending: list[tuple[list[str], asyncio.Future[tuple[str, list[Prediction]]]]] = []
+        self._pending: list[tuple[list[str], Answer]] = []
+        self._worker: asyncio.Task[None] | None = None
 
-    def score(self, instances: list[str]) -> asyncio.Future[tuple[str, list[Prediction]]]:
+    def score(self, instances: list[str]) -> Answer:
         loop = asyncio.get_running_loop()
-        answer: asyncio.Future[tuple[str, list[Prediction]]] = loop.create_future()
+        answer: Answer = loop.create_future()
         self._pending.append((instances, answer))
-        if len(self._pending) == 1:
-            loop.call_soon(self._flush)
+        if self._worker is None:
+            self._worker = loop.create_task(self._work())
         return answer
 
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, []
+    async def _work(self) -> None:
         try:
-            version, predictions = self.endpoint.score([text for instances, _ in batch for text in instances])
+            await asyncio.sleep(0)  # the requests whose bodies arrived in this turn join the batch
+            while self._pending:
+                batch, self._pending = self._pending, []
+                await self._score(batch)
+        finally:
+            self._worker = None
+
+    async def _score(self, batch: list[tuple[list[str], Answer]]) -> None:
+        texts = [text for instances, _ in batch for text in instances]
+        try:
+            version, predictions = await self._score_chunks(texts)
         except Exception as exc:  # noqa: BLE001 (each waiting request gets it, as it would have alone)
             for _, answer in batch:
                 if not answer.done():
@@ -204,6 +251,21 @@ class Coalescer:
             if not answer.done():  # a client that went away cancelled its wait
                 answer.set_result((version, predictions[start : start + len(instances)]))
             start += len(instances)
+
+    async def _score_chunks(self, texts: list[str]) -> tuple[str, list[Prediction]]:
+        parts = chunks(texts)
+        while True:
+            versions: set[str] = set()
+            predictions: list[Prediction] = []
+            for n, part in enumerate(parts):
+                if n:
+                    await asyncio.sleep(0)  # /ping and new requests are served between two chunks
+                version, scored = self.endpoint.score(part)
+                versions.add(version)
+                predictions.extend(scored)
+            if len(versions) == 1:
+                return version, predictions
+            # A new model went live between two chunks: score it all again, so one version made it all.
 
 
 class _Handler(tornado.web.RequestHandler):
@@ -428,9 +490,15 @@ def make_app(
     )
 
 
-def make_server(app: tornado.web.Application) -> tornado.httpserver.HTTPServer:
-    """An HTTP server for `app` with the limits `run` uses (call `.listen` on it inside a loop)."""
-    return tornado.httpserver.HTTPServer(app, max_body_size=SERVER_MAX_BODY_BYTES, body_timeout=60.0)
+def make_server(
+    app: tornado.web.Application, *, header_timeout: float = HEADER_TIMEOUT_SECONDS
+) -> tornado.httpserver.HTTPServer:
+    """An HTTP server for `app` with the limits `run` uses (call `.listen` on it inside a loop): a
+    connection whose request headers are not complete within `header_timeout` seconds is closed
+    (tornado's idle timeout is that same clock), a body must arrive within 60 s."""
+    return tornado.httpserver.HTTPServer(
+        app, max_body_size=SERVER_MAX_BODY_BYTES, body_timeout=60.0, idle_connection_timeout=header_timeout
+    )
 
 
 def run(

@@ -8,6 +8,7 @@ import asyncio
 import http.client
 import json
 import logging
+import random
 import shutil
 import socket
 import threading
@@ -23,9 +24,18 @@ import tornado.netutil
 
 from services.deployment import deploy_local, require_current
 from services.endpoint import Endpoint, LocalEndpoint
-from services.model import TrainParams, apply_temperature, fasttext_line, train
+from services.model import Prediction, TrainParams, apply_temperature, fasttext_line, train
 from services.registry import ModelCard, fetch_model, load_card, new_version, register
-from services.serve import MAX_BODY_BYTES, MAX_INSTANCES, VERSION_HEADER, make_app, make_server
+from services.serve import (
+    HEADER_TIMEOUT_SECONDS,
+    MAX_BODY_BYTES,
+    MAX_INSTANCE_CHARS,
+    MAX_INSTANCES,
+    VERSION_HEADER,
+    chunks,
+    make_app,
+    make_server,
+)
 from services.storage import LocalStore
 
 LABELS = {"__label__negative", "__label__neutral", "__label__positive"}
@@ -36,8 +46,16 @@ SECRET = "zebracakes"  # a word that must never come back in an error or reach a
 class Server:
     """The app on 127.0.0.1 (a free port picked by the OS) with its own event loop in a thread."""
 
-    def __init__(self, endpoint: Endpoint, *, executor: Executor | None = None, endpoint_name: str | None = None):
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        executor: Executor | None = None,
+        endpoint_name: str | None = None,
+        header_timeout: float = HEADER_TIMEOUT_SECONDS,
+    ):
         self.app = make_app(endpoint, executor=executor, endpoint_name=endpoint_name)
+        self.header_timeout = header_timeout
         sockets = tornado.netutil.bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
         self.port = int(sockets[0].getsockname()[1])
         self._sockets = sockets
@@ -51,7 +69,7 @@ class Server:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        server = make_server(self.app)
+        server = make_server(self.app, header_timeout=self.header_timeout)
         server.add_sockets(self._sockets)
         self._ready.set()
         await self._stop.wait()
@@ -604,3 +622,129 @@ def test_the_sagemaker_endpoint_client_talks_to_the_server(calibrated: tuple[Ser
     assert [p.label for p in remote] == [p.label for p in local]
     for r, want in zip(remote, local, strict=True):
         assert r.probs == pytest.approx(want.probs)
+
+
+# --- a server that stays healthy under large requests ----------------------------------------
+
+
+def big_instances(n: int, chars: int, seed: int) -> list[str]:
+    """`n` texts of `chars` characters of made-up words (few repeat, as in a hostile payload)."""
+    rng = random.Random(seed)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    out = []
+    for _ in range(n):
+        words = " ".join("".join(rng.choices(letters, k=rng.randint(3, 10))) for _ in range(chars // 6 + 1))
+        out.append(words[:chars].strip())
+    return out
+
+
+def ping_while(port: int, busy: threading.Event, done: threading.Event) -> list[tuple[float, float, int]]:
+    """GET /ping every 0.1 s from `busy` until `done`, each on a new connection with SageMaker's 2 s
+    timeout: (sent, seconds to answer, status; 0 for a timeout) per probe."""
+    busy.wait(10)
+    probes = []
+    while not done.is_set():
+        sent = time.monotonic()
+        try:
+            status = call(port, "GET", "/ping", conn=http.client.HTTPConnection("127.0.0.1", port, timeout=2)).status
+        except (TimeoutError, OSError):
+            status = 0
+        probes.append((sent, time.monotonic() - sent, status))
+        time.sleep(0.1)
+    return probes
+
+
+@pytest.mark.parametrize(("clients", "requests", "shape"), [(1, 1, (1000, 4900)), (2, 3, (250, 4900))])
+def test_ping_answers_while_large_requests_are_scored(
+    server: Server, clients: int, requests: int, shape: tuple[int, int]
+) -> None:
+    """The hostile tester's case: 1,000 instances of 4.9 KB (4.9 MB: the event loop was blocked 9 s
+    here before scoring was chunked), by one client, or three requests in a row by each of two
+    clients, while SageMaker probes /ping with a 2 s timeout."""
+    bodies = [json.dumps({"instances": big_instances(*shape, seed=s)}).encode() for s in range(clients * requests)]
+    assert max(map(len, bodies)) < MAX_BODY_BYTES
+    busy, done = threading.Event(), threading.Event()
+    spans: list[tuple[float, float]] = []
+
+    def client(mine: list[bytes]) -> list[int]:
+        statuses = []
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+        for body in mine:
+            start = time.monotonic()
+            busy.set()
+            statuses.append(call(server.port, "POST", "/invocations", raw=body, conn=conn).status)
+            spans.append((start, time.monotonic()))
+        conn.close()
+        return statuses
+
+    with ThreadPoolExecutor(clients + 1) as pool:
+        probing = pool.submit(ping_while, server.port, busy, done)
+        sending = [pool.submit(client, bodies[c::clients]) for c in range(clients)]
+        statuses = [s for f in sending for s in f.result()]
+        done.set()
+        probes = probing.result()
+    assert statuses == [200] * len(bodies)
+    first, last = min(s for s, _ in spans), max(e for _, e in spans)
+    during = [p for p in probes if first <= p[0] and p[0] + p[1] <= last]
+    assert during, "no probe was answered while the requests were scored"
+    assert [p for p in probes if p[2] != 200] == []  # every probe answered, none timed out
+
+
+def test_one_instance_over_the_cap_is_a_413_that_names_the_cap(server: Server) -> None:
+    reply = call(server.port, "POST", "/invocations", {"instances": ["ok", "x" * (MAX_INSTANCE_CHARS + 1)]})
+    assert (
+        reply.status == 413
+        and f"{MAX_INSTANCE_CHARS:,}" in reply.json["error"]
+        and "instances[1]" in reply.json["error"]
+    )
+    assert call(server.port, "POST", "/invocations", {"instances": ["x" * MAX_INSTANCE_CHARS]}).status == 200
+
+
+def test_a_connection_that_never_finishes_its_headers_is_closed(endpoint: LocalEndpoint) -> None:
+    quick = Server(endpoint, header_timeout=1.0)
+    try:
+        with socket.create_connection(("127.0.0.1", quick.port), timeout=10) as slow:
+            slow.sendall(b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: applic")
+            started = time.monotonic()
+            assert slow.recv(1024) == b""  # closed by the server, not by our 10 s timeout
+            assert time.monotonic() - started < 8
+        assert call(quick.port, "GET", "/ping").status == 200  # a request that completes is served
+    finally:
+        quick.close()
+
+
+def test_chunks_keep_the_order_and_bound_the_text_per_call() -> None:
+    texts = [f"t{i} " + "x" * (i * 37 % 900) for i in range(2000)]
+    parts = chunks(texts, max_chars=5000, max_texts=64)
+    assert [t for part in parts for t in part] == texts
+    assert all(len(part) <= 64 and (len(part) == 1 or sum(map(len, part)) <= 5000) for part in parts)
+    assert chunks(["y" * 50_000], max_chars=5000) == [["y" * 50_000]]  # one long text is a chunk of its own
+
+
+class Swapping:
+    """An endpoint whose model changes after its first call, as a promotion would mid-batch."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def score(self, prepared: list[str]) -> tuple[str, list[Prediction]]:
+        self.calls += 1
+        version = "v1" if self.calls == 1 else "v2"
+        return version, [Prediction("neutral", 0.5, {"neutral": 0.5, "positive": 0.5}) for _ in prepared]
+
+    def version(self) -> str:
+        return "v2"
+
+    def refresh(self) -> None:
+        pass
+
+
+def test_a_model_swap_between_chunks_is_scored_again_by_one_version() -> None:
+    swapping = Swapping()
+    running = Server(swapping)  # type: ignore[arg-type]
+    try:
+        reply = call(running.port, "POST", "/invocations", {"instances": big_instances(300, 400, seed=1)})
+    finally:
+        running.close()
+    assert reply.status == 200 and reply.headers[VERSION_HEADER] == "v2" and len(reply.json) == 300
+    assert swapping.calls > len(chunks(big_instances(300, 400, seed=1)))  # the first pass was thrown away
