@@ -13,7 +13,7 @@ from services import audit
 from services.datasets import DatasetError, build_dataset
 from services.errors import PulseError
 from services.model import LABELS
-from services.privacy import delete_participant
+from services.privacy import delete_participant, unfinished_deletions
 
 user = require_role("admin")
 
@@ -208,6 +208,15 @@ with st.expander("Remove everything one participant wrote, everywhere in the wor
         "messages are rebuilt without them. Models already trained on them are listed: retrain and retire them. "
         "The audit log records the deletion under a pseudonym. This cannot be undone."
     )
+    try:
+        stopped = unfinished_deletions(workspace().store)
+    except PulseError:
+        stopped = []
+    if stopped:
+        st.warning(
+            f"{len(stopped):,} deletion(s) stopped half-way ({escape_markdown(', '.join(stopped))} in the audit "
+            "log): delete the same participant again to finish — what was found so far is kept."
+        )
     with st.form("delete-participant", clear_on_submit=True):
         who = st.text_input("Participant id")
         again = st.text_input("Type the participant id again to confirm")
@@ -230,7 +239,8 @@ with st.expander("Remove everything one participant wrote, everywhere in the wor
                         f"Deleted {done.checkins:,} check-ins, {done.review_items:,} review items, {done.alerts:,} "
                         f"alerts, {done.uploads_deleted:,} original uploads and {done.quarantined_rows:,} rejected "
                         f"rows; {done.labels_scrubbed:,} labels lost their text; {done.dataset_lines:,} dataset "
-                        f"lines removed. Recorded in the audit log as {escape_markdown(done.pseudonym)}."
+                        f"lines removed. Recorded in the audit log as {escape_markdown(done.pseudonym)}"
+                        + (" (a stopped deletion, now finished)." if done.resumed else ".")
                     )
                     if done.models_trained_on_them:
                         st.warning(

@@ -181,7 +181,10 @@ def _parquet_records(data: bytes) -> Iterator[tuple[int, dict[str, Any] | Reject
         yield row, {names[k]: v for k, v in item.items()}
 
 
-def _records(data: bytes, filename: str) -> Iterator[tuple[int, dict[str, Any] | Rejected]]:
+def upload_records(data: bytes, filename: str) -> Iterator[tuple[int, dict[str, Any] | Rejected]]:
+    """The rows of an upload as read, before any field is checked: (row number, fields by Pulse
+    name) or a `Rejected` row that could not be read as a record. `InvalidUpload` when the file as a
+    whole cannot be read."""
     name = filename.lower()
     if data[:4] == b"PAR1" or name.endswith(".parquet"):
         return _parquet_records(data)
@@ -243,7 +246,7 @@ def parse_upload(data: bytes, filename: str, *, now: datetime | None = None) -> 
     rejected: list[Rejected] = []
     candidates: list[tuple[int, dict[str, Any], dict[str, str]]] = []
     total = 0
-    for row, rec in _records(data, filename):
+    for row, rec in upload_records(data, filename):
         total += 1
         if isinstance(rec, Rejected):
             rejected.append(rec)

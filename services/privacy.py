@@ -18,6 +18,14 @@ Trained models cannot forget: the report lists the model versions trained on a d
 their messages, so an admin can retrain and retire them. The audit log records the deletion with a
 keyed pseudonym of the participant, never the id itself (the log must not become where the deleted
 person's identity survives), and counts per place. Running it again finds nothing and succeeds.
+
+A run that stops half-way (the store fails, the process dies) is resumed by running it again: what
+it found so far is kept in `privacy/deletions/<pseudonym>.json` (check-in ids, counts, and hashes
+of their prepared texts, never the texts), so the places still to clean are cleaned of messages
+whose check-ins are already gone. The audit log records the stopped run (`complete: false`, the
+step it stopped at) and the run that completes it; the record is deleted once the deletion is done.
+Kept uploads are read row by row without parsing times, and a file or row that cannot be read is
+searched for the participant's id as bytes: no upload can stop a deletion.
 """
 
 from __future__ import annotations
@@ -54,6 +62,10 @@ QUARANTINE = "ingest/quarantine/"
 DATASETS = "datasets/"
 
 
+STATE = "privacy/deletions/"
+STEPS = ("checkins", "review_items", "labels", "actions", "alerts", "uploads", "quarantine", "datasets")
+
+
 @dataclass
 class DeletionReport:
     """Counts per place, and what cannot be undone by deleting files. Never ids or text."""
@@ -69,6 +81,7 @@ class DeletionReport:
     quarantined_rows: int = 0
     dataset_lines: int = 0
     models_trained_on_them: list[str] = field(default_factory=list)
+    resumed: bool = False  # a stopped run of this deletion was found and completed
 
     @property
     def found_anything(self) -> bool:
@@ -86,39 +99,122 @@ def audit_pseudonym(store: ObjectStore, participant: str) -> str:
     return f"p-{digest[:12]}"
 
 
+@dataclass
+class _Found:
+    """What a deletion has found so far: the ids of their check-ins and the hashes of their
+    prepared texts (what dataset lines are matched by), kept between a stopped run and the next."""
+
+    ids: set[str] = field(default_factory=set)
+    text_hashes: set[str] = field(default_factory=set)
+
+    def add_texts(self, texts: set[str]) -> None:
+        # As dataset building writes them, by the current rules and the earlier ones (older versions).
+        prepared = {preprocess(t, v) for t in texts for v in range(1, PREPROCESSING + 1)} - {""}
+        self.text_hashes |= {_sha(p.encode()) for p in prepared}
+
+
 def delete_participant(
     store: ObjectStore, participant: str, *, by: str, role: str = "", pseudonym_key: bytes | None = None
 ) -> DeletionReport:
-    """Remove `participant`'s data everywhere in the workspace (see the module docstring)."""
+    """Remove `participant`'s data everywhere in the workspace (see the module docstring); a run
+    that stopped before is resumed."""
     if not participant.strip():
         raise PulseError("say which participant to delete")
     report = DeletionReport(pseudonym=audit_pseudonym(store, participant))
-    ids, texts = _delete_checkins(store, participant, report)
-    ids |= _delete_review_items(store, participant, report)
-    texts |= _scrub_labels(store, ids, report)
-    _delete_actions(store, ids, participant, report)
-    _delete_alerts(store, ids, participant, report)
-    _delete_uploads(store, participant, report)
-    _scrub_quarantine(store, participant, report)
-    _scrub_datasets(store, texts, report)
-    audit.record(
-        store,
-        by,
-        role,
-        "participant_deleted",
-        report.pseudonym,
-        {
-            "checkins": report.checkins,
-            "review_items": report.review_items,
-            "labels_scrubbed": report.labels_scrubbed,
-            "alerts": report.alerts,
-            "uploads_deleted": report.uploads_deleted,
-            "dataset_lines": report.dataset_lines,
-            "models_trained_on_them": len(report.models_trained_on_them),
-        },
-    )
+    found = _resume(store, report)
+    step = STEPS[0]
+    try:
+        for step in STEPS:
+            _run_step(store, step, participant, report, found)
+            _save_state(store, report, found, step)
+    except PulseError:
+        audit.try_record(store, by, role, "participant_deleted", report.pseudonym, _details(report, stopped_at=step))
+        log.warning("deletion %s stopped at %s; running it again resumes it", report.pseudonym, step)
+        raise
+    audit.record(store, by, role, "participant_deleted", report.pseudonym, _details(report))
+    store.delete(_state_key(report.pseudonym))
     log.info("participant data deleted by %s (%s)", by, report.pseudonym)
     return report
+
+
+def _run_step(store: ObjectStore, step: str, participant: str, report: DeletionReport, found: _Found) -> None:
+    if step == "checkins":
+        ids, texts = _delete_checkins(store, participant, report)
+        found.ids |= ids
+        found.add_texts(texts)
+    elif step == "review_items":
+        found.ids |= _delete_review_items(store, participant, report)
+    elif step == "labels":
+        found.add_texts(_scrub_labels(store, found.ids, report))
+    elif step == "actions":
+        _delete_actions(store, found.ids, participant, report)
+    elif step == "alerts":
+        _delete_alerts(store, found.ids, participant, report)
+    elif step == "uploads":
+        _delete_uploads(store, participant, report)
+    elif step == "quarantine":
+        _scrub_quarantine(store, participant, report)
+    else:
+        _scrub_datasets(store, found.text_hashes, report)
+
+
+_COUNTS = (
+    "checkins",
+    "partitions_rewritten",
+    "review_items",
+    "labels_scrubbed",
+    "annotator_actions",
+    "alerts",
+    "uploads_deleted",
+    "quarantined_rows",
+    "dataset_lines",
+)
+
+
+def _details(report: DeletionReport, *, stopped_at: str | None = None) -> dict[str, object]:
+    details: dict[str, object] = {
+        "complete": stopped_at is None,
+        "resumed": report.resumed,
+        **{name: getattr(report, name) for name in _COUNTS if name != "partitions_rewritten"},
+        "models_trained_on_them": len(report.models_trained_on_them),
+    }
+    if stopped_at is not None:
+        details["stopped_at"] = stopped_at
+    return details
+
+
+def _state_key(pseudonym: str) -> str:
+    return f"{STATE}{pseudonym}.json"
+
+
+def _resume(store: ObjectStore, report: DeletionReport) -> _Found:
+    """What a stopped run of this deletion had found and counted (nothing if there was none)."""
+    state = _read_json(store, _state_key(report.pseudonym))
+    if not isinstance(state, dict):
+        return _Found()
+    report.resumed = True
+    counts = state.get("counts")
+    counts = counts if isinstance(counts, dict) else {}
+    for name in _COUNTS:
+        value = counts.get(name, 0)
+        setattr(report, name, int(value) if isinstance(value, int) else 0)
+    return _Found({str(i) for i in state.get("ids") or ()}, {str(h) for h in state.get("text_hashes") or ()})
+
+
+def _save_state(store: ObjectStore, report: DeletionReport, found: _Found, step: str) -> None:
+    state = {
+        "pseudonym": report.pseudonym,
+        "last_step": step,
+        "ids": sorted(found.ids),
+        "text_hashes": sorted(found.text_hashes),
+        "counts": {name: getattr(report, name) for name in _COUNTS},
+    }
+    store.put(_state_key(report.pseudonym), json.dumps(state).encode())
+
+
+def unfinished_deletions(store: ObjectStore) -> list[str]:
+    """Pseudonyms of deletions that stopped half-way (run them again, with the participant's id)."""
+    return sorted(k.removeprefix(STATE).removesuffix(".json") for k in store.list(STATE) if k.endswith(".json"))
 
 
 def _delete_checkins(store: ObjectStore, participant: str, report: DeletionReport) -> tuple[set[str], set[str]]:
@@ -213,22 +309,45 @@ def _delete_alerts(store: ObjectStore, ids: set[str], participant: str, report: 
 def _delete_uploads(store: ObjectStore, participant: str, report: DeletionReport) -> None:
     """An original upload holding any row of theirs is deleted whole: uploads come in many formats
     and are kept only to re-ingest; the other rows of the file are already in checkins/."""
-    from services.checkins import parse_upload
-    from services.errors import InvalidUpload
-
     for key in list(store.list(UPLOADS)):
-        data = store.get(key)
-        try:
-            parsed = parse_upload(data, key.rsplit("/", 1)[-1])
-        except InvalidUpload:
-            mine = participant.encode() in data  # unreadable: fall back to a byte search
-        else:
-            mine = bool((parsed.checkins["participant"] == participant).any()) or any(
-                r.raw.get("participant") == participant for r in parsed.rejected
-            )
-        if mine:
+        if _upload_mentions(store.get(key), key.rsplit("/", 1)[-1], participant):
             store.delete(key)
             report.uploads_deleted += 1
+
+
+def _upload_mentions(data: bytes, filename: str, participant: str) -> bool:
+    """Whether a kept upload holds a row of `participant`: read row by row as ingest reads it, but
+    without parsing times or anything else that can fail on a row; a row that cannot be read, or a
+    file that cannot be read at all, is searched for their id as bytes."""
+    from services.checkins import Rejected, upload_records
+    from services.errors import InvalidUpload
+
+    wanted = participant.strip()
+    needle = participant.encode("utf-8", "surrogateescape")
+    try:
+        for _, record in upload_records(data, filename):
+            fields = record.raw if isinstance(record, Rejected) else record
+            if not fields:  # a row whose fields could not be read at all
+                if needle in data:
+                    return True
+                continue
+            if _row_mentions(record, fields, wanted):
+                return True
+    except (InvalidUpload, ValueError, RecursionError, OverflowError, MemoryError):
+        return needle in data
+    return False
+
+
+def _row_mentions(record: object, fields: dict[str, Any], wanted: str) -> bool:
+    """A row read as a record: its participant field. A rejected row: any of its fields as split,
+    or, for a JSON line that did not parse, the id anywhere in the line."""
+    from services.checkins import Rejected
+
+    if not isinstance(record, Rejected):
+        return str(fields.get("participant") or "").strip() == wanted
+    if any(str(v).strip() == wanted for v in fields.values()):
+        return True
+    return "line" in fields and wanted in str(fields["line"])
 
 
 def _scrub_quarantine(store: ObjectStore, participant: str, report: DeletionReport) -> None:
@@ -252,16 +371,15 @@ def _scrub_quarantine(store: ObjectStore, participant: str, report: DeletionRepo
                 store.delete(key)
 
 
-def _scrub_datasets(store: ObjectStore, texts: set[str], report: DeletionReport) -> None:
-    """Dataset versions holding lines made from their messages are rebuilt from their manifests
-    (whose labels have lost the text by now, so the lines drop out; the split may move a few other
-    rows), with the manifest's hashes updated and the redaction counted: `verify_rebuild` holds."""
-    if not texts:
+def _scrub_datasets(store: ObjectStore, prepared: set[str], report: DeletionReport) -> None:
+    """Dataset versions holding lines made from their messages (`prepared`: hashes of their prepared
+    texts) are rebuilt from their manifests (whose labels have lost the text by now, so the lines drop
+    out; the split may move a few other rows), with the manifest's hashes updated and the redaction
+    counted: `verify_rebuild` holds."""
+    if not prepared:
         return
     from services.datasets import load_manifest, rebuilt_content
 
-    # As dataset building writes them, by the current rules and the earlier ones (older versions).
-    prepared = {preprocess(t, v) for t in texts for v in range(1, PREPROCESSING + 1)} - {""}
     keys = list(store.list(DATASETS))
     versions = {k.split("/")[1] for k in keys if k.endswith("/manifest.json")}
     for key in keys:  # the files of a build that failed before its manifest: unusable, deleted
@@ -290,8 +408,8 @@ def _scrub_datasets(store: ObjectStore, texts: set[str], report: DeletionReport)
 
 
 def _lines_of(body: str, prepared: set[str]) -> int:
-    """Lines of a dataset file (`__label__x text`) whose text is one of `prepared`."""
-    return sum(1 for line in body.splitlines() if line.split(" ", 1)[-1] in prepared)
+    """Lines of a dataset file (`__label__x text`) whose text hashes to one of `prepared`."""
+    return sum(1 for line in body.splitlines() if _sha(line.split(" ", 1)[-1].encode()) in prepared)
 
 
 def _sha(data: bytes) -> str:

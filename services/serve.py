@@ -25,10 +25,9 @@ errors (access logs name method, path and status only).
 Scoring runs on the event loop by default, and the requests waiting to be scored are scored together
 (`Coalescer`): a model's cost per call (the linear model's most of all) is then paid once for many
 requests, not once each. A large batch is scored in chunks of about 32,000 characters with a turn of
-the loop between two, so /ping answers within SageMaker's 2 s whatever is being scored. fastText holds the GIL while it predicts, so
-a thread pool cannot score in parallel; it only adds a hand-off per request. Under 1,000 clients
-(tests/benchmarks/test_serve_load.py) scoring on 4 threads served fewer requests per second, with
-more CPU per request, than scoring on the event loop.
+the loop between two, so /ping answers within SageMaker's 2 s whatever is being scored. fastText
+holds the GIL while it predicts, so a thread pool cannot score in parallel; it only adds a hand-off
+per request (tests/benchmarks/test_serve_load.py compares the two).
 `make_app(endpoint, executor=...)` / `run(..., score_threads=N)` move scoring to threads anyway.
 
 Known limit: `LocalEndpoint` re-reads the deployment pointer (every 2 s) and loads a new model

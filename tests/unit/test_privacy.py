@@ -18,7 +18,7 @@ from services.datasets import _sha, build_dataset, dataset_content, list_dataset
 from services.errors import PulseError, StoreUnavailable
 from services.ingest import ingest
 from services.labels import Label, read_labels, save_label
-from services.privacy import delete_participant
+from services.privacy import audit_pseudonym, delete_participant, unfinished_deletions
 from services.storage import LocalStore, ObjectStore
 from services.workspace import open_workspace
 
@@ -191,3 +191,97 @@ def test_lines_made_by_the_earlier_preprocessing_rules_are_found_too(workspace_c
     assert "copper kettles" not in everything(ws.store)
     assert load_manifest(ws.store, m.version).preprocessing == 1
     assert verify_rebuild(ws.store, m.version)
+
+
+# --- a deletion always finishes -------------------------------------------------------------------
+
+
+def checkin_participants(store: ObjectStore) -> set[str]:
+    return {
+        str(p)
+        for k in store.list("checkins/")
+        if k.endswith(".parquet")
+        for p in pq.read_table(io.BytesIO(store.get(k)), columns=["participant"]).column("participant").to_pylist()
+    }
+
+
+def test_deleting_participants_of_a_fresh_demo_workspace_finishes_every_time(workspace_copy: Path) -> None:
+    store = LocalStore(workspace_copy)
+    people = sorted(checkin_participants(store))
+    for who in people[:2]:  # the first deletion once left the next ones failing the same way
+        report = delete_participant(store, who, by="root-admin", role="admin")
+        assert report.checkins > 0 and report.uploads_deleted >= 0 and not report.resumed
+        assert who not in checkin_participants(store)
+    events = read_events(store, actions=["participant_deleted"])
+    assert len(events) == 2 and all(e.details["complete"] is True for e in events)
+    assert set(checkin_participants(store)) == set(people[2:])
+
+
+def test_kept_uploads_that_ingest_cannot_parse_are_still_matched(seeded: LocalStore) -> None:
+    unreadable = {
+        "a/times.csv": f"participant,group,time,text\n{WHO},G,99999-12-31T00:00:00Z,x\nbob,G,0000-00-00,y\n",
+        "b/broken.jsonl": '{"participant": "bob", "group": "G"}\n{"participant": "' + WHO + '", "group": \n',
+        "c/deep.json": "[" * 100_000 + '"' + WHO + '"' + "]" * 100_000,
+        "d/binary.parquet": "PAR1\x00\x01garbage " + WHO + " more garbage",
+        "e/bad-quote.csv": f'participant,group,time,text\nbob,G,2026-11-01,"unterminated\n{WHO},G,2026-11-02,z\n',
+    }
+    for key, body in unreadable.items():
+        seeded.put(f"ingest/uploads/{key}", body.encode())
+    seeded.put("ingest/uploads/f/others.csv", b"participant,group,time,text\nbob,G,99999-01-01,x\n")
+    report = delete_participant(seeded, WHO, by="root-admin")
+    left = {k.removeprefix("ingest/uploads/") for k in seeded.list("ingest/uploads/")}
+    assert not left & set(unreadable)
+    assert "f/others.csv" in left  # nobody else's upload is touched
+    assert report.uploads_deleted == 1 + len(unreadable)
+
+
+class UploadDeletesFail:
+    """A store that goes down once the deletion reaches the kept uploads (and stays down)."""
+
+    def __init__(self, inner: LocalStore) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def delete(self, key: str) -> None:
+        if key.startswith("ingest/uploads/"):
+            raise StoreUnavailable("the store did not answer")
+        self.inner.delete(key)
+
+
+def state_of(store: LocalStore) -> dict[str, bytes]:
+    """Every object but the audit log and the deletion's own record."""
+    return {k: store.get(k) for k in store.list("") if not k.startswith(("audit/", "privacy/"))}
+
+
+def test_a_deletion_stopped_half_way_is_resumed_to_the_same_end(seeded: LocalStore, tmp_path: Path) -> None:
+    import shutil
+
+    audit_pseudonym(seeded, WHO)  # the workspace's pseudonym key exists before the copy is made
+    clean = LocalStore(shutil.copytree(seeded.root, tmp_path / "clean"))
+    expected = delete_participant(clean, WHO, by="root-admin", role="admin")
+
+    with pytest.raises(StoreUnavailable):
+        delete_participant(UploadDeletesFail(seeded), WHO, by="root-admin", role="admin")  # type: ignore[arg-type]
+    [stopped] = read_events(seeded, actions=["participant_deleted"])
+    assert stopped.details["complete"] is False and stopped.details["stopped_at"] == "uploads"
+    assert stopped.details["checkins"] == 3 and stopped.target == expected.pseudonym
+    assert unfinished_deletions(seeded) == [expected.pseudonym]
+    record = seeded.get(f"privacy/deletions/{expected.pseudonym}.json").decode()
+    assert WHO not in record and not any(s in record for s in SECRETS)  # ids and hashes only
+
+    # Their check-ins and labels' texts are gone by now; the resumed run still finds their dataset lines.
+    resumed = delete_participant(seeded, WHO, by="root-admin", role="admin")
+    assert resumed.resumed
+    assert (resumed.checkins, resumed.labels_scrubbed, resumed.dataset_lines, resumed.uploads_deleted) == (
+        expected.checkins,
+        expected.labels_scrubbed,
+        expected.dataset_lines,
+        expected.uploads_deleted,
+    )
+    assert state_of(seeded) == state_of(clean)
+    assert unfinished_deletions(seeded) == []
+    done = read_events(seeded, actions=["participant_deleted"])[0]  # newest first
+    assert done.details["complete"] is True and done.details["resumed"] is True
+    assert all(secret not in everything(seeded) for secret in SECRETS)
