@@ -24,8 +24,8 @@ errors (access logs name method, path and status only).
 
 Scoring runs on the event loop by default, and the requests waiting to be scored are scored together
 (`Coalescer`): a model's cost per call (the linear model's most of all) is then paid once for many
-requests, not once each. A large batch is scored in chunks of about 32,000 characters with a turn of
-the loop between two, so /ping answers within SageMaker's 2 s whatever is being scored. fastText
+requests, not once each. A large batch is scored in chunks of about 0.1 s of scoring each, with a turn
+of the loop between two, so /ping answers within SageMaker's 2 s whatever is being scored. fastText
 holds the GIL while it predicts, so a thread pool cannot score in parallel; it only adds a hand-off
 per request (tests/benchmarks/test_serve_load.py compares the two).
 `make_app(endpoint, executor=...)` / `run(..., score_threads=N)` move scoring to threads anyway.
@@ -45,6 +45,7 @@ import json
 import logging
 import math
 import signal
+import time
 import traceback
 import uuid
 from collections.abc import Awaitable, Sequence
@@ -72,8 +73,10 @@ MAX_INSTANCES = 1000
 MAX_INSTANCE_CHARS = 20_000
 # Scoring gives the event loop a turn after this much text, so /ping (SageMaker's health check,
 # which must answer within 2 s) and other requests are served while a large batch is scored.
-CHUNK_CHARS = 32_000
-CHUNK_INSTANCES = 512
+CHUNK_CHARS = 50_000  # the first chunk; the next ones are sized to take about TURN_SECONDS each
+CHUNK_INSTANCES = 2_000
+TURN_SECONDS = 0.1
+MIN_CHUNK_CHARS, MAX_CHUNK_CHARS = 2_000, 1_000_000
 # A connection must send its complete request headers within this many seconds of opening (or of
 # its previous request), else it is closed; SageMaker's own examples keep no idle connection at all.
 HEADER_TIMEOUT_SECONDS = 10.0
@@ -218,6 +221,14 @@ class Coalescer:
         self.endpoint = endpoint
         self._pending: list[tuple[list[str], Answer]] = []
         self._worker: asyncio.Task[None] | None = None
+        self._chunk_chars = CHUNK_CHARS
+
+    def _adapt(self, chars: int, seconds: float) -> None:
+        """Size the next chunk to take about `TURN_SECONDS` at the rate this one was scored (fastText
+        scores many times faster than the linear model, and made-up words cost more than real ones)."""
+        if chars >= MIN_CHUNK_CHARS and seconds > 0:
+            wanted = int(chars / seconds * TURN_SECONDS)
+            self._chunk_chars = min(MAX_CHUNK_CHARS, max(MIN_CHUNK_CHARS, (self._chunk_chars + wanted) // 2))
 
     def score(self, instances: list[str]) -> Answer:
         loop = asyncio.get_running_loop()
@@ -252,16 +263,20 @@ class Coalescer:
             start += len(instances)
 
     async def _score_chunks(self, texts: list[str]) -> tuple[str, list[Prediction]]:
-        parts = chunks(texts)
         while True:
             versions: set[str] = set()
             predictions: list[Prediction] = []
-            for n, part in enumerate(parts):
-                if n:
+            start = 0
+            while start < len(texts):
+                if start:
                     await asyncio.sleep(0)  # /ping and new requests are served between two chunks
+                part = chunks(texts[start : start + CHUNK_INSTANCES], max_chars=self._chunk_chars)[0]
+                began = time.perf_counter()
                 version, scored = self.endpoint.score(part)
+                self._adapt(sum(map(len, part)), time.perf_counter() - began)
                 versions.add(version)
                 predictions.extend(scored)
+                start += len(part)
             if len(versions) == 1:
                 return version, predictions
             # A new model went live between two chunks: score it all again, so one version made it all.

@@ -747,4 +747,4 @@ def test_a_model_swap_between_chunks_is_scored_again_by_one_version() -> None:
     finally:
         running.close()
     assert reply.status == 200 and reply.headers[VERSION_HEADER] == "v2" and len(reply.json) == 300
-    assert swapping.calls > len(chunks(big_instances(300, 400, seed=1)))  # the first pass was thrown away
+    assert swapping.calls >= 3  # two chunks or more by v1 then v2, thrown away, then all of it by v2
