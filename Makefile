@@ -30,11 +30,11 @@ run: $(VENV)/.runtime demo
 	PULSE_WORKSPACE=$(WORKSPACE) $(VENV)/bin/streamlit run app.py --server.port $(PORT)
 
 # The aws backend without an AWS account: moto's server on 127.0.0.1 with the SageMaker stand-in
-# (tests/sagemaker_standin.py: training jobs train fastText locally, endpoints score), the demo
+# (services/aws/standin.py: training jobs train fastText locally, endpoints score), the demo
 # workspace built in its bucket through S3 and SageMaker calls, then the app. Everything is in
 # moto's memory: stopping the app ends the stand-in and the workspace with it.
 run-aws: $(VENV)/.dev
-	$(PY) -m tests.sagemaker_standin --port $(AWS_PORT) --bucket pulse-demo -- \
+	$(PY) -m services.aws.standin --port $(AWS_PORT) --bucket pulse-demo -- \
 		bash -c '$(PY) -m services.cli demo && exec $(VENV)/bin/streamlit run app.py --server.port $(PORT)'
 
 # Debian's chromium for the browser test, installed when missing and we are root.

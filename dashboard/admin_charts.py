@@ -9,8 +9,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard.charts import COLORS, plot_text
-from services.costs import CostEstimate, Prices, Volume, estimate
-from services.model import LABELS
+from services.model.prediction import LABELS
+from services.monitoring.costs import CostEstimate, Prices, Volume, estimate
 
 DECISION_COLORS = {**COLORS, "unclear": "#845ef7"}
 LINE = "#1c7ed6"

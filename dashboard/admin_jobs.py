@@ -13,14 +13,14 @@ from streamlit.errors import StreamlitAPIException
 from dashboard.charts import plot_text
 from dashboard.components import escape_markdown
 from dashboard.deps import workspace
-from services.comparison import Comparison, compare_versions
-from services.datasets import DatasetError, list_datasets, load_manifest
-from services.deployment import current, history
 from services.errors import PulseError
-from services.jobs import TrainingJob
-from services.model import LABELS
-from services.promotion import GateVerdict, gate
-from services.registry import ARTIFACT, ModelCard, list_versions, load_card
+from services.lifecycle.comparison import Comparison, compare_versions
+from services.lifecycle.datasets import DatasetError, list_datasets, load_manifest
+from services.lifecycle.deployment import current, history
+from services.lifecycle.jobs import TrainingJob
+from services.lifecycle.promotion import GateVerdict, gate
+from services.lifecycle.registry import ARTIFACT, ModelCard, list_versions, load_card
+from services.model.prediction import LABELS
 
 
 def link_to(page: str, label: str, icon: str) -> None:

@@ -11,10 +11,10 @@ import streamlit as st
 
 from dashboard.components import escape_markdown
 from dashboard.deps import workspace
-from services.costs import Volume, current_volume
-from services.datasets import DatasetError, list_datasets, load_manifest
-from services.deployment import current
-from services.health import (
+from services.lifecycle.datasets import DatasetError, list_datasets, load_manifest
+from services.lifecycle.deployment import current
+from services.monitoring.costs import Volume, current_volume
+from services.monitoring.health import (
     Agreement,
     DatasetPreview,
     Health,

@@ -9,10 +9,10 @@ from streamlit.errors import StreamlitAPIException, StreamlitSecretNotFoundError
 
 from dashboard.components import escape_markdown
 from dashboard.deps import settings, show_error, throttle, workspace
-from services.audit import try_record
-from services.auth import ROLES, SignInRefused, User, demo_users, password_sign_in, user_from_claims
+from services.access.audit import try_record
+from services.access.users import ROLES, SignInRefused, User, demo_users, password_sign_in, user_from_claims
+from services.checkins.overview import group_names
 from services.errors import PulseError
-from services.overview import group_names
 
 _KEY = "pulse_user"
 _AUDITED = "pulse_sign_in_audited"

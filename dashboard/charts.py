@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from services.trends import Heatmap
+from services.checkins.trends import Heatmap
 
 P = ParamSpec("P")
 FIGURES_KEPT = 64  # figures remembered across sessions (a few per manager and filter combination)

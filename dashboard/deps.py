@@ -5,10 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.components import escape_markdown
+from services.access.throttle import Limits, Throttle
 from services.config import Settings, load_settings
 from services.errors import PulseError, SettingsError
-from services.labeling import LabelingService
-from services.throttle import Limits, Throttle
+from services.review.labeling import LabelingService
 from services.workspace import Workspace, open_workspace
 
 

@@ -6,10 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.deps import workspace
-from services.alerts import Alert, alert_checkins, list_alerts
-from services.auth import User
-from services.deployment import current
-from services.overview import Overview, workspace_overview
+from services.access.users import User
+from services.checkins.overview import Overview, workspace_overview
+from services.lifecycle.deployment import current
+from services.monitoring.alerts import Alert, alert_checkins, list_alerts
 
 
 def _fingerprint() -> tuple[str, ...]:

@@ -7,9 +7,9 @@ import streamlit as st
 
 from dashboard.auth import require_role
 from dashboard.deps import show_error, workspace
-from services.audit import ACTIONS, AuditEvent, events_frame, label_events, read_events
+from services.access.audit import ACTIONS, AuditEvent, events_frame, label_events, read_events
+from services.checkins.exports import csv_bytes
 from services.errors import PulseError
-from services.exports import csv_bytes
 
 user = require_role("admin")
 

@@ -9,11 +9,11 @@ from dashboard.admin_views import dataset_preview, dataset_versions, label_data,
 from dashboard.auth import require_role
 from dashboard.components import escape_markdown
 from dashboard.deps import show_error, workspace
-from services import audit
-from services.datasets import DatasetError, build_dataset
+from services.access import audit
+from services.access.privacy import delete_participant, unfinished_deletions
 from services.errors import PulseError
-from services.model import LABELS
-from services.privacy import delete_participant, unfinished_deletions
+from services.lifecycle.datasets import DatasetError, build_dataset
+from services.model.prediction import LABELS
 
 user = require_role("admin")
 

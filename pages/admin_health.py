@@ -15,9 +15,9 @@ from dashboard.admin_views import health, money, threshold_state, utc_minute, vo
 from dashboard.auth import require_role
 from dashboard.components import escape_markdown
 from dashboard.deps import show_error, workspace
-from services.costs import Prices, estimate
 from services.errors import PulseError
-from services.health import review_preview, save_threshold
+from services.monitoring.costs import Prices, estimate
+from services.monitoring.health import review_preview, save_threshold
 
 user = require_role("admin")
 

@@ -18,10 +18,10 @@ from dashboard.admin_jobs import (
 from dashboard.auth import require_role
 from dashboard.components import escape_markdown, when
 from dashboard.deps import show_error, workspace
-from services.deployment import current
 from services.errors import DeployFailed, GateFailed, ModelUnavailable, PulseError
-from services.labeling import rerank_queue
-from services.promotion import promote, rollback
+from services.lifecycle.deployment import current
+from services.lifecycle.promotion import promote, rollback
+from services.review.labeling import rerank_queue
 
 user = require_role("admin")
 

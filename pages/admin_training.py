@@ -8,8 +8,8 @@ from dashboard.auth import require_role
 from dashboard.components import age, escape_markdown
 from dashboard.deps import show_error, workspace
 from services.errors import PulseError
-from services.jobs import JobNotRunning, TrainingJob, cancel, list_runs, load_run, running_job, start_training
-from services.model import FAMILIES, PARAM_RANGES, TrainParams, validate_params
+from services.lifecycle.jobs import JobNotRunning, TrainingJob, cancel, list_runs, load_run, running_job, start_training
+from services.model.params import FAMILIES, PARAM_RANGES, TrainParams, validate_params
 
 user = require_role("admin")
 

@@ -7,7 +7,8 @@ from dashboard.auth import require_role
 from dashboard.components import escape_markdown
 from dashboard.deps import show_error, workspace
 from dashboard.queries import alerts, triggering_checkins
-from services.alerts import (
+from services.errors import PulseError
+from services.monitoring.alerts import (
     LIMITS,
     SEVERITIES,
     STATUSES,
@@ -22,7 +23,6 @@ from services.alerts import (
     resolve,
     save_rules,
 )
-from services.errors import PulseError
 
 user = require_role("manager", "admin")
 

@@ -7,9 +7,9 @@ import streamlit as st
 from dashboard.auth import require_role
 from dashboard.components import escape_markdown
 from dashboard.deps import labeling, show_error, workspace
-from services.alerts import flag_urgent
 from services.errors import PulseError
-from services.labeling import ReviewItem
+from services.monitoring.alerts import flag_urgent
+from services.review.labeling import ReviewItem
 
 user = require_role("annotator", "admin")
 

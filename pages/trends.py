@@ -8,9 +8,9 @@ from dashboard.auth import require_role
 from dashboard.charts import heatmap_figure, trend_figure
 from dashboard.components import escape_markdown
 from dashboard.deps import settings, show_error, workspace
-from services import trends
+from services.checkins import trends
+from services.checkins.exports import csv_bytes
 from services.errors import PulseError
-from services.exports import csv_bytes
 
 user = require_role("manager", "admin")
 

@@ -5,10 +5,10 @@ import streamlit as st
 from dashboard.auth import require_role
 from dashboard.components import escape_markdown
 from dashboard.deps import show_error, workspace
+from services.checkins.exports import csv_bytes, read_rejected
+from services.checkins.ingest import ingest
 from services.errors import InvalidUpload, PulseError
-from services.exports import csv_bytes, read_rejected
-from services.health import effective_threshold
-from services.ingest import ingest
+from services.monitoring.health import effective_threshold
 
 user = require_role("admin")
 

@@ -13,12 +13,12 @@ from datetime import UTC, datetime, time, timedelta
 
 import pandas as pd
 
-from services.corpus import split_corpus
-from services.deployment import Deployer, current
-from services.endpoint import Endpoint
-from services.ingest import IngestReport, ingest
-from services.storage import ObjectStore
-from services.training import train_bootstrap
+from services.checkins.ingest import IngestReport, ingest
+from services.lifecycle.deployment import Deployer, current
+from services.lifecycle.endpoint import Endpoint
+from services.lifecycle.training import train_bootstrap
+from services.model.corpus import split_corpus
+from services.store.base import ObjectStore
 
 DAYS = 90
 SEED = 7

@@ -7,13 +7,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.alerts import Notifier, make_notifier
 from services.config import Settings
-from services.deployment import Deployer, LocalDeployer
-from services.endpoint import Endpoint, LocalEndpoint
-from services.storage import ObjectStore, S3Store, make_store, s3_client
-from services.trainers import Trainer
-from services.training import LocalFastTextTrainer
+from services.lifecycle.deployment import Deployer, LocalDeployer
+from services.lifecycle.endpoint import Endpoint, LocalEndpoint
+from services.lifecycle.trainers import Trainer
+from services.lifecycle.training import LocalFastTextTrainer
+from services.monitoring.alerts import Notifier
+from services.store.base import ObjectStore
+from services.store.local import LocalStore
 
 
 @dataclass(frozen=True)
@@ -38,19 +39,24 @@ def model_cache_dir(store: ObjectStore) -> Path:
 def open_workspace(settings: Settings, *, search_seconds: float = 0.0) -> Workspace:
     """The local backend by default; with `backend = "aws"`, S3 + SageMaker training, endpoint and
     deployment. (The local trainer also works against an S3 store.)"""
-    store = make_store(settings)
-    if settings.backend == "aws" and isinstance(store, S3Store):
-        from services.sagemaker import SageMakerDeployer, SageMakerEndpoint, SageMakerTrainer, sagemaker_client
+    from services.aws.sns import make_notifier
 
-        sm, runtime = sagemaker_client(settings), sagemaker_client(settings, "sagemaker-runtime")
+    if settings.backend == "aws":
+        from services.aws import clients
+        from services.aws.s3 import S3Store
+        from services.aws.sagemaker import SageMakerDeployer, SageMakerEndpoint, SageMakerTrainer
+
+        s3 = S3Store(clients.s3_client(settings), settings.bucket, settings.prefix)
+        sm, runtime = clients.sagemaker_client(settings), clients.sagemaker_client(settings, "sagemaker-runtime")
         return Workspace(
             settings,
-            store,
-            SageMakerEndpoint(runtime, settings.sagemaker_endpoint_name, store),
-            SageMakerTrainer(sm, s3_client(settings), store, settings),
-            SageMakerDeployer(sm, store, settings),
+            s3,
+            SageMakerEndpoint(runtime, settings.sagemaker_endpoint_name, s3),
+            SageMakerTrainer(sm, clients.s3_client(settings), s3, settings),
+            SageMakerDeployer(sm, s3, settings),
             make_notifier(settings),
         )
+    store = make_store(settings)
     endpoint = LocalEndpoint(store, model_cache_dir(store), max_chars=settings.max_text_chars)
     return Workspace(
         settings,
@@ -60,3 +66,13 @@ def open_workspace(settings: Settings, *, search_seconds: float = 0.0) -> Worksp
         LocalDeployer(),
         make_notifier(settings),
     )
+
+
+def make_store(settings: Settings) -> ObjectStore:
+    """The store the settings ask for: a local folder or an S3 bucket/prefix."""
+    if settings.backend == "aws":
+        from services.aws import clients
+        from services.aws.s3 import S3Store
+
+        return S3Store(clients.s3_client(settings), settings.bucket, settings.prefix)
+    return LocalStore(settings.workspace)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from services.storage import LocalStore
+from services.store.local import LocalStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -82,7 +82,7 @@ def bucket(s3_client, request: pytest.FixtureRequest) -> str:  # type: ignore[no
 @pytest.fixture(scope="session")
 def bootstrap_store(tmp_path_factory: pytest.TempPathFactory) -> LocalStore:
     """A workspace with the bootstrap model trained and deployed (once per test session)."""
-    from services.training import train_bootstrap
+    from services.lifecycle.training import train_bootstrap
 
     s = LocalStore(tmp_path_factory.mktemp("bootstrap"))
     train_bootstrap(s, by="tests")

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from botocore.config import Config
 
-from services.alerts import SnsNotifier, flag_urgent, make_notifier, sns_subject
+from services.aws.sns import SnsNotifier, make_notifier, sns_subject
+from services.checkins.ingest import ingest
+from services.checkins.partitions import read_scored
 from services.config import load_settings
-from services.ingest import ingest
-from services.scored import read_scored
-from services.storage import LocalStore
+from services.monitoring.alerts import flag_urgent
+from services.store.local import LocalStore
 from services.workspace import open_workspace
 from tests.conftest import free_port
 from tests.unit.test_alerts import NOW, KeywordEndpoint, day, upload
@@ -100,7 +101,7 @@ def test_a_missing_topic_is_logged_and_the_ingest_still_succeeds(
 ) -> None:
     missing = "arn:aws:sns:us-east-1:123456789012:no-such-topic-here"
     notifier = SnsNotifier(client("sns", moto_endpoint), missing)
-    with caplog.at_level(logging.WARNING, logger="services.alerts"):
+    with caplog.at_level(logging.WARNING, logger="services.monitoring.alerts"):
         report = ingest(store, KeywordEndpoint(), upload(ROWS), "a.csv", threshold=0.6, now=NOW, notifier=notifier)
     assert report.alerts == 1 and len(list(store.list("alerts/events/"))) == 1
     (record,) = [r for r in caplog.records if "not published" in r.getMessage()]
@@ -115,7 +116,7 @@ def test_an_unreachable_sns_is_logged_and_the_ingest_still_succeeds(
     sns = client("sns", dead, retries={"max_attempts": 1}, connect_timeout=1)
     notifier = SnsNotifier(sns, "arn:aws:sns:us-east-1:123456789012:pulse")
     rows = [*ROWS, ("p3", "Night shift", day(0), "suicidal")]
-    with caplog.at_level(logging.WARNING, logger="services.alerts"):
+    with caplog.at_level(logging.WARNING, logger="services.monitoring.alerts"):
         report = ingest(store, KeywordEndpoint(), upload(rows), "a.csv", threshold=0.6, now=NOW, notifier=notifier)
     assert report.alerts == 2 and len(list(store.list("alerts/events/"))) == 2
     failures = [r.getMessage() for r in caplog.records if "not published" in r.getMessage()]
@@ -141,7 +142,7 @@ def test_the_workspace_builds_the_notifier_from_the_settings(
 
 
 def test_subjects_are_short_ascii_lines() -> None:
-    from services.alerts import Alert
+    from services.monitoring.alerts import Alert
 
     alert = Alert("a" * 24, "manual", "critical", "Équipe\nnuit " + "x" * 200, "p", "t", "t", (), "r")
     subject = sns_subject(alert)

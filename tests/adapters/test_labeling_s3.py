@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
+from services.aws.s3 import S3Store
 from services.errors import StoreError
-from services.labeling import LabelingService
-from services.labels import read_labels
-from services.storage import S3Store
+from services.review.labeling import LabelingService
+from services.review.labels import read_labels
 from tests.unit.test_labeling import check_all_labelled_once, make_item, queue, run_annotators
 
 

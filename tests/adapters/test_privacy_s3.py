@@ -9,10 +9,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from services.audit import read_events
-from services.labels import Label, read_labels, save_label
-from services.privacy import delete_participant
-from services.storage import S3Store
+from services.access.audit import read_events
+from services.access.privacy import delete_participant
+from services.aws.s3 import S3Store
+from services.review.labels import Label, read_labels, save_label
 
 
 def _partition(rows: list[dict[str, str]]) -> bytes:

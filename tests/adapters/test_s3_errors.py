@@ -23,9 +23,10 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError
 from botocore.stub import Stubber
 
+from services.aws.clients import s3_client
+from services.aws.s3 import S3Store
 from services.config import load_settings
 from services.errors import AlreadyExists, KeyNotFound, StoreError, StoreUnavailable
-from services.storage import S3Store, s3_client
 from tests.conftest import free_port
 
 PREFIX = "pulse/ws"

@@ -28,19 +28,8 @@ import pytest
 from botocore.config import Config
 from botocore.stub import ANY, Stubber
 
-from services.config import Settings, load_settings
-from services.deployment import CURRENT
-from services.errors import DeployFailed, EndpointError, ModelUnavailable
-from services.model import (
-    LABELS,
-    UNREADABLE,
-    SentimentModel,
-    TrainParams,
-    apply_temperature,
-    fasttext_line,
-    train,
-)
-from services.sagemaker import (
+from services.aws.s3 import S3Store
+from services.aws.sagemaker import (
     SageMakerDeployer,
     SageMakerEndpoint,
     SageMakerTrainer,
@@ -48,8 +37,14 @@ from services.sagemaker import (
     blazingtext_image,
     resource_name,
 )
-from services.storage import LocalStore, S3Store
-from services.trainers import TrainingRequest
+from services.config import Settings, load_settings
+from services.errors import DeployFailed, EndpointError, ModelUnavailable
+from services.lifecycle.deployment import CURRENT
+from services.lifecycle.trainers import TrainingRequest
+from services.model.fasttext import SentimentModel, fasttext_line, train
+from services.model.params import TrainParams
+from services.model.prediction import LABELS, UNREADABLE, apply_temperature
+from services.store.local import LocalStore
 from tests.conftest import free_port
 
 PREFIX = "pulse/ws"
@@ -1164,8 +1159,8 @@ def test_a_linear_model_is_not_sent_to_a_blazingtext_endpoint(
     stubbed: tuple[Any, Stubber], store: S3Store, settings: Settings, fake_time: FakeTime
 ) -> None:
     """Refused before any AWS call (the Stubber has nothing queued: a call would fail the test)."""
-    from services.linear import train_linear
-    from services.registry import ModelCard, register
+    from services.lifecycle.registry import ModelCard, register
+    from services.model.linear import train_linear
 
     model = train_linear(["great day", "awful day", "lovely", "terrible"], ["positive", "negative"] * 2)
     register(store, model, ModelCard(version="m-linear", created_at="now", created_by="t", dataset="d"))

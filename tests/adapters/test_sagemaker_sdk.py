@@ -12,11 +12,11 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
+from services.aws.s3 import S3Store
+from services.aws.sagemaker import SageMakerTrainer, blazingtext_image
 from services.config import Settings, load_settings
-from services.model import TrainParams
-from services.sagemaker import SageMakerTrainer, blazingtext_image
-from services.storage import S3Store
-from services.trainers import TrainingRequest
+from services.lifecycle.trainers import TrainingRequest
+from services.model.params import TrainParams
 
 IMAGE = re.compile(r"^\d{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/blazingtext:\d+$")
 

@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 
+from services.aws.s3 import S3Store
 from services.errors import AlreadyExists, InvalidKey, KeyNotFound, StoreError, StoreUnavailable
-from services.storage import LocalStore, ObjectStore, S3Store
+from services.store.base import ObjectStore
+from services.store.local import LocalStore
 
 S3_PREFIX = "pulse/ws"
 

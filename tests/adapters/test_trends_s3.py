@@ -9,10 +9,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from services import trends
-from services.auth import User
-from services.labels import Label, save_label
-from services.storage import LocalStore, S3Store
+from services.access.users import User
+from services.aws.s3 import S3Store
+from services.checkins import trends
+from services.review.labels import Label, save_label
+from services.store.local import LocalStore
 from tests.unit.test_trends import ADMIN, checkin, random_frame, write
 
 

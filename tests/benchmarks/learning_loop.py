@@ -38,18 +38,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from services.datasets import build_dataset
-from services.deployment import LocalDeployer, require_current
-from services.endpoint import LocalEndpoint
+from services.checkins.ingest import ingest
 from services.errors import GateFailed
-from services.evaluation import evaluate, import_gold
-from services.ingest import ingest
-from services.labeling import LabelingService, rerank_queue
-from services.model import TrainParams
-from services.promotion import promote
-from services.registry import fetch_model
-from services.storage import LocalStore
-from services.training import LocalFastTextTrainer, run_training, train_bootstrap
+from services.lifecycle.datasets import build_dataset
+from services.lifecycle.deployment import LocalDeployer, require_current
+from services.lifecycle.endpoint import LocalEndpoint
+from services.lifecycle.promotion import promote
+from services.lifecycle.registry import fetch_model
+from services.lifecycle.training import LocalFastTextTrainer, run_training, train_bootstrap
+from services.model.evaluation import evaluate, import_gold
+from services.model.params import TrainParams
+from services.review.labeling import LabelingService, rerank_queue
+from services.store.local import LocalStore
 from tests.benchmarks.datasets import airline_rows, stratified_split
 
 ROUND = 250

@@ -10,8 +10,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from services.labeling import LabelingService
-from services.storage import LocalStore, ObjectStore, S3Store
+from services.aws.s3 import S3Store
+from services.review.labeling import LabelingService
+from services.store.base import ObjectStore
+from services.store.local import LocalStore
 from tests.benchmarks.results import write_result
 from tests.unit.test_labeling import check_all_labelled_once, make_item, queue
 

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.auth import ROLES
+from services.access.users import ROLES
 from tests.benchmarks.results import write_result
 from tests.benchmarks.st_client import RunResult, Session, choice, trigger
 from tests.benchmarks.test_serve_load import _cpu_seconds

@@ -11,14 +11,15 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from services.corpus import split_corpus
-from services.deployment import require_current
-from services.endpoint import LocalEndpoint
-from services.ingest import ingest
-from services.model import TrainParams, fasttext_line, train
-from services.registry import fetch_model
-from services.storage import LocalStore
-from services.text import preprocess
+from services.checkins.ingest import ingest
+from services.lifecycle.deployment import require_current
+from services.lifecycle.endpoint import LocalEndpoint
+from services.lifecycle.registry import fetch_model
+from services.model.corpus import split_corpus
+from services.model.fasttext import fasttext_line, train
+from services.model.params import TrainParams
+from services.model.text import preprocess
+from services.store.local import LocalStore
 from tests.conftest import SHARED_DATA
 
 N = 100_000

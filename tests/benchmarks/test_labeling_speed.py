@@ -10,8 +10,8 @@ import statistics
 import time
 from pathlib import Path
 
-from services.labeling import LabelingService
-from services.storage import LocalStore
+from services.review.labeling import LabelingService
+from services.store.local import LocalStore
 from tests.unit.test_labeling import make_item
 
 ROUNDS = 200

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from services.benchmark import run_benchmark
-from services.evaluation import evaluate
-from services.model import Prediction
+from services.model.benchmark import run_benchmark
+from services.model.evaluation import evaluate
+from services.model.prediction import Prediction
 from tests.benchmarks.datasets import airline_rows, stratified_split, tweeteval_rows
 
 

@@ -27,13 +27,13 @@ from pathlib import Path
 
 import pytest
 
-from services.corpus import split_corpus
-from services.deployment import require_current
-from services.endpoint import LocalEndpoint
-from services.model import fasttext_line, train
-from services.registry import fetch_model
-from services.storage import LocalStore
-from services.text import preprocess
+from services.lifecycle.deployment import require_current
+from services.lifecycle.endpoint import LocalEndpoint
+from services.lifecycle.registry import fetch_model
+from services.model.corpus import split_corpus
+from services.model.fasttext import fasttext_line, train
+from services.model.text import preprocess
+from services.store.local import LocalStore
 from tests.benchmarks.results import write_result
 from tests.conftest import ROOT, SHARED_DATA, free_port
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 import itertools
 import time
 
-from services.linear import train_linear
-from services.model import TrainParams, fasttext_line, train
-from services.training import _split_lines, candidates_for, fit_pipeline
+from services.lifecycle.training import _split_lines, candidates_for, fit_pipeline
+from services.model.fasttext import fasttext_line, train
+from services.model.linear import train_linear
+from services.model.params import TrainParams
 from tests.benchmarks.datasets import airline_rows
 
 N = 100_000

@@ -20,10 +20,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from services import trends
-from services.auth import User
-from services.scored import SCHEMA, partition_key, read_scored
-from services.storage import LocalStore
+from services.access.users import User
+from services.checkins import trends
+from services.checkins.partitions import SCHEMA, partition_key, read_scored
+from services.store.local import LocalStore
 from tests.unit.test_trends import expected_series
 
 N = 1_000_000

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from services.storage import ObjectStore
+from services.store.base import ObjectStore
 from tests.conftest import ROOT, free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -99,13 +99,13 @@ class AwsApp:
 
 @pytest.fixture
 def aws_app(tmp_path: Path) -> Iterator[AwsApp]:
-    """moto + the SageMaker stand-in (tests/sagemaker_standin.py) in a subprocess, the demo workspace
+    """moto + the SageMaker stand-in (services/aws/standin.py) in a subprocess, the demo workspace
     built in its bucket by the CLI (bootstrap model trained, deployed to the endpoint through
     CreateModel/CreateEndpointConfig/CreateEndpoint, 90 days of check-ins scored by InvokeEndpoint),
     then the app started against it like `make run-aws` does."""
+    from services.aws.standin import aws_env, started
     from services.config import load_settings
-    from services.storage import make_store
-    from tests.sagemaker_standin import aws_env, started
+    from services.workspace import make_store
 
     bucket = "pulse-e2e"
     with started(free_port(), bucket, tmp_path / "standin.log") as aws_url:

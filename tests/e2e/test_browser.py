@@ -65,7 +65,7 @@ def test_manager_does_not_get_admin_pages(page, app_url: str) -> None:  # type: 
 
 
 def test_annotator_labels_three_messages_from_the_keyboard(page, app_url: str, workspace_copy) -> None:  # type: ignore[no-untyped-def]
-    from services.storage import LocalStore
+    from services.store.local import LocalStore
 
     store = LocalStore(workspace_copy)
     before = sum(1 for _ in store.list("review/unrecognized/"))
@@ -102,10 +102,10 @@ def test_manager_reads_trends_and_one_participant(page, app_url: str) -> None:  
 def test_admin_trains_a_model_and_promotes_it(page, app_url: str, workspace_copy) -> None:  # type: ignore[no-untyped-def]
     """Training starts from the page, runs as a job the page polls, lands in the registry, and the
     Models page puts it live (with a written override if the gate refuses it)."""
-    from services.datasets import build_dataset
-    from services.deployment import current
-    from services.registry import list_versions
-    from services.storage import LocalStore
+    from services.lifecycle.datasets import build_dataset
+    from services.lifecycle.deployment import current
+    from services.lifecycle.registry import list_versions
+    from services.store.local import LocalStore
 
     store = LocalStore(workspace_copy)
     build_dataset(store, by="e2e")  # the demo has no labels yet: the base corpus alone

@@ -18,10 +18,10 @@ from urllib.parse import urlsplit
 import pandas as pd
 import pytest
 
-from services.auth import add_user
+from services.access.users import add_user
+from services.checkins.ingest import ingest
 from services.config import load_settings
-from services.ingest import ingest
-from services.storage import LocalStore
+from services.store.local import LocalStore
 from services.workspace import open_workspace
 from tests.e2e.conftest import settled, shot, start_app
 

@@ -7,7 +7,7 @@ It runs twice: on the local backend (a workspace folder, the local trainer and t
 deployer), and on the aws backend against moto's server on 127.0.0.1 — review items, labels,
 datasets and the registry in an S3 bucket; training through CreateTrainingJob, deployment through
 CreateModel/CreateEndpointConfig/UpdateEndpoint and scoring through InvokeEndpoint. moto does not
-run the BlazingText algorithm nor host models: the SageMaker stand-in (tests/sagemaker_standin.py)
+run the BlazingText algorithm nor host models: the SageMaker stand-in (services/aws/standin.py)
 trains fastText locally on the job's S3 channel with the job's hyperparameters and puts
 model.tar.gz where SageMaker would, and scores InvokeEndpoint requests with the model of the
 endpoint's current config. Screenshots of every step: artifacts/e2e/loop-*.png, loop-aws-*.png."""
@@ -21,10 +21,11 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from services.deployment import current
-from services.registry import list_versions
-from services.sagemaker import resource_name
-from services.storage import LocalStore, ObjectStore
+from services.aws.sagemaker import resource_name
+from services.lifecycle.deployment import current
+from services.lifecycle.registry import list_versions
+from services.store.base import ObjectStore
+from services.store.local import LocalStore
 from tests.benchmarks.datasets import airline_rows
 from tests.e2e.conftest import AwsApp, settled, shot
 from tests.e2e.test_browser import _sign_in, promote_from_page

@@ -57,7 +57,7 @@ NOTES = [
     "admin pages never use it.",
     "Killed ingest: `python -m services.cli ingest` on 2,000 airline check-ins, SIGKILLed once the stage named "
     "has begun (before its batch record), then run again to the end.",
-    "Endpoint update: moto's server with the SageMaker stand-in (tests/sagemaker_standin.py), whose "
+    "Endpoint update: moto's server with the SageMaker stand-in (services/aws/standin.py), whose "
     "UpdateEndpoint rolls back when the new model artifact cannot be loaded, as SageMaker does.",
     '"FAILS, known": a product bug these tests found, kept as a strict xfail test until it is fixed.',
 ]
@@ -148,8 +148,8 @@ class StandIn:
         self.url, self.bucket, self.env = url, bucket, env
 
     def settings(self, **overrides: Any) -> Any:
+        from services.aws.standin import REGION, ROLE_ARN
         from services.config import load_settings
-        from tests.sagemaker_standin import REGION, ROLE_ARN
 
         given = {
             "backend": "aws",
@@ -166,7 +166,7 @@ class StandIn:
         demo's deployment record and model registry, copied); the S3Store on it."""
         from botocore.exceptions import ClientError
 
-        from services.storage import S3Store
+        from services.aws.s3 import S3Store
 
         client = self.client()
         try:
@@ -195,10 +195,10 @@ class StandIn:
 
 @pytest.fixture(scope="session")
 def standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandIn]:
-    """moto's server patched by tests/sagemaker_standin.py in its own process, with the demo
+    """moto's server patched by services/aws/standin.py in its own process, with the demo
     workspace built in its bucket by `python -m services.cli demo` (bootstrap model trained by a
     training job and served by the endpoint; 90 days of check-ins scored through it)."""
-    from tests.sagemaker_standin import aws_env, started
+    from services.aws.standin import aws_env, started
 
     bucket = "pulse-faults"
     log = tmp_path_factory.mktemp("standin") / "standin.log"

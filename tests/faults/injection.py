@@ -18,7 +18,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, ConnectionClosedError
 from botocore.httpsession import URLLib3Session
 
-from services.storage import ObjectStore
+from services.store.base import ObjectStore
 from tests.adapters.test_s3_errors import _Raw, s3_error_body
 
 KINDS = ("throttle", "500", "reset")

@@ -12,12 +12,14 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from services import cli, storage
-from services.endpoint import LocalEndpoint
+from services import cli
+from services.aws import clients as storage
+from services.aws.s3 import S3Store
+from services.checkins.ingest import ingest
 from services.errors import PulseError, StoreUnavailable
-from services.ingest import ingest
-from services.labeling import LabelingService
-from services.storage import LocalStore, S3Store
+from services.lifecycle.endpoint import LocalEndpoint
+from services.review.labeling import LabelingService
+from services.store.local import LocalStore
 from tests.conftest import moto_s3_client
 from tests.faults.conftest import StandIn
 from tests.faults.injection import Vanish, delete_bucket, injected

@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
-from services.datasets import DatasetManifest, build_dataset, list_datasets, load_manifest, verify_rebuild
+from services.aws.s3 import S3Store
 from services.errors import StoreError
-from services.labels import Label, save_label
-from services.storage import LocalStore, ObjectStore, S3Store
+from services.lifecycle.datasets import DatasetManifest, build_dataset, list_datasets, load_manifest, verify_rebuild
+from services.review.labels import Label, save_label
+from services.store.base import ObjectStore
+from services.store.local import LocalStore
 from tests.faults.injection import Fault, injected
 
 N = 12

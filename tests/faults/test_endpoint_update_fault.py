@@ -2,7 +2,7 @@
 `DeployFailed`, the endpoint is InService on its previous endpoint config, `deployments/current.json`
 still names the previous version, and scoring through the workspace's endpoint goes on with it.
 
-Against moto's server with the SageMaker stand-in (tests/sagemaker_standin.py) in a subprocess, on
+Against moto's server with the SageMaker stand-in (services/aws/standin.py) in a subprocess, on
 the demo workspace built by `python -m services.cli demo`. The stand-in's UpdateEndpoint loads the
 new model artifact as the BlazingText container would, and when it cannot, the endpoint goes back to
 its previous config with a FailureReason, as SageMaker's automatic rollback leaves it.
@@ -27,13 +27,14 @@ from typing import Any
 
 import pytest
 
-from services.deployment import current, history
+from services.aws.clients import sagemaker_client
+from services.aws.sagemaker import SageMakerDeployer
 from services.errors import DeployFailed
-from services.model import prepare
-from services.promotion import LOCK, promote
-from services.registry import ARTIFACT, fetch_model, load_card, new_version
-from services.sagemaker import SageMakerDeployer, sagemaker_client
-from services.storage import ObjectStore
+from services.lifecycle.deployment import current, history
+from services.lifecycle.promotion import LOCK, promote
+from services.lifecycle.registry import ARTIFACT, fetch_model, load_card, new_version
+from services.model.prediction import prepare
+from services.store.base import ObjectStore
 from services.workspace import open_workspace
 from tests.faults.conftest import StandIn
 

@@ -9,10 +9,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from services.endpoint import LocalEndpoint
+from services.aws.s3 import S3Store
+from services.checkins.ingest import ingest
 from services.errors import StoreError
-from services.ingest import ingest
-from services.storage import LocalStore, S3Store
+from services.lifecycle.endpoint import LocalEndpoint
+from services.store.local import LocalStore
 from tests.faults.injection import Fault, injected, snapshot
 
 N = 60

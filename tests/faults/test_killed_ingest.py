@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from services.storage import LocalStore, ObjectStore
+from services.store.base import ObjectStore
+from services.store.local import LocalStore
 from tests.benchmarks.datasets import airline_rows
 from tests.conftest import ROOT
 from tests.faults.conftest import StandIn, child_env

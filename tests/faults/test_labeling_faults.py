@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
+from services.aws.s3 import S3Store
 from services.errors import StoreError
-from services.labeling import LabelingService, ReviewItem
-from services.labels import DECISIONS, labels_for_item, read_labels
-from services.storage import ObjectStore, S3Store
+from services.review.labeling import LabelingService, ReviewItem
+from services.review.labels import DECISIONS, labels_for_item, read_labels
+from services.store.base import ObjectStore
 from tests.faults.injection import Fault, injected
 from tests.unit.test_labeling import check_all_labelled_once, make_item, queue
 

@@ -10,7 +10,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from services.auth import User, demo_users
+from services.access.users import User, demo_users
 from services.demo import GROUPS
 
 ROOT = Path(__file__).resolve().parents[2]

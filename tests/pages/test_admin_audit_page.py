@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.audit import record
-from services.labels import Label, save_label
-from services.storage import LocalStore
+from services.access.audit import record
+from services.review.labels import Label, save_label
+from services.store.local import LocalStore
 from tests.pages.conftest import rendered_text
 
 

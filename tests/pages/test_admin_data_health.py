@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from services.datasets import DatasetError
-from services.labels import Label, save_label
-from services.storage import LocalStore
+from services.lifecycle.datasets import DatasetError
+from services.review.labels import Label, save_label
+from services.store.local import LocalStore
 from tests.pages.conftest import ROOT, rendered_text, shown
 
 DATA = str(ROOT / "pages" / "admin_data.py")
@@ -82,7 +82,7 @@ def test_a_refused_build_says_why_and_what_to_do(run_app, monkeypatch) -> None: 
     def refuse(*_args: object, **_kwargs: object) -> None:
         raise DatasetError("no training examples for neutral: label some first")
 
-    monkeypatch.setattr("services.datasets.build_dataset", refuse)
+    monkeypatch.setattr("services.lifecycle.datasets.build_dataset", refuse)
     at = run_app("admin", file=DATA)
     button(at, "Build dataset version").click()
     at.run()
@@ -157,7 +157,7 @@ def test_an_admin_deletes_a_participant_from_the_data_page(run_app, app_env) -> 
 
     import pyarrow.parquet as pq
 
-    from services.storage import LocalStore
+    from services.store.local import LocalStore
 
     store = LocalStore(app_env)
     key = next(k for k in store.list("checkins/") if k.endswith(".parquet"))

@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from services.corpus import split_corpus
-from services.datasets import build_dataset
-from services.deployment import CURRENT, current
-from services.jobs import list_runs, wait_for
-from services.model import TrainParams, fasttext_line, train
-from services.registry import ARTIFACT, ModelCard, fetch_model, list_versions, new_version, register
-from services.storage import LocalStore
+from services.lifecycle.datasets import build_dataset
+from services.lifecycle.deployment import CURRENT, current
+from services.lifecycle.jobs import list_runs, wait_for
+from services.lifecycle.registry import ARTIFACT, ModelCard, fetch_model, list_versions, new_version, register
+from services.model.corpus import split_corpus
+from services.model.fasttext import fasttext_line, train
+from services.model.params import TrainParams
+from services.store.local import LocalStore
 from tests.pages.conftest import ROOT, rendered_text, shown
 
 TRAINING = "pages/admin_training.py"

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from services.alerts import list_alerts, load_rules, resolve
-from services.auth import User
+from services.access.users import User
+from services.checkins.ingest import ingest
 from services.config import load_settings
-from services.ingest import ingest
-from services.storage import LocalStore
+from services.monitoring.alerts import list_alerts, load_rules, resolve
+from services.store.local import LocalStore
 from services.workspace import open_workspace
 from tests.pages.conftest import ROOT, USERS, rendered_text, shown
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from services.audit import read_events
-from services.storage import LocalStore
+from services.access.audit import read_events
+from services.store.local import LocalStore
 from tests.pages.conftest import APP, ROOT, rendered_text, shown
 
 AUTH = {

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from services.labeling import LabelingService, needs_two
-from services.storage import LocalStore
+from services.review.labeling import LabelingService, needs_two
+from services.store.local import LocalStore
 from tests.pages.conftest import APP, PAGE_FILES, ROOT, rendered_text, shown
 
 ALLOWED = {
@@ -157,7 +157,7 @@ def test_messages_render_as_text_not_markup(run_app, app_env) -> None:  # type: 
 
 
 def test_password_sign_in(app_env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from services.auth import add_user
+    from services.access.users import add_user
 
     add_user(LocalStore(app_env), "maria", "correct horse battery", "manager", ["Support desk"])
     monkeypatch.setenv("PULSE_AUTH_MODE", "password")

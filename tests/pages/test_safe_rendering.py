@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from services.checkins.ingest import ingest
 from services.config import load_settings
-from services.ingest import ingest
-from services.storage import LocalStore
+from services.store.local import LocalStore
 from services.workspace import open_workspace
 from tests.pages.test_pages import ALLOWED
 

@@ -11,7 +11,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from services.demo import GROUPS
-from services.storage import LocalStore
+from services.store.local import LocalStore
 from tests.pages.conftest import ROOT, USERS, rendered_text
 from tests.unit.test_trends import checkin, write
 

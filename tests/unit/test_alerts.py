@@ -12,7 +12,12 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from services.alerts import (
+from services.access.users import User
+from services.checkins.ingest import IngestReport, ingest
+from services.checkins.partitions import SCHEMA, read_scored
+from services.errors import PulseError
+from services.model.prediction import Prediction
+from services.monitoring.alerts import (
     BaselineDrop,
     ConsecutiveNegative,
     CrisisPhrases,
@@ -36,13 +41,8 @@ from services.alerts import (
     rules_to_dict,
     save_rules,
 )
-from services.auth import User
-from services.errors import PulseError
-from services.ingest import IngestReport, ingest
-from services.labeling import LabelingService
-from services.model import Prediction
-from services.scored import SCHEMA, read_scored
-from services.storage import LocalStore
+from services.review.labeling import LabelingService
+from services.store.local import LocalStore
 
 NOW = datetime(2026, 1, 20, 12, 0, tzinfo=UTC)
 ADMIN = User("ada", "admin")
@@ -403,7 +403,7 @@ def test_managers_see_only_their_groups_admins_all(store: LocalStore) -> None:
 
 def test_annotators_are_refused_and_the_attempt_is_logged(store: LocalStore, caplog: pytest.LogCaptureFixture) -> None:
     two_groups(store)
-    with caplog.at_level(logging.WARNING, logger="services.alerts"), pytest.raises(NotAllowed):
+    with caplog.at_level(logging.WARNING, logger="services.monitoring.alerts"), pytest.raises(NotAllowed):
         list_alerts(store, ANNOTATOR)
     assert any("refused" in r.getMessage() and "ann" in r.getMessage() for r in caplog.records)
 
@@ -619,7 +619,7 @@ def test_the_partition_reader_is_used_for_history(store: LocalStore, monkeypatch
     only(store, consecutive_negative=ConsecutiveNegative())
     run(store, [("x", "other", day(1), "lunch")], "other.csv")
     seen: list[object] = []
-    import services.alerts as alerts_module
+    import services.monitoring.alerts as alerts_module
 
     real = alerts_module.read_scored
 

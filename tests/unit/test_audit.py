@@ -7,14 +7,14 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from services import audit
-from services.alerts import load_rules, save_rules
-from services.audit import ACTIONS, label_events, read_events, record, try_record
+from services.access import audit
+from services.access.audit import ACTIONS, label_events, read_events, record, try_record
 from services.config import load_settings
 from services.errors import StoreError
-from services.health import save_threshold
-from services.labels import Label, save_label
-from services.storage import LocalStore
+from services.monitoring.alerts import load_rules, save_rules
+from services.monitoring.health import save_threshold
+from services.review.labels import Label, save_label
+from services.store.local import LocalStore
 
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
@@ -118,9 +118,9 @@ def test_rows_per_split_flattens_manifest_counts() -> None:
 
 
 def test_out_of_scope_requests_are_refused_and_audited(store: LocalStore) -> None:
-    from services import trends
-    from services.alerts import NotAllowed, list_alerts
-    from services.auth import User
+    from services.access.users import User
+    from services.checkins import trends
+    from services.monitoring.alerts import NotAllowed, list_alerts
     from tests.unit.test_trends import checkin, write
 
     write(store, [checkin("p", "G", "2025-09-01T10:00Z"), checkin("q", "H", "2025-09-01T10:00Z")])

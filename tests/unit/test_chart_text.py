@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from dashboard.admin_charts import health_figure, label_bars, mix_figure
 from dashboard.admin_jobs import confusion_figure
 from dashboard.charts import heatmap_figure, plot_text
-from services.trends import Heatmap
+from services.checkins.trends import Heatmap
 
 PAYLOAD = '<a href="http://127.0.0.1:9/x">PLINK</a><b>PBOLD</b><img src=x>'
 

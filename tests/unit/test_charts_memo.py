@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from dashboard.charts import FIGURES_KEPT, heatmap_figure, trend_figure
-from services.trends import Heatmap
+from services.checkins.trends import Heatmap
 
 
 def series(mean: float = 0.2) -> pd.DataFrame:

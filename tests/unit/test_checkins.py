@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from services.checkins import ParsedUpload, parse_upload
+from services.checkins.upload import ParsedUpload, parse_upload
 from services.errors import InvalidUpload
 
 NOW = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)

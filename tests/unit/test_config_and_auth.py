@@ -8,10 +8,10 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from services.auth import USERS_KEY, User, add_user, verify
+from services.access.users import USERS_KEY, User, add_user, verify
 from services.config import load_settings
 from services.errors import AuthError, SettingsError
-from services.storage import LocalStore
+from services.store.local import LocalStore
 
 PASSWORD = "correct-horse-battery-9"
 

@@ -7,8 +7,8 @@ import math
 import pandas as pd
 import pytest
 
-from services import costs
-from services.costs import Prices, Volume
+from services.monitoring import costs
+from services.monitoring.costs import Prices, Volume
 
 # Round prices so that every figure below can be checked on paper:
 # one serverless call = 0.1 s x 2 GB x $0.00001 + $1 / 1M = $0.000002 + $0.000001 = $0.000003.

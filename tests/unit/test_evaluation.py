@@ -7,21 +7,16 @@ import json
 
 import pytest
 
-from services.corpus import split_corpus
 from services.errors import PulseError
-from services.evaluation import GOLD_PREFIX, evaluate, import_gold, load_gold
-from services.labels import Label, save_label
-from services.model import (
-    TEMPERATURES,
-    Prediction,
-    SentimentModel,
-    TrainParams,
-    fasttext_line,
-    fit_temperature,
-    train,
-)
-from services.storage import LocalStore
-from services.text import preprocess
+from services.model.calibration import TEMPERATURES, fit_temperature
+from services.model.corpus import split_corpus
+from services.model.evaluation import GOLD_PREFIX, evaluate, import_gold, load_gold
+from services.model.fasttext import SentimentModel, fasttext_line, train
+from services.model.params import TrainParams
+from services.model.prediction import Prediction
+from services.model.text import preprocess
+from services.review.labels import Label, save_label
+from services.store.local import LocalStore
 
 NEG, NEU, POS = "negative", "neutral", "positive"
 

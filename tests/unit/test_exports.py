@@ -11,12 +11,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from services import audit, trends
-from services.auth import User
-from services.endpoint import LocalEndpoint
-from services.exports import csv_bytes, read_rejected
-from services.ingest import ingest
-from services.storage import LocalStore
+from services.access import audit
+from services.access.users import User
+from services.checkins import trends
+from services.checkins.exports import csv_bytes, read_rejected
+from services.checkins.ingest import ingest
+from services.lifecycle.endpoint import LocalEndpoint
+from services.store.local import LocalStore
 
 NASTY = [
     "line1\rline2 # hdr",

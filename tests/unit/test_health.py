@@ -12,16 +12,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services import health
+from services.checkins.partitions import SCHEMA, partition_key, partitions
 from services.config import load_settings
-from services.datasets import build_dataset
-from services.deployment import record_deployment
-from services.evaluation import import_gold
-from services.labeling import LabelingService
-from services.labels import Label, retract_label, save_label
-from services.registry import ModelCard
-from services.scored import SCHEMA, partition_key, partitions
-from services.storage import LocalStore, ObjectStore
+from services.lifecycle.datasets import build_dataset
+from services.lifecycle.deployment import record_deployment
+from services.lifecycle.registry import ModelCard
+from services.model.evaluation import import_gold
+from services.monitoring import health
+from services.review.labeling import LabelingService
+from services.review.labels import Label, retract_label, save_label
+from services.store.base import ObjectStore
+from services.store.local import LocalStore
 from tests.unit.test_labeling import make_item, queue
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

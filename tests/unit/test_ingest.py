@@ -17,14 +17,15 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from services.checkins import parse_upload
-from services.deployment import current
-from services.endpoint import LocalEndpoint
+from services.checkins.ingest import IngestReport, batch_id, ingest
+from services.checkins.partitions import SCHEMA, partition_files, partition_key, read_scored
+from services.checkins.upload import parse_upload
 from services.errors import InvalidUpload, ModelUnavailable, StoreError
-from services.ingest import IngestReport, batch_id, ingest
-from services.model import LABELS, PREFIX, fasttext_line, prepare
-from services.scored import SCHEMA, partition_files, partition_key, read_scored
-from services.storage import LocalStore
+from services.lifecycle.deployment import current
+from services.lifecycle.endpoint import LocalEndpoint
+from services.model.fasttext import fasttext_line
+from services.model.prediction import LABELS, PREFIX, prepare
+from services.store.local import LocalStore
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)

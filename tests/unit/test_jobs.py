@@ -22,12 +22,12 @@ import pytest
 from botocore.config import Config
 from botocore.stub import ANY, Stubber
 
-from services import jobs
+from services.aws.sagemaker import SageMakerTrainer
 from services.config import load_settings
-from services.corpus import split_corpus
-from services.datasets import DatasetError, DatasetManifest
 from services.errors import PulseError
-from services.jobs import (
+from services.lifecycle import jobs
+from services.lifecycle.datasets import DatasetError, DatasetManifest
+from services.lifecycle.jobs import (
     LOCK,
     InvalidParams,
     JobNotRunning,
@@ -40,12 +40,14 @@ from services.jobs import (
     start_training,
     wait_for,
 )
-from services.model import TrainParams, fasttext_line, train
-from services.registry import ARTIFACT, list_versions, load_card
-from services.sagemaker import SageMakerTrainer
-from services.storage import LocalStore, ObjectStore
-from services.trainers import Progress, ShouldStop, TrainingOutcome, TrainingRequest
-from services.training import RUNS
+from services.lifecycle.registry import ARTIFACT, list_versions, load_card
+from services.lifecycle.trainers import Progress, ShouldStop, TrainingOutcome, TrainingRequest
+from services.lifecycle.training import RUNS
+from services.model.corpus import split_corpus
+from services.model.fasttext import fasttext_line, train
+from services.model.params import TrainParams
+from services.store.base import ObjectStore
+from services.store.local import LocalStore
 from services.workspace import Workspace, open_workspace
 
 TINY = TrainParams(epoch=5, dim=10, bucket=10_000, family="fasttext")

@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from services.errors import PulseError, StoreUnavailable
-from services.labeling import SPREAD, ClaimLost, LabelingService, cohen_kappa, needs_two, rerank_queue
-from services.labels import Label, labels_for_item, read_labels, save_label
-from services.model import Prediction
-from services.storage import LocalStore, ObjectStore
+from services.model.prediction import Prediction
+from services.review.labeling import SPREAD, ClaimLost, LabelingService, cohen_kappa, needs_two, rerank_queue
+from services.review.labels import Label, labels_for_item, read_labels, save_label
+from services.store.base import ObjectStore
+from services.store.local import LocalStore
 
 START = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -761,9 +762,9 @@ def test_rerank_of_an_empty_queue_writes_nothing(store: LocalStore) -> None:
 
 
 def test_a_signed_in_manager_gets_no_review_items_and_the_attempt_is_audited(store: LocalStore) -> None:
-    from services.audit import read_events
-    from services.auth import User
-    from services.labeling import NotAllowed
+    from services.access.audit import read_events
+    from services.access.users import User
+    from services.review.labeling import NotAllowed
 
     queue(store, [make_item(0)])
     svc = LabelingService(store, double_share=0)

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from services.corpus import split_corpus
-from services.datasets import (
+from services.errors import AlreadyExists
+from services.lifecycle.datasets import (
     BASE,
     DatasetError,
     DatasetManifest,
@@ -22,12 +22,12 @@ from services.datasets import (
     load_manifest,
     verify_rebuild,
 )
-from services.errors import AlreadyExists
-from services.evaluation import import_gold, load_gold
-from services.labels import PREFIX, Label, label_key, read_labels, resolve, save_label
-from services.model import LABELS
-from services.storage import LocalStore
-from services.text import PREPROCESSING, preprocess
+from services.model.corpus import split_corpus
+from services.model.evaluation import import_gold, load_gold
+from services.model.prediction import LABELS
+from services.model.text import PREPROCESSING, preprocess
+from services.review.labels import PREFIX, Label, label_key, read_labels, resolve, save_label
+from services.store.local import LocalStore
 
 WORDS = {"negative": "gloomy", "neutral": "ordinary", "positive": "cheerful"}
 LINE = re.compile(r"^__label__(negative|neutral|positive) \S+( \S+)*$")

@@ -20,16 +20,17 @@ from pathlib import Path
 
 import pytest
 
-from services.corpus import split_corpus
-from services.datasets import build_dataset, list_datasets, load_manifest
-from services.deployment import current, history
-from services.evaluation import import_gold
-from services.labels import Label, save_label
-from services.model import TrainParams, fasttext_line, train
-from services.promotion import GateVerdict, gate
-from services.registry import ModelCard, list_versions, load_card, new_version, register
-from services.storage import LocalStore
-from services.training import RUNS
+from services.lifecycle.datasets import build_dataset, list_datasets, load_manifest
+from services.lifecycle.deployment import current, history
+from services.lifecycle.promotion import GateVerdict, gate
+from services.lifecycle.registry import ModelCard, list_versions, load_card, new_version, register
+from services.lifecycle.training import RUNS
+from services.model.corpus import split_corpus
+from services.model.evaluation import import_gold
+from services.model.fasttext import fasttext_line, train
+from services.model.params import TrainParams
+from services.review.labels import Label, save_label
+from services.store.local import LocalStore
 
 ROOT = Path(__file__).resolve().parents[2]
 FLIP = {"positive": "negative", "negative": "positive", "neutral": "neutral"}

@@ -12,11 +12,13 @@ import pytest
 from sklearn.feature_extraction.text import CountVectorizer
 
 from services.errors import ModelUnavailable
-from services.linear import LinearModel, _char_counts, train_linear
-from services.model import UNREADABLE, TrainParams, fasttext_line, prepare
-from services.registry import ModelCard, fetch_model, register
-from services.storage import LocalStore
-from services.training import candidates_for, fit_pipeline
+from services.lifecycle.registry import ModelCard, fetch_model, register
+from services.lifecycle.training import candidates_for, fit_pipeline
+from services.model.fasttext import fasttext_line
+from services.model.linear import LinearModel, _char_counts, train_linear
+from services.model.params import TrainParams
+from services.model.prediction import UNREADABLE, prepare
+from services.store.local import LocalStore
 
 POSITIVE = [
     "great day with the team",
@@ -190,7 +192,7 @@ def test_a_named_family_trains_only_that_family(family: str) -> None:
 
 
 def test_auto_on_large_data_trains_fasttext_only_with_fewer_epochs() -> None:
-    from services.training import LARGE_TRAINING_SET, MIN_EPOCHS, UPDATES
+    from services.lifecycle.training import LARGE_TRAINING_SET, MIN_EPOCHS, UPDATES
 
     small = candidates_for(TrainParams(), rows=10_000)
     assert [p.family for p in small] == ["fasttext", "linear"] and small[0].epoch == TrainParams().epoch
@@ -204,7 +206,7 @@ def test_auto_on_large_data_trains_fasttext_only_with_fewer_epochs() -> None:
 
 
 def test_lexicon_features_count_valence_and_flip_it_after_a_negation() -> None:
-    from services.linear import lexicon_features, sentiment_lexicon
+    from services.model.linear import lexicon_features, sentiment_lexicon
 
     lexicon = sentiment_lexicon()
     assert lexicon["great"] > 0 > lexicon["awful"]
@@ -222,7 +224,7 @@ def test_the_lexicon_travels_with_the_model(
     model: LinearModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A saved model keeps the lexicon it was trained with: a changed lexicon never shifts its scores."""
-    import services.linear as linear
+    import services.model.linear as linear
 
     assert model.fitted.features.lexicon_weight > 0
     path = tmp_path / "linear.npz"
@@ -237,7 +239,7 @@ def test_the_lexicon_travels_with_the_model(
 
 def test_a_model_saved_before_the_lexicon_still_loads(tmp_path: Path) -> None:
     """Format pulse-linear-1 (no lexicon features) stays readable and scores as it did."""
-    from services.linear import Features, LinearFit
+    from services.model.linear import Features, LinearFit
 
     texts, labels = corpus()
     features, _ = Features.fit(texts, lexicon_weight=0.0)

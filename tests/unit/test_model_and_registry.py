@@ -15,12 +15,14 @@ import fasttext
 import pytest
 
 from services.config import Settings
-from services.deployment import CURRENT, current, deploy_local
-from services.endpoint import LocalEndpoint
 from services.errors import AlreadyExists, ModelUnavailable
-from services.model import LABELS, SentimentModel, TrainParams, fasttext_line, prepare, train
-from services.registry import ARTIFACT, ModelCard, fetch_model, list_versions, load_card, register
-from services.storage import LocalStore
+from services.lifecycle.deployment import CURRENT, current, deploy_local
+from services.lifecycle.endpoint import LocalEndpoint
+from services.lifecycle.registry import ARTIFACT, ModelCard, fetch_model, list_versions, load_card, register
+from services.model.fasttext import SentimentModel, fasttext_line, train
+from services.model.params import TrainParams
+from services.model.prediction import LABELS, prepare
+from services.store.local import LocalStore
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = TrainParams(epoch=50, lr=0.5, dim=20, word_ngrams=2, bucket=10_000)
@@ -120,9 +122,9 @@ def test_training_after_the_bootstrap_in_the_same_process(tmp_path: Path) -> Non
         import sys
         sys.path.insert(0, {str(ROOT)!r})
         from tests.unit.test_model_and_registry import TINY, corpus_lines
-        from services.model import train
-        from services.storage import LocalStore
-        from services.training import train_bootstrap
+        from services.model.fasttext import train
+        from services.store.local import LocalStore
+        from services.lifecycle.training import train_bootstrap
 
         train_bootstrap(LocalStore({str(tmp_path / "ws")!r}), by="tests")
         failures = 0
@@ -288,8 +290,8 @@ def test_a_truncated_model_bin_is_refused_promptly(
         f"""
         from pathlib import Path
         from services.errors import ModelUnavailable
-        from services.registry import fetch_model
-        from services.storage import LocalStore
+        from services.lifecycle.registry import fetch_model
+        from services.store.local import LocalStore
         try:
             fetch_model(LocalStore({str(store.root)!r}), "m1", Path({str(tmp_path / "cache")!r}))
         except ModelUnavailable as exc:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from services.auth import User, claim_values, user_from_claims
+from services.access.users import User, claim_values, user_from_claims
 from services.config import DEFAULT_OIDC_ROLES, load_settings
 from services.errors import SettingsError
 

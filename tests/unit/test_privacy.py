@@ -12,14 +12,22 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from services.audit import read_events
+from services.access.audit import read_events
+from services.access.privacy import audit_pseudonym, delete_participant, unfinished_deletions
+from services.checkins.ingest import ingest
 from services.config import load_settings
-from services.datasets import _sha, build_dataset, dataset_content, list_datasets, load_manifest, verify_rebuild
 from services.errors import PulseError, StoreUnavailable
-from services.ingest import ingest
-from services.labels import Label, read_labels, save_label
-from services.privacy import audit_pseudonym, delete_participant, unfinished_deletions
-from services.storage import LocalStore, ObjectStore
+from services.lifecycle.datasets import (
+    _sha,
+    build_dataset,
+    dataset_content,
+    list_datasets,
+    load_manifest,
+    verify_rebuild,
+)
+from services.review.labels import Label, read_labels, save_label
+from services.store.base import ObjectStore
+from services.store.local import LocalStore
 from services.workspace import open_workspace
 
 WHO = "zoe-unique-participant"

@@ -22,11 +22,10 @@ from typing import Any
 import pytest
 import tornado.netutil
 
-from services.deployment import deploy_local, require_current
-from services.endpoint import Endpoint, LocalEndpoint
-from services.model import Prediction, TrainParams, apply_temperature, fasttext_line, train
-from services.registry import ModelCard, fetch_model, load_card, new_version, register
-from services.serve import (
+from services.lifecycle.deployment import deploy_local, require_current
+from services.lifecycle.endpoint import Endpoint, LocalEndpoint
+from services.lifecycle.registry import ModelCard, fetch_model, load_card, new_version, register
+from services.lifecycle.serve import (
     HEADER_TIMEOUT_SECONDS,
     MAX_BODY_BYTES,
     MAX_INSTANCE_CHARS,
@@ -36,7 +35,10 @@ from services.serve import (
     make_app,
     make_server,
 )
-from services.storage import LocalStore
+from services.model.fasttext import fasttext_line, train
+from services.model.params import TrainParams
+from services.model.prediction import Prediction, apply_temperature
+from services.store.local import LocalStore
 
 LABELS = {"__label__negative", "__label__neutral", "__label__positive"}
 TEXTS = ["love this great team", "awful day hate traffic", "meeting moved to monday"]
@@ -611,7 +613,7 @@ def test_the_sagemaker_endpoint_client_talks_to_the_server(calibrated: tuple[Ser
     """`services.sagemaker.SageMakerEndpoint`, the client of a real BlazingText endpoint, gets the
     same predictions (calibrated once, by the client) from this server as the in-process endpoint."""
     sagemaker = pytest.importorskip(
-        "services.sagemaker", reason="services/sagemaker.py (SageMakerEndpoint) is not written yet"
+        "services.aws.sagemaker", reason="services/sagemaker.py (SageMakerEndpoint) is not written yet"
     )
     server, endpoint = calibrated
     client = sagemaker.SageMakerEndpoint(_runtime_client(server), "pulse-sentiment", endpoint.store, batch_size=2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.errors import InvalidKey, StoreError
-from services.storage import MAX_KEY_LENGTH, validate_key
+from services.store.base import MAX_KEY_LENGTH, validate_key
 
 VALID_KEYS = [
     "a",

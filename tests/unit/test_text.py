@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.text import loose, preprocess, stopwords, tokens
+from services.model.text import loose, preprocess, stopwords, tokens
 
 ROOT = Path(__file__).resolve().parents[2]
 NEGATIONS = ("not", "no", "never", "nor", "nothing", "nobody", "none", "nowhere", "neither")
@@ -203,7 +203,7 @@ def test_nothing_calls_nltk_download() -> None:
 
 
 def test_chunk_cache_is_bounded_and_skips_long_chunks(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from services import text
+    from services.model import text
 
     monkeypatch.setattr(text, "_CHUNKS", {})
     monkeypatch.setattr(text, "_CACHE_SIZE", 3)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from services.audit import read_events
-from services.auth import SignInRefused, add_user, password_sign_in
+from services.access.audit import read_events
+from services.access.throttle import Limits, Throttle
+from services.access.users import SignInRefused, add_user, password_sign_in
 from services.cli import main
-from services.storage import LocalStore
-from services.throttle import Limits, Throttle
+from services.store.local import LocalStore
 
 PASSWORD = "correct horse battery"
 LIMITS = Limits(max_failures=4, lockout_seconds=600, delay_seconds=1.0, client_max_failures=10)

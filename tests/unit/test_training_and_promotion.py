@@ -16,17 +16,27 @@ from typing import Any
 
 import pytest
 
-from services.corpus import split_corpus
-from services.datasets import build_dataset
-from services.deployment import CURRENT, LocalDeployer, current, history
 from services.errors import AlreadyExists, DeployFailed, GateFailed, ModelUnavailable
-from services.evaluation import evaluate, load_gold, summary
-from services.model import TrainParams, fasttext_line, train, validate_params
-from services.promotion import LOCK, gate, promote, rollback
-from services.registry import ARTIFACT, ModelCard, fetch_model, list_versions, load_card, new_version, register
-from services.storage import LocalStore, ObjectStore
-from services.trainers import Progress, ShouldStop, TrainingOutcome, TrainingRequest
-from services.training import RUNS, LocalFastTextTrainer, run_training
+from services.lifecycle.datasets import build_dataset
+from services.lifecycle.deployment import CURRENT, LocalDeployer, current, history
+from services.lifecycle.promotion import LOCK, gate, promote, rollback
+from services.lifecycle.registry import (
+    ARTIFACT,
+    ModelCard,
+    fetch_model,
+    list_versions,
+    load_card,
+    new_version,
+    register,
+)
+from services.lifecycle.trainers import Progress, ShouldStop, TrainingOutcome, TrainingRequest
+from services.lifecycle.training import RUNS, LocalFastTextTrainer, run_training
+from services.model.corpus import split_corpus
+from services.model.evaluation import evaluate, load_gold, summary
+from services.model.fasttext import fasttext_line, train
+from services.model.params import TrainParams, validate_params
+from services.store.base import ObjectStore
+from services.store.local import LocalStore
 
 TINY = TrainParams(epoch=5, dim=10, bucket=10_000)
 MARGIN = 0.01
@@ -628,7 +638,7 @@ def test_a_failed_rollback_activation_switches_nothing(ws: LocalStore, prepared:
 
 
 def test_promotions_refusals_and_rollbacks_are_in_the_audit_log(ws: LocalStore, prepared: Prepared) -> None:
-    from services.audit import read_events
+    from services.access.audit import read_events
 
     with pytest.raises(GateFailed):
         promote(ws, LocalDeployer(), prepared.worse, by="dora", reason="r", margin=MARGIN, role="admin")

@@ -10,13 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services import trends
-from services.auth import User
+from services.access.users import User
+from services.checkins import trends
+from services.checkins.exports import csv_bytes
+from services.checkins.partitions import SCHEMA, partition_key, partitions
 from services.errors import AuthError
-from services.exports import csv_bytes
-from services.labels import Label, retract_label, save_label
-from services.scored import SCHEMA, partition_key, partitions
-from services.storage import LocalStore, ObjectStore
+from services.review.labels import Label, retract_label, save_label
+from services.store.base import ObjectStore
+from services.store.local import LocalStore
 
 ADMIN = User("ada", "admin")
 LABELS = np.array(["negative", "neutral", "positive"])
@@ -228,7 +229,7 @@ def test_manager_sees_only_own_groups(store: LocalStore, sample: pd.DataFrame, c
     mine = trends.series(store, manager, ["Alpha"], start=date(2025, 3, 1), end=date(2025, 4, 9))
     default = trends.series(store, manager, start=date(2025, 3, 1), end=date(2025, 4, 9))
     assert default["count"].sum() == mine["count"].sum() + 1  # Alpha and Gamma, never Beta
-    with caplog.at_level(logging.WARNING, logger="services.trends"):
+    with caplog.at_level(logging.WARNING, logger="services.checkins.trends"):
         caplog.clear()
         assert trends.series(store, manager, ["Beta"]).empty
         assert trends.heatmap(store, manager, "Beta").participants == []
@@ -261,7 +262,7 @@ def test_annotator_is_refused(store: LocalStore, sample: pd.DataFrame, caplog) -
         lambda: trends.timeline(store, annotator, "a0"),
         lambda: trends.export_rows(store, annotator),
     ]
-    with caplog.at_level(logging.WARNING, logger="services.trends"):
+    with caplog.at_level(logging.WARNING, logger="services.checkins.trends"):
         for call in calls:
             with pytest.raises(AuthError, match="managers and admins"):
                 call()

@@ -1,0 +1,6 @@
+"""Check-ins from upload to dashboard: reading uploads (`upload`), ingesting them (`ingest`: score,
+store, queue for review, raise alerts), the scored check-ins in date-partitioned Parquet
+(`partitions`), what managers see (`trends`, `overview`) and CSV downloads (`exports`).
+
+Imports store, model, lifecycle (the endpoint), review (queue items) and monitoring (alerts).
+"""

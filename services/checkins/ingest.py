@@ -1,0 +1,240 @@
+"""Ingest: upload -> validated check-ins -> scored by the live model -> date-partitioned Parquet,
+low-confidence rows to the review queue, rejected rows to quarantine.
+
+Idempotent: a batch is named by the hash of its bytes, every write lands on a key fixed by the
+batch or the check-in id, and the batch manifest is written last. Re-running a file (or a run that
+was killed half-way) gives the same final state, and check-ins already in the workspace from other
+batches are not written again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from services.checkins.partitions import partition_key, partitions
+from services.checkins.upload import ParsedUpload, parse_upload
+from services.errors import AlreadyExists, InvalidUpload, KeyNotFound
+from services.lifecycle.endpoint import Endpoint
+from services.model.prediction import LABELS, PREFIX, Prediction, prepare
+from services.monitoring.alerts import Notifier, evaluate_alerts
+from services.store.base import ObjectStore
+
+log = logging.getLogger(__name__)
+
+CHUNK = 5_000
+REVIEW_INDEX = "review/index/"  # <batch>.jsonl: id, confidence, margin, group, time per queued item
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did. Counts, never message text."""
+
+    batch: str
+    filename: str
+    total_rows: int
+    accepted: int
+    already_present: int
+    rejected: int
+    unrecognized: int
+    model_version: str
+    threshold: float
+    dates: list[str] = field(default_factory=list)
+    quarantine_key: str | None = None
+    finished_at: str = ""
+    repeated: bool = False
+    alerts: int = 0  # new alerts raised by these check-ins
+
+    def summary(self) -> str:
+        parts = [
+            f"{self.accepted} accepted",
+            f"{self.rejected} rejected",
+            f"{self.unrecognized} sent to review (confidence < {self.threshold:.2f})",
+        ]
+        if self.already_present:
+            parts.append(f"{self.already_present} already in the workspace")
+        parts.append(f"{self.alerts} new alert{'' if self.alerts == 1 else 's'}")
+        text = f"batch {self.batch}: " + ", ".join(parts) + f"; model {self.model_version}"
+        if self.quarantine_key:
+            text += f"; rejected rows and reasons in {self.quarantine_key}"
+        return text
+
+
+def batch_id(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def _existing_ids(store: ObjectStore, date: str, batch: str) -> set[str]:
+    ids: set[str] = set()
+    for key in store.list(f"checkins/date={date}/"):
+        if key.endswith(".parquet") and key != partition_key(date, batch):
+            table = pq.read_table(io.BytesIO(store.get(key)), columns=["id"])
+            ids.update(table.column("id").to_pylist())
+    return ids
+
+
+def _write_quarantine(store: ObjectStore, batch: str, parsed: ParsedUpload) -> str | None:
+    if not parsed.rejected:
+        return None
+    key = f"ingest/quarantine/{batch}.jsonl"
+    lines = (json.dumps(asdict(r), ensure_ascii=False) for r in parsed.rejected)
+    store.put(key, ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass"))
+    return key
+
+
+def _review_item(row: dict[str, Any], batch: str) -> bytes:
+    item = {
+        "id": row["id"],
+        "line": f"{PREFIX}{row['label']} {row['prepared']}",
+        "text": row["text"],
+        "predicted_label": row["label"],
+        "confidence": float(row["confidence"]),
+        "probs": {label: float(row[f"p_{label}"]) for label in LABELS},
+        "model_version": row["model_version"],
+        "time": row["time"].isoformat(),
+        "participant": row["participant"],
+        "group": row["group"],
+        "batch": batch,
+        "queued_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    return json.dumps(item, ensure_ascii=False).encode()
+
+
+def score_frame(
+    endpoint: Endpoint, frame: pd.DataFrame, *, max_chars: int = 2000, progress: Progress | None = None
+) -> pd.DataFrame:
+    """Add the prepared text, label, confidence, class probabilities and model version."""
+    prepared: list[str] = []
+    preds: list[Prediction] = []
+    versions: list[str] = []
+    texts = frame["text"].tolist()
+    for start in range(0, len(texts), CHUNK):
+        chunk = [prepare(t, max_chars) for t in texts[start : start + CHUNK]]
+        version, chunk_preds = endpoint.score(chunk)
+        prepared.extend(chunk)
+        preds.extend(chunk_preds)
+        versions.extend([version] * len(chunk))
+        if progress:
+            progress(len(prepared), len(texts))
+    return frame.assign(
+        prepared=prepared,
+        label=[p.label for p in preds],
+        confidence=[p.confidence for p in preds],
+        p_negative=[p.probs.get("negative", 0.0) for p in preds],
+        p_neutral=[p.probs.get("neutral", 0.0) for p in preds],
+        p_positive=[p.probs.get("positive", 0.0) for p in preds],
+        margin=[p.margin for p in preds],
+        model_version=versions,
+    )
+
+
+def _queue_for_review(store: ObjectStore, low: pd.DataFrame, batch: str) -> None:
+    """One item per low-confidence check-in, created only if absent (a re-run adds nothing).
+    Writes run in parallel: each is a file sync locally or a PUT on S3, both waiting on I/O."""
+
+    def put(row: dict[str, Any]) -> None:
+        with contextlib.suppress(AlreadyExists):  # queued by an earlier, interrupted run
+            store.put(f"review/unrecognized/{row['id']}.json", _review_item(row, batch), if_absent=True)
+
+    records = low.to_dict("records")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        # list() re-raises the first failed write instead of losing it
+        list(pool.map(put, records))
+    # One small index per batch, so the labeling queue is built without listing every item.
+    index = [
+        {
+            "id": r["id"],
+            "confidence": round(float(r["confidence"]), 4),
+            "margin": round(float(r["margin"]), 4),
+            "group": r["group"],
+            "time": r["time"].isoformat(),
+        }
+        for r in records
+    ]
+    if index:
+        body = "\n".join(json.dumps(row, ensure_ascii=False) for row in index) + "\n"
+        store.put(f"{REVIEW_INDEX}{batch}.jsonl", body.encode())
+
+
+def ingest(
+    store: ObjectStore,
+    endpoint: Endpoint,
+    data: bytes,
+    filename: str,
+    *,
+    threshold: float,
+    max_chars: int = 2000,
+    now: datetime | None = None,
+    progress: Progress | None = None,
+    notifier: Notifier | None = None,
+) -> IngestReport:
+    """Ingest one uploaded file. Raises `InvalidUpload` when the file cannot be read or when
+    not a single row could be accepted (the rejects are quarantined first).
+
+    Alerts are evaluated on the freshly scored rows once their partitions are written (and before
+    the manifest, so an interrupted run evaluates them again); `notifier` publishes the new ones."""
+    batch = batch_id(data)
+    manifest_key = f"ingest/batches/{batch}.json"
+    try:
+        done = IngestReport(**json.loads(store.get(manifest_key)))
+        done.repeated = True
+        return done
+    except KeyNotFound:
+        pass
+    # Keep the original bytes: a rejected row can always be recovered and fixed.
+    safe_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in filename)[-100:] or "upload"
+    store.put(f"ingest/uploads/{batch}/{safe_name}", data)
+    parsed = parse_upload(data, filename, now=now)
+    quarantine_key = _write_quarantine(store, batch, parsed)
+    frame = parsed.checkins
+    if frame.empty:
+        where = f" Reasons per row: {quarantine_key}." if quarantine_key else ""
+        raise InvalidUpload(f"no row of {filename!r} could be accepted ({len(parsed.rejected)} rejected).{where}")
+    frame = frame.assign(date=frame["time"].dt.strftime("%Y-%m-%d"))
+    known: set[str] = set()
+    for date in sorted(frame["date"].unique()):
+        known |= _existing_ids(store, date, batch)
+    fresh = frame[~frame["id"].isin(known)]
+    already = len(frame) - len(fresh)
+    version = endpoint.version()
+    unrecognized = 0
+    alerts = 0
+    if not fresh.empty:
+        scored = score_frame(endpoint, fresh, max_chars=max_chars, progress=progress).assign(batch=batch)
+        version = scored["model_version"].iloc[0]
+        low = scored[scored["confidence"] < threshold]
+        _queue_for_review(store, low, batch)
+        unrecognized = len(low)
+        for date, blob in partitions(scored):
+            store.put(partition_key(date, batch), blob)
+        alerts = len(evaluate_alerts(store, scored, notifier=notifier))
+    report = IngestReport(
+        batch=batch,
+        filename=filename,
+        total_rows=parsed.total_rows,
+        accepted=len(fresh),
+        already_present=already,
+        rejected=len(parsed.rejected),
+        unrecognized=unrecognized,
+        model_version=version,
+        threshold=threshold,
+        dates=sorted(fresh["date"].unique().tolist()),
+        quarantine_key=quarantine_key,
+        finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        alerts=alerts,
+    )
+    store.put(manifest_key, json.dumps(asdict(report), indent=2).encode())
+    log.info("ingested batch %s: %d accepted, %d rejected", batch, report.accepted, report.rejected)
+    return report

@@ -1,0 +1,91 @@
+"""The bootstrap corpus shipped with Pulse (see services/model/data/PROVENANCE.md)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from services.errors import PulseError
+
+LABELS = ("negative", "neutral", "positive")
+
+
+@dataclass(frozen=True)
+class LabelledText:
+    text: str
+    label: str
+    source: str
+
+
+def _read(name: str) -> str:
+    # read_text translates newlines; the UCI files are CRLF, which tests guard against regressing.
+    return resources.files("services.model").joinpath("data", name).read_text(encoding="utf-8")
+
+
+def tweeteval() -> list[LabelledText]:
+    """TweetEval sentiment validation split: 2,000 tweets, three classes."""
+    texts = _read("tweeteval_val_text.txt").split("\n")
+    labels = _read("tweeteval_val_labels.txt").split("\n")
+    rows = []
+    for text, label in zip(texts, labels, strict=False):
+        if label.strip():
+            rows.append(LabelledText(text.strip(), LABELS[int(label)], "tweeteval"))
+    return rows
+
+
+def uci() -> list[LabelledText]:
+    """UCI sentiment sentences (Amazon, IMDb, Yelp): 3,000 sentences, negative/positive."""
+    rows = []
+    for site in ("amazon_cells", "imdb", "yelp"):
+        raw = _read(f"{site}_labelled.txt").replace("\r\n", "\n")
+        for fields in csv.reader(io.StringIO(raw), delimiter="\t", quoting=csv.QUOTE_NONE):
+            if len(fields) == 2 and fields[1].strip() in ("0", "1"):
+                label = "positive" if fields[1].strip() == "1" else "negative"
+                rows.append(LabelledText(fields[0].strip(), label, f"uci-{site}"))
+    return rows
+
+
+@dataclass(frozen=True)
+class CorpusSplit:
+    """The shipped corpus in three disjoint parts."""
+
+    train: list[LabelledText]  # the bootstrap model and every later dataset's base
+    gold: list[LabelledText]  # the default gold set: evaluated on, never trained on
+    demo: list[LabelledText]  # texts of the demo's check-ins (unseen by the bootstrap model)
+
+
+def split_corpus(seed: int = 0, gold_share: float = 0.15, demo_share: float = 0.3) -> CorpusSplit:
+    """Shuffle the corpus with a fixed seed and cut it into train / gold / demo.
+
+    The demo's check-ins come from texts the bootstrap model never saw, so its confidence on
+    them, and the share that lands in the review queue, is realistic.
+    """
+    rows = tweeteval() + uci()
+    random.Random(seed).shuffle(rows)
+    n_gold = int(len(rows) * gold_share)
+    n_demo = int(len(rows) * demo_share)
+    return CorpusSplit(
+        train=rows[n_gold + n_demo :],
+        gold=rows[:n_gold],
+        demo=rows[n_gold : n_gold + n_demo],
+    )
+
+
+def read_labelled_csv(path: Path) -> list[tuple[str, str]]:
+    """(text, label) rows of a CSV with `text` and `label` columns; labels must be in LABELS."""
+    try:
+        raw = path.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PulseError(f"cannot read {path}: {exc}") from None
+    reader = csv.DictReader(io.StringIO(raw, newline=""))
+    if not reader.fieldnames or not {"text", "label"} <= set(reader.fieldnames):
+        raise PulseError(f"{path.name} needs the columns text,label (found {reader.fieldnames})")
+    rows = [(r["text"] or "", (r["label"] or "").strip().lower()) for r in reader]
+    bad = sorted({label for _, label in rows if label not in LABELS})
+    if bad:
+        raise PulseError(f"{path.name}: labels must be one of {', '.join(LABELS)}; found {bad[:5]}")
+    return rows

@@ -1,0 +1,72 @@
+"""A lock held in the store, for work that must run once across processes and replicas (a
+deployment, a training run).
+
+Taking the lock is a create-if-absent write. A lock whose holder died (its caller's `alive` says so)
+is taken over through a marker created if absent for that lock's token, so of several contenders
+exactly one wins; release deletes the lock only while it is still ours (its token).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from services.errors import AlreadyExists, KeyNotFound, PulseError
+from services.store.base import ObjectStore
+
+
+def read_json(store: ObjectStore, key: str) -> dict[str, Any] | None:
+    """The JSON object at `key` (a lock, a record), or None when there is none."""
+    try:
+        data = json.loads(store.get(key))
+    except KeyNotFound:
+        return None
+    if not isinstance(data, dict):
+        raise PulseError(f"{key} is not a JSON object")
+    return data
+
+
+def acquire(
+    store: ObjectStore,
+    key: str,
+    body: Callable[[], bytes],
+    *,
+    takeovers: str,
+    alive: Callable[[dict[str, Any]], bool],
+    busy: Callable[[dict[str, Any]], PulseError],
+    contested: PulseError,
+    churning: PulseError,
+) -> dict[str, Any] | None:
+    """Write `body()` at `key` unless a live lock is there (then raise `busy(lock)`). Returns the
+    expired lock this call took over, or None when the lock was free. `contested`: another caller
+    won the takeover; `churning`: the lock kept changing hands while we looked."""
+    for _ in range(3):
+        try:
+            store.put(key, body(), if_absent=True)
+            return None
+        except AlreadyExists:
+            pass
+        held = read_json(store, key)
+        if held is None:
+            continue  # released between our two calls: try again
+        if alive(held):
+            raise busy(held)
+        try:  # expired: its holder died. One contender per expired token wins the takeover.
+            store.put(f"{takeovers}{held.get('token', held.get('since'))}", b"", if_absent=True)
+        except AlreadyExists:
+            raise contested from None
+        store.put(key, body())
+        return held
+    raise churning
+
+
+def holds(store: ObjectStore, key: str, token: str) -> bool:
+    held = read_json(store, key)
+    return held is not None and held.get("token") == token
+
+
+def release(store: ObjectStore, key: str, token: str) -> None:
+    """Delete the lock if it is still the one with `token` (never someone else's takeover)."""
+    if holds(store, key, token):
+        store.delete(key)
