@@ -5,6 +5,7 @@ import streamlit as st
 from dashboard.auth import current_user, no_access_page, sign_in_page, sign_out, signed_in_without_role
 from dashboard.components import escape_markdown
 from dashboard.deps import settings
+from services.access.policy import pages_for
 
 st.set_page_config(page_title="Pulse", page_icon="💬", layout="wide")
 
@@ -20,11 +21,6 @@ PAGES = {
     "health": st.Page("pages/admin_health.py", title="Model health & costs", icon=":material/monitor_heart:"),
     "audit": st.Page("pages/admin_audit.py", title="Audit log", icon=":material/policy:"),
 }
-ROLE_PAGES = {
-    "manager": ["home", "trends", "alerts"],
-    "annotator": ["home", "review"],
-    "admin": ["home", "trends", "alerts", "review", "upload", "data", "training", "models", "health", "audit"],
-}
 
 config = settings()  # a bad setting stops here, with a message naming it
 user = current_user()
@@ -37,9 +33,9 @@ elif user is None:
 else:
     # The menu is drawn here with page links: config hides Streamlit's own sidebar list, which
     # would otherwise advertise every file of pages/ to visitors who are not signed in.
-    page = st.navigation([PAGES[name] for name in ROLE_PAGES[user.role]], position="hidden")
+    page = st.navigation([PAGES[name] for name in pages_for(user.role)], position="hidden")
     with st.sidebar:
-        for name in ROLE_PAGES[user.role]:
+        for name in pages_for(user.role):
             st.page_link(PAGES[name])
         st.divider()
         st.markdown(f"Signed in as **{escape_markdown(user.role)}**")

@@ -17,10 +17,11 @@ from services.errors import PulseError
 from services.lifecycle.comparison import Comparison, compare_versions
 from services.lifecycle.datasets import DatasetError, list_datasets, load_manifest
 from services.lifecycle.deployment import current, history
-from services.lifecycle.jobs import TrainingJob
 from services.lifecycle.promotion import GateVerdict, gate
-from services.lifecycle.registry import ARTIFACT, ModelCard, list_versions, load_card
+from services.lifecycle.registry import ModelCard, list_versions, load_card
+from services.lifecycle.runs import TrainingJob
 from services.model.prediction import LABELS
+from services.store import keys
 
 
 def link_to(page: str, label: str, icon: str) -> None:
@@ -33,13 +34,13 @@ def _models_key() -> tuple[str, ...]:
     """Changes with every registered or deleted artifact or card, and every deployment."""
     store = workspace().store
     dep = current(store)
-    return (store.describe(), *store.list("models/"), dep.version if dep else "")
+    return (store.describe(), *store.list(keys.MODELS), dep.version if dep else "")
 
 
 def _gold_key() -> tuple[str, ...]:
     """Changes when the gold set may have changed (gold files, labels: some are marked gold)."""
     store = workspace().store
-    return (*store.list("gold/"), *store.list("review/labels/"))
+    return (*store.list(keys.GOLD), *store.list(keys.REVIEW_LABELS))
 
 
 # --- datasets and runs ---------------------------------------------------------------------------
@@ -67,7 +68,7 @@ def _datasets(keys: tuple[str, ...]) -> list[tuple[str, str]]:
 def dataset_choices() -> list[tuple[str, str]]:
     """(version, description) of every dataset version, newest first."""
     store = workspace().store
-    return _datasets(tuple(k for k in store.list("datasets/") if k.endswith("/manifest.json")))
+    return _datasets(tuple(k for k in store.list(keys.DATASETS) if k.endswith("/manifest.json")))
 
 
 def duration(seconds: float) -> str:
@@ -104,7 +105,7 @@ def _registry(key: tuple[str, ...]) -> tuple[pd.DataFrame, dict[str, ModelCard]]
     store = workspace().store
     dep = current(store)
     live = dep.version if dep else None
-    keys = set(key)
+    stored = set(key)
     cards: dict[str, ModelCard] = {}
     rows = []
     for version in reversed(list_versions(store)):
@@ -124,7 +125,7 @@ def _registry(key: tuple[str, ...]) -> tuple[pd.DataFrame, dict[str, ModelCard]]
                 "created": card.created_at.replace("T", " ")[:16],
                 "by": card.created_by,
                 "dataset": card.dataset,
-                "artifact": "ok" if f"models/{version}/{ARTIFACT}" in keys else "missing",
+                "artifact": "ok" if keys.model_key(version) in stored else "missing",
             }
         )
     return pd.DataFrame(rows), cards

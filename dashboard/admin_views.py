@@ -31,6 +31,7 @@ from services.monitoring.health import (
     preview_dataset,
     training_counts,
 )
+from services.store import keys
 
 
 def _live() -> str:
@@ -41,20 +42,20 @@ def _live() -> str:
 def labels_fingerprint() -> tuple[str, ...]:
     """Changes with every label, undo, gold file, dataset version or deployment."""
     store = workspace().store
-    keys = [
-        *store.list("review/labels/"),
-        *store.list("review/retractions/"),
-        *store.list("gold/"),
-        *(k for k in store.list("datasets/") if k.endswith("/manifest.json")),
+    found = [
+        *store.list(keys.REVIEW_LABELS),
+        *store.list(keys.REVIEW_RETRACTIONS),
+        *store.list(keys.GOLD),
+        *(k for k in store.list(keys.DATASETS) if k.endswith("/manifest.json")),
     ]
-    return (*keys, _live())
+    return (*found, _live())
 
 
 def health_fingerprint() -> tuple[str, ...]:
     """Changes with every ingested batch, deployment or registered model."""
     store = workspace().store
-    cards = (k for k in store.list("models/") if k.endswith("/card.json"))
-    return (*store.list("ingest/batches/"), *cards, _live())
+    cards = (k for k in store.list(keys.MODELS) if k.endswith("/card.json"))
+    return (*store.list(keys.INGEST_BATCHES), *cards, _live())
 
 
 @dataclass(frozen=True)

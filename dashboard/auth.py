@@ -9,6 +9,7 @@ from streamlit.errors import StreamlitAPIException, StreamlitSecretNotFoundError
 
 from dashboard.components import escape_markdown
 from dashboard.deps import settings, show_error, throttle, workspace
+from services.access import policy
 from services.access.audit import try_record
 from services.access.users import ROLES, SignInRefused, User, demo_users, password_sign_in, user_from_claims
 from services.checkins.overview import group_names
@@ -68,8 +69,14 @@ def signed_in_without_role() -> str | None:
     return next((str(claims[k]) for k in ("email", "preferred_username", "sub") if claims.get(k)), "someone")
 
 
+def require_page(page: str) -> User:
+    """Stop the page unless the signed-in user's role may open it (`services.access.policy.PAGES`).
+    Call it first in every page: Streamlit can run a page file directly, without app.py."""
+    return require_role(*policy.PAGES[page])
+
+
 def require_role(*roles: str) -> User:
-    """Stop the page unless the signed-in user has one of `roles`. Call it first in every page."""
+    """Stop the page unless the signed-in user has one of `roles`."""
     user = current_user()
     if user is None:
         st.warning("Please sign in to see this page.")

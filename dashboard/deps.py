@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.components import escape_markdown
+from services.access.pseudonyms import configured_key
 from services.access.throttle import Limits, Throttle
 from services.config import Settings, load_settings
 from services.errors import PulseError, SettingsError
@@ -53,8 +54,7 @@ def throttle() -> Throttle:
 
 @st.cache_resource
 def _labeling(s: Settings) -> LabelingService:
-    key = s.pseudonym_key.get_secret_value().encode() if s.pseudonym_key else None
-    return LabelingService(_workspace(s).store, pseudonym_key=key)
+    return LabelingService(_workspace(s).store, pseudonym_key=configured_key(s))
 
 
 def labeling() -> LabelingService:

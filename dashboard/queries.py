@@ -10,13 +10,14 @@ from services.access.users import User
 from services.checkins.overview import Overview, workspace_overview
 from services.lifecycle.deployment import current
 from services.monitoring.alerts import Alert, alert_checkins, list_alerts
+from services.store import keys
 
 
 def _fingerprint() -> tuple[str, ...]:
     """Changes whenever a batch is ingested or a model deployed: the cache key of every read."""
     store = workspace().store
     dep = current(store)
-    return (*store.list("ingest/batches/"), dep.version if dep else "")
+    return (*store.list(keys.INGEST_BATCHES), dep.version if dep else "")
 
 
 @st.cache_data(ttl=60, show_spinner=False)

@@ -5,13 +5,13 @@ from datetime import UTC, datetime, timedelta
 
 import streamlit as st
 
-from dashboard.auth import require_role
+from dashboard.auth import require_page
 from dashboard.deps import show_error, workspace
 from services.access.audit import ACTIONS, AuditEvent, events_frame, label_events, read_events
 from services.checkins.exports import csv_bytes
 from services.errors import PulseError
 
-user = require_role("admin")
+user = require_page("audit")
 
 LIMIT = 5000
 

@@ -6,16 +6,17 @@ import streamlit as st
 
 from dashboard.admin_charts import class_balance_figure, label_bars
 from dashboard.admin_views import dataset_preview, dataset_versions, label_data, utc_minute
-from dashboard.auth import require_role
+from dashboard.auth import require_page
 from dashboard.components import escape_markdown
-from dashboard.deps import show_error, workspace
+from dashboard.deps import settings, show_error, workspace
 from services.access import audit
 from services.access.privacy import delete_participant, unfinished_deletions
+from services.access.pseudonyms import configured_key
 from services.errors import PulseError
 from services.lifecycle.datasets import DatasetError, build_dataset
 from services.model.prediction import LABELS
 
-user = require_role("admin")
+user = require_page("data")
 
 
 st.title("Labels & datasets")
@@ -227,7 +228,13 @@ with st.expander("Remove everything one participant wrote, everywhere in the wor
         else:
             try:
                 with st.spinner("Deleting…"):
-                    done = delete_participant(workspace().store, who, by=user.name, role=user.role)
+                    done = delete_participant(
+                        workspace().store,
+                        who,
+                        by=user.name,
+                        role=user.role,
+                        pseudonym_key=configured_key(settings()),
+                    )
             except PulseError as exc:
                 show_error(exc, "nothing more was deleted; run it again to finish (it is safe to repeat)")
             else:

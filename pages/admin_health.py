@@ -12,14 +12,14 @@ from dashboard.admin_charts import (
     review_preview_figure,
 )
 from dashboard.admin_views import health, money, threshold_state, utc_minute, volume
-from dashboard.auth import require_role
+from dashboard.auth import require_page
 from dashboard.components import escape_markdown
 from dashboard.deps import show_error, workspace
 from services.errors import PulseError
 from services.monitoring.costs import Prices, estimate
 from services.monitoring.health import review_preview, save_threshold
 
-user = require_role("admin")
+user = require_page("health")
 
 
 st.title("Model health & costs")

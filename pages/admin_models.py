@@ -15,15 +15,14 @@ from dashboard.admin_jobs import (
     registry,
     verdict_frame,
 )
-from dashboard.auth import require_role
+from dashboard.auth import require_page
 from dashboard.components import escape_markdown, when
 from dashboard.deps import show_error, workspace
 from services.errors import DeployFailed, GateFailed, ModelUnavailable, PulseError
 from services.lifecycle.deployment import current
-from services.lifecycle.promotion import promote, rollback
-from services.review.labeling import rerank_queue
+from services.lifecycle.switch import roll_back, switch_to
 
-user = require_role("admin")
+user = require_page("models")
 
 
 CONFIRM_PROMOTE = "models_confirm_promote"  # version waiting for confirmation
@@ -33,16 +32,6 @@ OUTCOME = "models_outcome"  # (kind, message) of the last promote or rollback, s
 st.title("Models & deploy")
 ws = workspace()
 store = ws.store
-
-
-def rerank_note(version: str) -> str:
-    """Re-rank the review queue by the model now live; a failure never undoes the switch."""
-    try:
-        with st.spinner("Re-ranking the review queue by the new model…"):
-            n = rerank_queue(ws.store, ws.endpoint, version=version, max_chars=ws.settings.max_text_chars)
-    except PulseError as exc:
-        return f" The review queue keeps its order: {exc}."
-    return f" Review queue re-ranked by {version} ({n:,} items)." if n else ""
 
 
 try:
@@ -129,6 +118,74 @@ if outcome:
     kind, message = outcome
     (st.success if kind == "success" else st.error)(escape_markdown(message))
 
+
+def _forget(key: str) -> None:
+    st.session_state.pop(key, None)
+
+
+@st.dialog("Promote this version?", on_dismiss=lambda: _forget(CONFIRM_PROMOTE))
+def confirm_promote(version: str, reason: str, override: str) -> None:
+    """The switch, confirmed in a dialog; the gate runs again as it deploys."""
+    st.markdown(
+        f"Deploy {escape_markdown(version)} in place of {escape_markdown(live_version or 'nothing')}? "
+        "The endpoint switches to it and the review queue is re-ranked by it."
+    )
+    if override:
+        st.warning("The gate refuses this version: your override reason is recorded with the deployment.")
+    yes, no = st.columns(2)
+    if yes.button("Confirm promote", type="primary", key="confirm-promote", width="stretch"):
+        # An override reason is for one promotion only: never carried over to the next one.
+        for key in (CONFIRM_PROMOTE, "override_reason", "promote_reason"):
+            _forget(key)
+        try:
+            with st.spinner(f"Gating, deploying and re-ranking the queue by {escape_markdown(version)}…"):
+                done = switch_to(
+                    ws, version, by=user.name, reason=reason, override_reason=override or None, role=user.role
+                )
+        except (ModelUnavailable, GateFailed, DeployFailed) as exc:
+            st.session_state[OUTCOME] = ("error", f"{exc} Nothing was switched: {live_version} still serves.")
+        except PulseError as exc:
+            st.session_state[OUTCOME] = ("error", f"{exc}")
+        else:
+            gate_note = (
+                "" if done.verdict is None or done.verdict.passed else " (gate overridden; the reason is recorded)"
+            )
+            dep = done.deployment
+            st.session_state[OUTCOME] = (
+                "success",
+                f"{dep.version} is live{gate_note}; previous: {dep.previous}. {done.queue_note()}".strip(),
+            )
+        st.rerun()
+    if no.button("Cancel", key="cancel-promote", width="stretch"):
+        _forget(CONFIRM_PROMOTE)
+        st.rerun()
+
+
+@st.dialog("Roll back?", on_dismiss=lambda: _forget(CONFIRM_ROLLBACK))
+def confirm_rollback(target: str, current_version: str) -> None:
+    st.markdown(
+        f"Put {escape_markdown(target)} back in place of {escape_markdown(current_version)}? No gate: it served before."
+    )
+    why = st.text_input("Why roll back", value="rolled back from the Models page", key="rollback_reason")
+    yes, no = st.columns(2)
+    if yes.button("Confirm rollback", type="primary", key="confirm-rollback", width="stretch"):
+        _forget(CONFIRM_ROLLBACK)
+        try:
+            with st.spinner(f"Rolling back to {escape_markdown(target)}…"):
+                done = roll_back(ws, by=user.name, reason=why.strip() or "from the Models page", role=user.role)
+        except PulseError as exc:
+            st.session_state[OUTCOME] = ("error", f"{exc}")
+        else:
+            st.session_state[OUTCOME] = (
+                "success",
+                f"Rolled back: {done.deployment.version} is live again. {done.queue_note()}",
+            )
+        st.rerun()
+    if no.button("Cancel", key="cancel-rollback", width="stretch"):
+        _forget(CONFIRM_ROLLBACK)
+        st.rerun()
+
+
 verdict = None
 if version == live_version:
     st.info(f"{escape_markdown(version)} is the live model.")
@@ -153,13 +210,12 @@ else:
             },
         )
 
-# A confirmation stays on screen even if the version went live meanwhile (another admin, another
-# tab): confirming then lets the service refuse it with its own message, instead of a silent no-op.
-pending = st.session_state.get(CONFIRM_PROMOTE)
-if pending is not None and pending != version:
-    st.session_state.pop(CONFIRM_PROMOTE, None)
-    pending = None
-if version != live_version or pending is not None:
+# A confirmation stays open while it waits, even if the version went live meanwhile (another admin,
+# another tab): confirming then lets the service refuse it with its own message.
+if st.session_state.get(CONFIRM_PROMOTE) not in (None, version):
+    _forget(CONFIRM_PROMOTE)  # a confirmation asked for another version: the admin has moved on
+pending = st.session_state.get(CONFIRM_PROMOTE) == version
+if version != live_version or pending:
     reason = st.text_input("Why deploy it", value="promoted from the Models page", key="promote_reason")
     override = ""
     if verdict is not None and not verdict.passed:
@@ -169,78 +225,16 @@ if version != live_version or pending is not None:
             placeholder="Why this version should serve although it scores lower on the gold set",
         )
     needs_override = verdict is not None and not verdict.passed and not override.strip()
-    if pending is None:
-        if st.button(f"Promote {escape_markdown(version)}", icon=":material/rocket_launch:", disabled=needs_override):
-            st.session_state[CONFIRM_PROMOTE] = version
-            st.session_state.pop(CONFIRM_ROLLBACK, None)
-            st.rerun()
-    else:
-        st.warning(
-            f"Deploy {escape_markdown(version)} in place of {escape_markdown(live_version or 'nothing')}? "
-            "The endpoint switches to it."
-        )
-        yes, no, _ = st.columns([1, 1, 4])
-        if yes.button("Confirm promote", type="primary", key="confirm-promote"):
-            # An override reason is for one promotion only: never carried over to the next one.
-            for key in (CONFIRM_PROMOTE, "override_reason", "promote_reason"):
-                st.session_state.pop(key, None)
-            try:
-                with st.spinner(f"Gating and deploying {escape_markdown(version)}…"):
-                    dep, done = promote(
-                        store,
-                        ws.deployer,
-                        version,
-                        by=user.name,
-                        reason=reason.strip() or "promoted from the Models page",
-                        margin=ws.settings.gate_margin,
-                        override_reason=override.strip() or None,
-                        role=user.role,
-                    )
-            except (ModelUnavailable, GateFailed, DeployFailed) as exc:
-                st.session_state[OUTCOME] = ("error", f"{exc} Nothing was switched: {live_version} still serves.")
-            except PulseError as exc:
-                st.session_state[OUTCOME] = ("error", f"{exc}")
-            else:
-                gate_note = "" if done.passed else " (gate overridden; the reason is recorded)"
-                queue_note = rerank_note(dep.version)
-                st.session_state[OUTCOME] = (
-                    "success",
-                    f"{dep.version} is live{gate_note}; previous: {dep.previous}.{queue_note}",
-                )
-            st.rerun()
-        if no.button("Cancel", key="cancel-promote"):
-            st.session_state.pop(CONFIRM_PROMOTE, None)
-            st.rerun()
+    if st.button(f"Promote {escape_markdown(version)}", icon=":material/rocket_launch:", disabled=needs_override):
+        st.session_state[CONFIRM_PROMOTE] = version
+    if st.session_state.get(CONFIRM_PROMOTE) == version:
+        confirm_promote(version, reason.strip() or "promoted from the Models page", override.strip())
 
 if live is not None and live.previous:
-    if st.session_state.get(CONFIRM_ROLLBACK) != live.previous:
-        if st.button(f"Roll back to {escape_markdown(live.previous)}", icon=":material/undo:"):
-            st.session_state[CONFIRM_ROLLBACK] = live.previous
-            st.session_state.pop(CONFIRM_PROMOTE, None)
-            st.rerun()
-    else:
-        st.warning(
-            f"Put {escape_markdown(live.previous)} back in place of {escape_markdown(live.version)}? "
-            "No gate: it served before."
-        )
-        why = st.text_input("Why roll back", value="rolled back from the Models page", key="rollback_reason")
-        yes, no, _ = st.columns([1, 1, 4])
-        if yes.button("Confirm rollback", type="primary", key="confirm-rollback"):
-            st.session_state.pop(CONFIRM_ROLLBACK, None)
-            try:
-                with st.spinner(f"Rolling back to {escape_markdown(live.previous)}…"):
-                    dep = rollback(
-                        store, ws.deployer, by=user.name, reason=why.strip() or "from the Models page", role=user.role
-                    )
-            except PulseError as exc:
-                st.session_state[OUTCOME] = ("error", f"{exc}")
-            else:
-                queue_note = rerank_note(dep.version)
-                st.session_state[OUTCOME] = ("success", f"Rolled back: {dep.version} is live again.{queue_note}")
-            st.rerun()
-        if no.button("Cancel", key="cancel-rollback"):
-            st.session_state.pop(CONFIRM_ROLLBACK, None)
-            st.rerun()
+    if st.button(f"Roll back to {escape_markdown(live.previous)}", icon=":material/undo:"):
+        st.session_state[CONFIRM_ROLLBACK] = live.previous
+    if st.session_state.get(CONFIRM_ROLLBACK) == live.previous:
+        confirm_rollback(live.previous, live.version)
 
 with st.expander("Endpoint", expanded=ws.settings.backend == "aws"):
     if ws.settings.backend == "aws":

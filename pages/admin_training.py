@@ -4,14 +4,15 @@ replica, after a refresh), cancel it, and see past runs."""
 import streamlit as st
 
 from dashboard.admin_jobs import dataset_choices, duration, link_to, runs_frame
-from dashboard.auth import require_role
+from dashboard.auth import require_page
 from dashboard.components import age, escape_markdown
 from dashboard.deps import show_error, workspace
 from services.errors import PulseError
-from services.lifecycle.jobs import JobNotRunning, TrainingJob, cancel, list_runs, load_run, running_job, start_training
+from services.lifecycle.jobs import start_training
+from services.lifecycle.runs import JobNotRunning, TrainingJob, cancel, list_runs, load_run, running_job
 from services.model.params import FAMILIES, PARAM_RANGES, TrainParams, validate_params
 
-user = require_role("admin")
+user = require_page("training")
 
 WATCH = "training_watch"  # the run this session follows (shown with its result once it ends)
 DEFAULTS = TrainParams()

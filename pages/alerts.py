@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard.auth import require_role
+from dashboard.auth import require_page
 from dashboard.components import escape_markdown
 from dashboard.deps import show_error, workspace
 from dashboard.queries import alerts, triggering_checkins
@@ -24,7 +24,7 @@ from services.monitoring.alerts import (
     save_rules,
 )
 
-user = require_role("manager", "admin")
+user = require_page("alerts")
 
 BADGE = {
     "critical": ":red-background[critical]",

@@ -3,13 +3,13 @@
 import plotly.express as px
 import streamlit as st
 
-from dashboard.auth import require_role
+from dashboard.auth import require_page
 from dashboard.components import escape_markdown, when
 from dashboard.deps import show_error
 from dashboard.queries import overview
 from services.errors import PulseError
 
-user = require_role("manager", "annotator", "admin")
+user = require_page("home")
 
 st.title("Pulse")
 try:

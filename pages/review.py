@@ -4,14 +4,14 @@ import time
 
 import streamlit as st
 
-from dashboard.auth import require_role
+from dashboard.auth import require_page
 from dashboard.components import escape_markdown
 from dashboard.deps import labeling, show_error, workspace
 from services.errors import PulseError
 from services.monitoring.alerts import flag_urgent
 from services.review.labeling import ReviewItem
 
-user = require_role("annotator", "admin")
+user = require_page("review")
 
 ORDERS = {
     "uncertain": "Least sure first",

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import streamlit as st
 
-from dashboard.auth import require_role
+from dashboard.auth import require_page
 from dashboard.charts import heatmap_figure, trend_figure
 from dashboard.components import escape_markdown
 from dashboard.deps import settings, show_error, workspace
@@ -12,7 +12,7 @@ from services.checkins import trends
 from services.checkins.exports import csv_bytes
 from services.errors import PulseError
 
-user = require_role("manager", "admin")
+user = require_page("trends")
 
 st.title("Trends")
 store = workspace().store

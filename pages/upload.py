@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard.auth import require_role
+from dashboard.auth import require_page
 from dashboard.components import escape_markdown
 from dashboard.deps import show_error, workspace
 from services.checkins.exports import csv_bytes, read_rejected
@@ -10,7 +10,7 @@ from services.checkins.ingest import ingest
 from services.errors import InvalidUpload, PulseError
 from services.monitoring.health import effective_threshold
 
-user = require_role("admin")
+user = require_page("upload")
 
 st.title("Upload check-ins")
 ws = workspace()

@@ -3,17 +3,18 @@ the `[pulse]` table of `.streamlit/secrets.toml` (environment wins)."""
 
 from __future__ import annotations
 
-import os
 import tomllib
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from services.errors import SettingsError
 
 SECRETS_FILE = Path(".streamlit/secrets.toml")
+_SECRETS: ContextVar[Path] = ContextVar("pulse_secrets_file", default=SECRETS_FILE)  # the file load_settings reads
 Role = Literal["manager", "annotator", "admin"]
 DEFAULT_OIDC_ROLES: dict[str, Role] = {
     "pulse-admin": "admin",
@@ -71,6 +72,19 @@ class Settings(BaseSettings):
         default="", pattern=r"^(arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?)?$"
     )
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Explicit values (CLI flags, tests) win over PULSE_* variables, which win over the `[pulse]`
+        table of the secrets file."""
+        return init_settings, env_settings, InitSettingsSource(settings_cls, _secrets_table(_SECRETS.get()))
+
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
         if self.backend == "aws" and not self.bucket:
@@ -109,10 +123,10 @@ def _describe(error: Any) -> str:
 
 def load_settings(secrets_file: Path = SECRETS_FILE, **overrides: Any) -> Settings:
     """Read and validate the settings; raise `SettingsError` naming each bad setting."""
-    # pydantic-settings lets init values beat the environment, so drop the secrets that a
-    # PULSE_* variable overrides; explicit overrides (tests, CLI flags) win over both.
-    secrets = {k: v for k, v in _secrets_table(secrets_file).items() if f"PULSE_{k.upper()}" not in os.environ}
+    token = _SECRETS.set(secrets_file)
     try:
-        return Settings(**{**secrets, **overrides})
+        return Settings(**overrides)
     except ValidationError as exc:
         raise SettingsError("; ".join(_describe(e) for e in exc.errors())) from None
+    finally:
+        _SECRETS.reset(token)

@@ -41,6 +41,10 @@ class AuthError(PulseError):
     """Sign-in refused or a users file that cannot be trusted."""
 
 
+class NotAllowed(AuthError):
+    """The signed-in user's role may not open this page, take this action or see this group."""
+
+
 class DeployFailed(PulseError):
     """A deployment did not complete; the previous model still serves."""
 

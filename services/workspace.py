@@ -10,8 +10,7 @@ from pathlib import Path
 from services.config import Settings
 from services.lifecycle.deployment import Deployer, LocalDeployer
 from services.lifecycle.endpoint import Endpoint, LocalEndpoint
-from services.lifecycle.trainers import Trainer
-from services.lifecycle.training import LocalFastTextTrainer
+from services.lifecycle.trainers import LocalTrainer, Trainer
 from services.monitoring.alerts import Notifier
 from services.store.base import ObjectStore
 from services.store.local import LocalStore
@@ -43,8 +42,10 @@ def open_workspace(settings: Settings, *, search_seconds: float = 0.0) -> Worksp
 
     if settings.backend == "aws":
         from services.aws import clients
+        from services.aws.deploy import SageMakerDeployer
+        from services.aws.endpoint import SageMakerEndpoint
         from services.aws.s3 import S3Store
-        from services.aws.sagemaker import SageMakerDeployer, SageMakerEndpoint, SageMakerTrainer
+        from services.aws.training import SageMakerTrainer
 
         s3 = S3Store(clients.s3_client(settings), settings.bucket, settings.prefix)
         sm, runtime = clients.sagemaker_client(settings), clients.sagemaker_client(settings, "sagemaker-runtime")
@@ -62,7 +63,7 @@ def open_workspace(settings: Settings, *, search_seconds: float = 0.0) -> Worksp
         settings,
         store,
         endpoint,
-        LocalFastTextTrainer(store, search_seconds=search_seconds),
+        LocalTrainer(store, search_seconds=search_seconds),
         LocalDeployer(),
         make_notifier(settings),
     )

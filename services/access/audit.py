@@ -22,11 +22,12 @@ from datetime import UTC, date, datetime
 import pandas as pd
 
 from services.errors import KeyNotFound, PulseError, StoreError
+from services.store import keys
 from services.store.base import ObjectStore
 
 log = logging.getLogger(__name__)
 
-PREFIX = "audit/"
+PREFIX = keys.AUDIT
 ACTIONS = (
     "sign_in",
     "sign_in_refused",

@@ -24,13 +24,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from services.errors import KeyNotFound
+from services.store import keys
 from services.store.base import ObjectStore, workspace_secret
 
 if TYPE_CHECKING:
     from services.config import Settings
 
-PREFIX = "auth/attempts/"
-KEY = "settings/throttle.key"
+PREFIX = keys.SIGN_IN_ATTEMPTS
+KEY = keys.THROTTLE_KEY
 MAX_DELAY_SECONDS = 60.0
 
 

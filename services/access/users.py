@@ -14,10 +14,11 @@ import bcrypt
 from services.access import audit
 from services.access.throttle import Throttle
 from services.errors import AuthError, KeyNotFound
+from services.store import keys
 from services.store.base import ObjectStore
 
 ROLES = ("manager", "annotator", "admin")
-USERS_KEY = "auth/users.json"
+USERS_KEY = keys.USERS
 MIN_PASSWORD = 12
 _BCRYPT = re.compile(r"^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")

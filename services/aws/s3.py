@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from services.errors import AlreadyExists, KeyNotFound, StoreError, StoreUnavailable
-from services.store.base import validate_key
+from services.store.base import ArrowFiles, validate_key
 
 if TYPE_CHECKING:
     pass
@@ -49,6 +51,13 @@ class S3Store:
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}"
+
+    def arrow_files(self, prefix: str) -> ArrowFiles:
+        """pyarrow's own S3 client, pointed where the boto3 client points (credentials: the default chain)."""
+        endpoint = str(self.client.meta.endpoint_url)
+        filesystem = _arrow_s3(str(self.client.meta.region_name or "us-east-1"), endpoint)
+        base = f"{self.bucket}/{self.prefix}{validate_key(prefix, prefix=True)}".rstrip("/")
+        return ArrowFiles(filesystem, base, f"{self.describe()} via {endpoint}")
 
     def _fail(self, exc: Exception, key: str) -> StoreError:
         from botocore.exceptions import ClientError
@@ -125,3 +134,13 @@ class S3Store:
             self.client.delete_object(Bucket=self.bucket, Key=full)
         except self._errors() as exc:
             raise self._fail(exc, key) from exc
+
+
+@functools.cache
+def _arrow_s3(region: str, endpoint: str) -> Any:
+    import pyarrow.fs as pafs
+
+    url = urlsplit(endpoint)
+    if (url.hostname or "").endswith(".amazonaws.com"):
+        return pafs.S3FileSystem(region=region)
+    return pafs.S3FileSystem(region=region, endpoint_override=url.netloc, scheme=url.scheme or "https")

@@ -1,4 +1,5 @@
-"""Publishing new alerts to an SNS topic (the optional `Notifier`): a subject and a message without check-in text."""
+"""Publishing new alerts to an SNS topic (the optional `Notifier`): a subject and a message without
+check-in text."""
 
 from __future__ import annotations
 

@@ -29,12 +29,13 @@ from services.errors import AlreadyExists, InvalidUpload, KeyNotFound
 from services.lifecycle.endpoint import Endpoint
 from services.model.prediction import LABELS, PREFIX, Prediction, prepare
 from services.monitoring.alerts import Notifier, evaluate_alerts
+from services.store import keys
 from services.store.base import ObjectStore
 
 log = logging.getLogger(__name__)
 
 CHUNK = 5_000
-REVIEW_INDEX = "review/index/"  # <batch>.jsonl: id, confidence, margin, group, time per queued item
+REVIEW_INDEX = keys.REVIEW_INDEX  # <batch>.jsonl: id, confidence, margin, group, time per queued item
 Progress = Callable[[int, int], None]
 
 
@@ -88,7 +89,7 @@ def _existing_ids(store: ObjectStore, date: str, batch: str) -> set[str]:
 def _write_quarantine(store: ObjectStore, batch: str, parsed: ParsedUpload) -> str | None:
     if not parsed.rejected:
         return None
-    key = f"ingest/quarantine/{batch}.jsonl"
+    key = f"{keys.INGEST_QUARANTINE}{batch}.jsonl"
     lines = (json.dumps(asdict(r), ensure_ascii=False) for r in parsed.rejected)
     store.put(key, ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass"))
     return key
@@ -146,7 +147,7 @@ def _queue_for_review(store: ObjectStore, low: pd.DataFrame, batch: str) -> None
 
     def put(row: dict[str, Any]) -> None:
         with contextlib.suppress(AlreadyExists):  # queued by an earlier, interrupted run
-            store.put(f"review/unrecognized/{row['id']}.json", _review_item(row, batch), if_absent=True)
+            store.put(keys.review_item_key(row["id"]), _review_item(row, batch), if_absent=True)
 
     records = low.to_dict("records")
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -186,7 +187,7 @@ def ingest(
     Alerts are evaluated on the freshly scored rows once their partitions are written (and before
     the manifest, so an interrupted run evaluates them again); `notifier` publishes the new ones."""
     batch = batch_id(data)
-    manifest_key = f"ingest/batches/{batch}.json"
+    manifest_key = keys.batch_key(batch)
     try:
         done = IngestReport(**json.loads(store.get(manifest_key)))
         done.repeated = True
@@ -194,8 +195,7 @@ def ingest(
     except KeyNotFound:
         pass
     # Keep the original bytes: a rejected row can always be recovered and fixed.
-    safe_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in filename)[-100:] or "upload"
-    store.put(f"ingest/uploads/{batch}/{safe_name}", data)
+    store.put(f"{keys.INGEST_UPLOADS}{batch}/{keys.file_name_segment(filename)}", data)
     parsed = parse_upload(data, filename, now=now)
     quarantine_key = _write_quarantine(store, batch, parsed)
     frame = parsed.checkins

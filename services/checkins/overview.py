@@ -11,6 +11,7 @@ from services.access.users import User
 from services.checkins.ingest import REVIEW_INDEX
 from services.checkins.partitions import read_scored
 from services.lifecycle.deployment import Deployment, current
+from services.store import keys
 from services.store.base import ObjectStore
 
 
@@ -34,7 +35,7 @@ def group_names(store: ObjectStore) -> list[str]:
 def queue_size(store: ObjectStore, groups: list[str] | None = None) -> int:
     """Check-ins waiting for a human; with `groups`, only those of these groups (from the batch
     review indexes, which carry each item's group)."""
-    waiting = {k.rsplit("/", 1)[-1].removesuffix(".json") for k in store.list("review/unrecognized/")}
+    waiting = {k.rsplit("/", 1)[-1].removesuffix(".json") for k in store.list(keys.REVIEW_ITEMS)}
     if groups is None:
         return len(waiting)
     wanted = set(groups)

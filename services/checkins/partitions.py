@@ -10,9 +10,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from services.store import keys
 from services.store.base import ObjectStore
 
-PREFIX = "checkins/"
+PREFIX = keys.CHECKINS
 SCHEMA = pa.schema(
     [
         ("id", pa.string()),

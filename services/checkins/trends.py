@@ -11,15 +11,8 @@ Definitions (what the page shows):
 - Days are UTC days (the `date=` partition of the store); weeks are ISO weeks, Monday to Sunday,
   and a weekly range is widened to whole weeks.
 
-Speed (issue 5: 1M check-ins, cold load < 2 s, rerun after a filter change < 100 ms): one DuckDB
-pass over a `pyarrow.dataset` of the partitions builds a compact daily aggregate per (group,
-participant, day) — counts per label and the sentiment sum — into an in-memory DuckDB table sorted
-by group and day. It is rebuilt only when the partition listing (paths, sizes, modification times)
-changes, so a new ingest invalidates it (a listing is reused for `LISTING_SECONDS`, so one page
-rerun lists once). Filter changes are answered from that table. Only the timeline and the export
-read check-in rows, and only the partitions of the days they need. Human labels are looked up fresh
-for the check-ins a timeline shows. On S3, pyarrow's own S3 client reads the objects (DuckDB's
-httpfs would need a download); it finds credentials through the standard AWS chain.
+Queries are answered from the daily aggregate of `services.checkins.aggregate`; only timelines
+and exports read check-in rows. Human labels are looked up fresh for the check-ins a timeline shows.
 
 Scope: every query takes the signed-in `User`. Admins see every group; managers only their own
 (a request for another group gets nothing and is logged, without any message text); other roles
@@ -28,34 +21,24 @@ are refused.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import logging
-import re
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, Literal, TypeVar
-from urllib.parse import urlsplit
+from typing import Any, Literal
 
-import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
-import pyarrow.fs as pafs
 
-from services.access import audit
+from services.access import audit, policy
 from services.access.users import User
-from services.aws.s3 import S3Store
-from services.checkins.partitions import PREFIX, SCHEMA
-from services.errors import AuthError, StoreError
+from services.checkins.aggregate import CACHE, READ_ERRORS, Snapshot, cached, dataset, query, unreadable
+from services.checkins.partitions import SCHEMA
+from services.errors import NotAllowed
 from services.review.labels import labels_for_item, resolve
 from services.store.base import ObjectStore
-from services.store.local import LocalStore
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +46,6 @@ Granularity = Literal["day", "week"]
 ROLLING = {"day": 7, "week": 4}  # periods in the rolling average
 HEATMAP_PARTICIPANTS = 50  # the heatmap shows the participants with the lowest mean sentiment
 TIMELINE_ROWS = 200
-LISTING_SECONDS = 2.0  # a partition listing is reused this long (one rerun makes several calls)
 SERIES_COLUMNS = ["period", "count", "negative", "neutral", "positive", "mean", "rolling"]
 TIMELINE_COLUMNS = ["time", "group", "text", "label", "confidence", "model_version", "human_label", "relabelled"]
 EXPORT_COLUMNS = [
@@ -78,258 +60,15 @@ EXPORT_COLUMNS = [
     "model_version",
 ]
 
-_PARTITION = re.compile(r"/date=(\d{4}-\d{2}-\d{2})/[^/]+\.parquet$")
-_DATASET_SCHEMA = SCHEMA.append(pa.field("date", pa.date32()))
-_HIVE = ds.partitioning(pa.schema([("date", pa.date32())]), flavor="hive")
-_TABLES = """
-create table daily ("group" varchar, participant varchar, day date,
-                    n integer, negative integer, neutral integer, positive integer, sentiment double);
-create table group_daily ("group" varchar, day date,
-                          n integer, negative integer, neutral integer, positive integer, sentiment double);
-create table people ("group" varchar, participant varchar, n integer, first date, last date);
-"""
-# Aggregate first, then sort in a second statement: sorted by group and day, a query for a few
-# groups skips most of the table (DuckDB's min/max per row group); one statement doing both was
-# slower than the two.
-_AGGREGATE = """
-create temp table unsorted as
-select "group", participant, date as day, count(*)::integer as n,
-       count(*) filter (where label = 'negative')::integer as negative,
-       count(*) filter (where label = 'neutral')::integer as neutral,
-       count(*) filter (where label = 'positive')::integer as positive,
-       sum(p_positive - p_negative)::double as sentiment
-from checkins
-where date is not null and "group" is not null and participant is not null
-group by all;
-insert into daily select * from unsorted order by "group", day;
-drop table unsorted;
-insert into group_daily
-select "group", day, sum(n), sum(negative), sum(neutral), sum(positive), sum(sentiment)
-from daily group by all order by "group", day;
-insert into people
-select "group", participant, sum(n), min(day), max(day) from daily group by all order by all;
-"""
+
+# --- the groups a query may read: services.access.policy.group_scope ---------------------------------
 
 
-# --- who may see what -------------------------------------------------------------------------
-
-
-def _scope(user: User, groups: Sequence[str] | None) -> list[str] | None:
-    """The groups a query may read: None means every group (an admin who named none).
-
-    Managers get the asked groups that are theirs; asking for others is logged (names only, never
-    message text). Other roles are refused with `AuthError`."""
-    if user.role == "admin":
-        return None if groups is None else list(dict.fromkeys(groups))
-    if user.role != "manager":
-        log.warning("trends refused: user %r with role %r", user.name, user.role)
-        raise AuthError(f"trends are for managers and admins; {user.name} is signed in as {user.role}")
-    asked = list(user.groups) if groups is None else list(dict.fromkeys(groups))
-    outside = [g for g in asked if not user.can_see_group(g)]
-    if outside:
-        log.warning(
-            "trends: manager %r asked for %d group(s) outside their scope: %r", user.name, len(outside), outside
-        )
-    return [g for g in asked if user.can_see_group(g)]
-
-
-# --- the partitions and the cache -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Listing:
-    filesystem: Any  # pyarrow.fs.FileSystem
-    base: str
-    files: tuple[tuple[str, date], ...]  # path, day
-    fingerprint: str
-
-
-@dataclass(frozen=True)
-class _Snapshot:
-    listing: _Listing
-    db: duckdb.DuckDBPyConnection  # tables daily, group_daily, people
-    groups: tuple[str, ...]  # every group with check-ins: an admin's scope
-    lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
-
-
-def _source(store: ObjectStore) -> tuple[Any, str]:
-    """The pyarrow filesystem and base path of the check-in partitions of a store."""
-    if isinstance(store, LocalStore):
-        return pafs.LocalFileSystem(), (store.root / PREFIX.rstrip("/")).as_posix()
-    if isinstance(store, S3Store):
-        return _s3_filesystem(store.client), f"{store.bucket}/{store.prefix}{PREFIX.rstrip('/')}"
-    raise TypeError(f"trends read a local folder or an S3 bucket, not {store.describe()}")
-
-
-def _s3_filesystem(client: Any) -> Any:
-    """pyarrow's own S3 client, pointed where the boto3 client points (credentials: the default chain)."""
-    return _s3_at(str(client.meta.region_name or "us-east-1"), str(client.meta.endpoint_url))
-
-
-@functools.cache
-def _s3_at(region: str, endpoint: str) -> Any:
-    url = urlsplit(endpoint)
-    if (url.hostname or "").endswith(".amazonaws.com"):
-        return pafs.S3FileSystem(region=region)
-    return pafs.S3FileSystem(region=region, endpoint_override=url.netloc, scheme=url.scheme or "https")
-
-
-def _store_key(store: ObjectStore) -> str:
-    if isinstance(store, S3Store):
-        return f"{store.describe()} via {store.client.meta.endpoint_url}"
-    return store.describe()
-
-
-_READ_ERRORS = (OSError, pa.ArrowException, duckdb.Error)
-
-
-def _unreadable(exc: Exception) -> StoreError:
-    return StoreError(f"the scored check-ins could not be read ({type(exc).__name__}: {str(exc)[:300]})")
-
-
-def _list(store: ObjectStore) -> _Listing:
-    filesystem, base = _source(store)
-    try:
-        infos = filesystem.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
-    except _READ_ERRORS as exc:
-        raise _unreadable(exc) from exc
-    files: list[tuple[str, date]] = []
-    digest = hashlib.sha256()
-    for info in sorted(infos, key=lambda i: i.path):
-        match = _PARTITION.search(info.path[len(base) :])
-        if info.type == pafs.FileType.File and match and not info.base_name.startswith("."):
-            files.append((info.path, date.fromisoformat(match.group(1))))
-            digest.update(f"{info.path}\t{info.size}\t{info.mtime_ns}\n".encode())
-    return _Listing(filesystem, base, tuple(files), digest.hexdigest())
-
-
-def _dataset(listing: _Listing, days: set[date] | None = None) -> Any:
-    paths = [path for path, day in listing.files if days is None or day in days]
-    return ds.dataset(
-        paths,
-        schema=_DATASET_SCHEMA,
-        filesystem=listing.filesystem,
-        format="parquet",
-        partitioning=_HIVE,
-        partition_base_dir=listing.base,
-    )
-
-
-def _build(listing: _Listing) -> _Snapshot:
-    db = duckdb.connect()
-    db.execute(_TABLES)
-    if listing.files:
-        try:
-            db.register("checkins", _dataset(listing))
-            db.execute(_AGGREGATE)
-        except _READ_ERRORS as exc:
-            raise _unreadable(exc) from exc
-        db.unregister("checkins")
-    groups = tuple(str(g) for (g,) in db.execute('select distinct "group" from people order by 1').fetchall())
-    return _Snapshot(listing, db, groups)
-
-
-T = TypeVar("T")
-
-
-class TrendsCache:
-    """Per store: the latest partition listing (reused for `LISTING_SECONDS`), the aggregate built
-    from it, and recent query results keyed on its fingerprint. Thread-safe and bounded."""
-
-    def __init__(self, stores: int = 4, results: int = 256) -> None:
-        self._lock = threading.Lock()
-        self._stores = stores
-        self._max_results = results
-        self._listings: dict[str, tuple[float, _Listing]] = {}
-        self._snapshots: OrderedDict[str, _Snapshot] = OrderedDict()
-        self._building: dict[str, threading.Lock] = {}
-        self._results: OrderedDict[Hashable, Any] = OrderedDict()
-
-    def clear(self) -> None:
-        with self._lock:
-            self._listings.clear()
-            self._snapshots.clear()
-            self._results.clear()
-
-    def listing(self, store: ObjectStore) -> _Listing:
-        key = _store_key(store)
-        with self._lock:
-            seen = self._listings.get(key)
-        if seen is not None and time.monotonic() - seen[0] < LISTING_SECONDS:
-            return seen[1]
-        fresh = _list(store)
-        with self._lock:
-            self._listings[key] = (time.monotonic(), fresh)
-        return fresh
-
-    def snapshot(self, store: ObjectStore) -> _Snapshot:
-        key = _store_key(store)
-        listing = self.listing(store)
-        with self._lock:
-            snap = self._snapshots.get(key)
-            building = self._building.setdefault(key, threading.Lock())
-        if snap is not None and snap.listing.fingerprint == listing.fingerprint:
-            return self._touch(key, snap)
-        with building:  # one build per store at a time; the others wait and reuse it
-            with self._lock:
-                snap = self._snapshots.get(key)
-            if snap is None or snap.listing.fingerprint != listing.fingerprint:
-                started = time.perf_counter()
-                snap = _build(listing)
-                log.info(
-                    "trends: aggregated %d partitions in %.2f s", len(listing.files), time.perf_counter() - started
-                )
-        return self._touch(key, snap)
-
-    def _touch(self, key: str, snap: _Snapshot) -> _Snapshot:
-        with self._lock:
-            self._snapshots[key] = snap
-            self._snapshots.move_to_end(key)
-            while len(self._snapshots) > self._stores:
-                old, _ = self._snapshots.popitem(last=False)
-                self._listings.pop(old, None)
-                self._building.pop(old, None)
-        return snap
-
-    def remember(self, key: Hashable, compute: Callable[[], T]) -> T:
-        with self._lock:
-            if key in self._results:
-                self._results.move_to_end(key)
-                return self._results[key]  # type: ignore[no-any-return]
-        value = compute()
-        with self._lock:
-            self._results[key] = value
-            while len(self._results) > self._max_results:
-                self._results.popitem(last=False)
-        return value
-
-
-CACHE = TrendsCache()
-
-
-def clear_cache() -> None:
-    """Forget every listing, aggregate and result (tests; an admin after fixing files by hand)."""
-    CACHE.clear()
-
-
-def _query(snap: _Snapshot, sql: str, params: dict[str, Any]) -> pd.DataFrame:
-    with snap.lock:
-        cursor = snap.db.cursor()  # its own connection: safe to use from this thread only
-    try:
-        return cursor.execute(sql, params).df()
-    finally:
-        cursor.close()
-
-
-def _cached(store: ObjectStore, snap: _Snapshot, name: str, args: Hashable, compute: Callable[[], T]) -> T:
-    return CACHE.remember((_store_key(store), snap.listing.fingerprint, name, args), compute)
-
-
-def _open(store: ObjectStore, user: User, groups: Sequence[str] | None) -> tuple[_Snapshot, list[str]]:
+def _open(store: ObjectStore, user: User, groups: Sequence[str] | None) -> tuple[Snapshot, list[str]]:
     """The store's aggregate and the groups the query may read (every query binds them as `$scope`)."""
     try:
-        scope = _scope(user, groups)
-    except AuthError:
+        scope = policy.group_scope(user, groups)
+    except NotAllowed:
         audit.try_record(store, user.name, user.role, "access_denied", "trends")
         raise
     if user.role == "manager" and groups is not None and len(set(groups) - set(scope or ())):
@@ -394,13 +133,13 @@ group by day order by day desc
 def visible_groups(store: ObjectStore, user: User) -> list[str]:
     """The groups with check-ins that the user may see, sorted."""
     snap, scope = _open(store, user, None)
-    return [str(g) for g in _query(snap, _GROUPS, {"scope": scope})["group"]]
+    return [str(g) for g in query(snap, _GROUPS, {"scope": scope})["group"]]
 
 
 def participants(store: ObjectStore, user: User, groups: Sequence[str]) -> list[str]:
     """The participants with check-ins in `groups` (those the user may see), sorted."""
     snap, scope = _open(store, user, groups)
-    return [str(p) for p in _query(snap, _PARTICIPANTS, {"scope": scope})["participant"]]
+    return [str(p) for p in query(snap, _PARTICIPANTS, {"scope": scope})["participant"]]
 
 
 def date_range(store: ObjectStore, user: User, groups: Sequence[str] | None = None) -> tuple[date, date] | None:
@@ -409,8 +148,8 @@ def date_range(store: ObjectStore, user: User, groups: Sequence[str] | None = No
     return _known(snap, scope)
 
 
-def _known(snap: _Snapshot, scope: list[str]) -> tuple[date, date] | None:
-    row = _query(snap, _RANGE, {"scope": scope}).iloc[0]
+def _known(snap: Snapshot, scope: list[str]) -> tuple[date, date] | None:
+    row = query(snap, _RANGE, {"scope": scope}).iloc[0]
     if pd.isna(row["first"]) or pd.isna(row["last"]):
         return None
     return pd.Timestamp(row["first"]).date(), pd.Timestamp(row["last"]).date()
@@ -420,7 +159,7 @@ def _known(snap: _Snapshot, scope: list[str]) -> tuple[date, date] | None:
 
 
 def _bounds(
-    snap: _Snapshot, scope: list[str], start: date | None, end: date | None, granularity: str
+    snap: Snapshot, scope: list[str], start: date | None, end: date | None, granularity: str
 ) -> tuple[date, date] | None:
     """The range asked for (default: the scope's data), widened to whole weeks when weekly.
     None when the scope has no data and no range was given."""
@@ -470,7 +209,7 @@ def series(
         "weekly": granularity == "week",
     }
     key = (tuple(scope), tuple(people), bounds, granularity)
-    frame = _cached(store, snap, "series", key, lambda: _query(snap, _SERIES, params))
+    frame = cached(store, snap, "series", key, lambda: query(snap, _SERIES, params))
     return frame.astype({"count": "int64"})[SERIES_COLUMNS]  # a copy: the cached frame stays as it is
 
 
@@ -503,12 +242,12 @@ def heatmap(
     params: dict[str, Any] = {"scope": scope, "start": bounds[0], "end": bounds[1]}
 
     def compute() -> Heatmap:
-        ranked = _query(snap, _RANKED, {**params, "limit": limit})
+        ranked = query(snap, _RANKED, {**params, "limit": limit})
         shown = [str(p) for p in ranked["participant"]]
-        cells = _query(snap, _CELLS, {**params, "shown": shown, "weekly": granularity == "week"})
+        cells = query(snap, _CELLS, {**params, "shown": shown, "weekly": granularity == "week"})
         return Heatmap(cells, shown, int(ranked["total"].iloc[0]) if len(ranked) else 0)
 
-    found = _cached(store, snap, "heatmap", (group, bounds, granularity, limit), compute)
+    found = cached(store, snap, "heatmap", (group, bounds, granularity, limit), compute)
     return Heatmap(found.cells.copy(), list(found.participants), found.total)
 
 
@@ -516,7 +255,7 @@ def heatmap(
 
 
 def _rows(
-    snap: _Snapshot,
+    snap: Snapshot,
     scope: list[str],
     people: list[str],
     bounds: tuple[date, date],
@@ -526,7 +265,7 @@ def _rows(
     """Check-in rows of the scope (and `people`, if any) in the range, newest first, at most `limit`.
     The aggregate says which days hold them, so no other partition is opened, and the group,
     participant and date filter is pushed down to the Parquet reader."""
-    counts = _query(snap, _DAYS, {"scope": scope, "people": people, "start": bounds[0], "end": bounds[1]})
+    counts = query(snap, _DAYS, {"scope": scope, "people": people, "start": bounds[0], "end": bounds[1]})
     if limit is not None:  # the newest days that hold `limit` rows
         counts = counts.iloc[: int((counts["n"].cumsum() < limit).sum()) + 1]
     days = {pd.Timestamp(d).date() for d in counts["day"]}
@@ -539,9 +278,9 @@ def _rows(
     if people:
         test &= ds.field("participant").isin(pa.array(people, pa.string()))
     try:
-        table = _dataset(snap.listing, days).to_table(columns=columns, filter=test)
-    except _READ_ERRORS as exc:
-        raise _unreadable(exc) from exc
+        table = dataset(snap.listing, days).to_table(columns=columns, filter=test)
+    except READ_ERRORS as exc:
+        raise unreadable(exc) from exc
     table = table.sort_by([("time", "descending"), ("id", "ascending")])
     return (table if limit is None else table.slice(0, limit)).to_pandas()
 
@@ -577,7 +316,7 @@ def timeline(
         return pd.DataFrame(columns=TIMELINE_COLUMNS)
     columns = ["id", "time", "group", "text", "label", "confidence", "model_version"]
     key = (tuple(scope), participant, bounds, limit)
-    rows = _cached(store, snap, "timeline", key, lambda: _rows(snap, scope, [participant], bounds, limit, columns))
+    rows = cached(store, snap, "timeline", key, lambda: _rows(snap, scope, [participant], bounds, limit, columns))
     frame = rows.copy()
     human = _human_labels(store, frame["id"].tolist())  # fresh: labels change without new check-ins
     frame["human_label"] = pd.Series([human.get(i) for i in frame["id"]], index=frame.index, dtype=object)

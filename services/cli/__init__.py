@@ -1,4 +1,7 @@
-"""Command line: `python -m services.cli {ingest,demo,bootstrap,add-user} ...`."""
+"""The command line, `python -m services.cli COMMAND ...`: the workspace (ingest, demo, bootstrap,
+add-user, unlock, gold), the model lifecycle (dataset, train, evaluate, promote, rollback), serving
+(serve) and the benchmark. Each command opens the workspace the settings name and calls the same
+services as the app; a domain error is printed as one line and exits with 2."""
 
 from __future__ import annotations
 
@@ -8,14 +11,18 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.access.users import ROLES, add_user
 from services.config import Settings, load_settings
 from services.errors import PulseError
 from services.model.corpus import read_labelled_csv
 from services.model.params import TrainParams, validate_params
+from services.store import keys
 from services.workspace import Workspace, open_workspace
+
+if TYPE_CHECKING:
+    from services.lifecycle.switch import Switch
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -24,6 +31,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    """Score a file of check-ins into the workspace; print accepted / rejected / sent to review."""
     from tqdm import tqdm
 
     from services.checkins.ingest import ingest
@@ -66,11 +74,12 @@ def _bootstrap_deploy(ws: Workspace) -> dict[str, Any]:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """Build the demo workspace (bootstrap model + 90 days of check-ins) unless it holds check-ins."""
     from services.demo import build_demo
     from services.monitoring.health import effective_threshold
 
     ws = open_workspace(_settings(args))
-    if any(True for _ in ws.store.list("ingest/batches/")) and not args.force:
+    if any(True for _ in ws.store.list(keys.INGEST_BATCHES)) and not args.force:
         print(f"{ws.store.describe()} already holds check-ins; nothing to do (use --force to add the demo anyway)")
         return 0
     threshold = effective_threshold(ws.store, ws.settings)
@@ -82,6 +91,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
+    """Train the bootstrap model on the shipped corpus, register it and make it live."""
     from services.lifecycle.training import train_bootstrap
 
     ws = open_workspace(_settings(args))
@@ -91,6 +101,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 
 def cmd_add_user(args: argparse.Namespace) -> int:
+    """Add or update a password sign-in user (the password from a prompt or standard input)."""
     ws = open_workspace(_settings(args))
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -122,6 +133,7 @@ def cmd_unlock(args: argparse.Namespace) -> int:
 
 
 def cmd_dataset(args: argparse.Namespace) -> int:
+    """Build a dataset version from the base corpus and every human label (audited)."""
     from services.lifecycle.datasets import build_dataset
 
     ws = open_workspace(_settings(args))
@@ -144,6 +156,7 @@ def _params(args: argparse.Namespace) -> TrainParams:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """Train on a dataset version (default: the newest) with the default pipeline and register it."""
     from services.lifecycle.datasets import list_datasets
     from services.lifecycle.training import run_training
 
@@ -170,6 +183,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Compare a version with the live one on the gold set: the gate's verdict, without deploying."""
     from services.lifecycle.promotion import gate
 
     ws = open_workspace(_settings(args))
@@ -180,50 +194,39 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from services.lifecycle.promotion import promote
+    """Gate a version on the gold set and deploy it (with --override when the gate refuses)."""
+    from services.lifecycle.switch import switch_to
 
     ws = open_workspace(_settings(args))
-    dep, verdict = promote(
-        ws.store,
-        ws.deployer,
-        args.version,
-        by=args.by,
-        reason=args.reason,
-        margin=ws.settings.gate_margin,
-        override_reason=args.override,
-        role="cli",
-    )
-    print(verdict.explain())
-    print(f"{dep.version} is live (previous: {dep.previous})")
-    _rerank(ws, dep.version)
+    done = switch_to(ws, args.version, by=args.by, reason=args.reason, override_reason=args.override, role="cli")
+    assert done.verdict is not None
+    print(done.verdict.explain())
+    print(f"{done.deployment.version} is live (previous: {done.deployment.previous})")
+    _say_queue(done)
     return 0
 
 
-def _rerank(ws: Workspace, version: str) -> None:
-    """Re-rank the review queue by the model now live (a failure leaves the switch in place)."""
-    from services.review.labeling import rerank_queue
-
-    try:
-        n = rerank_queue(ws.store, ws.endpoint, version=version, max_chars=ws.settings.max_text_chars)
-    except PulseError as exc:
-        print(f"the review queue keeps its order: {exc}", file=sys.stderr)
-    else:
-        if n:
-            print(f"review queue re-ranked by {version} ({n:,} items)")
+def _say_queue(done: Switch) -> None:
+    if done.rerank_problem:
+        print(f"the review queue keeps its order: {done.rerank_problem}", file=sys.stderr)
+    elif done.reranked:
+        print(f"review queue re-ranked by {done.deployment.version} ({done.reranked:,} items)")
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from services.lifecycle.promotion import rollback
+    """Put the previous version back in one step (no gate: it served before)."""
+    from services.lifecycle.switch import roll_back
 
     ws = open_workspace(_settings(args))
-    dep = rollback(ws.store, ws.deployer, by=args.by, reason=args.reason, role="cli")
-    print(f"rolled back: {dep.version} is live again")
-    _rerank(ws, dep.version)
+    done = roll_back(ws, by=args.by, reason=args.reason, role="cli")
+    print(f"rolled back: {done.deployment.version} is live again")
+    _say_queue(done)
     return 0
 
 
 def cmd_gold(args: argparse.Namespace) -> int:
-    from services.model.evaluation import import_gold
+    """Import a text,label CSV file as part of the gold set."""
+    from services.lifecycle.gold import import_gold
 
     ws = open_workspace(_settings(args))
     rows = read_labelled_csv(Path(args.file))
@@ -233,6 +236,7 @@ def cmd_gold(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
+    """Train the default pipeline on one labelled CSV and evaluate it on another."""
     from services.model.benchmark import run_benchmark
 
     result = run_benchmark(
@@ -243,6 +247,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the live model over HTTP with SageMaker's container contract (/ping, /invocations)."""
     from services.lifecycle.serve import run
 
     run(_settings(args), host=args.host, port=args.port)

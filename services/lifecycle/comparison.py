@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.lifecycle.gold import GoldSet, load_gold
 from services.lifecycle.registry import fetch_model
-from services.model.evaluation import Evaluation, GoldSet, evaluate, load_gold
+from services.model.evaluation import Evaluation, evaluate
 from services.model.prediction import LABELS
 from services.store.base import ObjectStore
 from services.workspace import model_cache_dir

@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.errors import KeyNotFound, PulseError
+from services.lifecycle.gold import gold_inputs, load_gold
 from services.model.corpus import split_corpus
-from services.model.evaluation import gold_inputs, load_gold
 from services.model.prediction import LABELS, PREFIX
 from services.model.text import PREPROCESSING, loose, preprocess
 from services.review.labels import NOT_SENTIMENT, Label, read_labels, resolve
+from services.store import keys
 from services.store.base import ObjectStore
 
 BASE = "bootstrap-corpus"
@@ -52,11 +53,11 @@ class DatasetManifest:
 
     @property
     def train_key(self) -> str:
-        return f"datasets/{self.version}/train.txt"
+        return keys.dataset_key(self.version, "train.txt")
 
     @property
     def validation_key(self) -> str:
-        return f"datasets/{self.version}/validation.txt"
+        return keys.dataset_key(self.version, "validation.txt")
 
 
 def _sha(data: bytes) -> str:
@@ -196,14 +197,14 @@ def build_dataset(
         preprocessing=PREPROCESSING,
         **extra,
     )
-    if store.exists(f"datasets/{manifest.version}/manifest.json"):
+    if store.exists(keys.dataset_key(manifest.version, "manifest.json")):
         return load_manifest(store, manifest.version)  # the same content, built in the same second
     written: list[str] = []
     try:
         for key, body in ((manifest.train_key, train), (manifest.validation_key, validation)):
             written.append(key)
             store.put(key, body)
-        store.put(f"datasets/{manifest.version}/manifest.json", json.dumps(asdict(manifest), indent=2).encode())
+        store.put(keys.dataset_key(manifest.version, "manifest.json"), json.dumps(asdict(manifest), indent=2).encode())
     except PulseError:
         # The manifest is written last, so nothing uses a version without one; but its files hold
         # labelled messages, so they do not stay behind (a store still down leaves them to
@@ -217,13 +218,13 @@ def build_dataset(
 
 def load_manifest(store: ObjectStore, version: str) -> DatasetManifest:
     try:
-        return DatasetManifest(**json.loads(store.get(f"datasets/{version}/manifest.json")))
+        return DatasetManifest(**json.loads(store.get(keys.dataset_key(version, "manifest.json"))))
     except KeyNotFound:
         raise DatasetError(f"dataset {version} does not exist") from None
 
 
 def list_datasets(store: ObjectStore) -> list[str]:
-    return sorted({k.split("/")[1] for k in store.list("datasets/") if k.endswith("/manifest.json")})
+    return sorted({k.split("/")[1] for k in store.list(keys.DATASETS) if k.endswith("/manifest.json")})
 
 
 def rebuilt_content(store: ObjectStore, m: DatasetManifest) -> tuple[bytes, bytes]:

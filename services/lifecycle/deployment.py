@@ -9,9 +9,10 @@ from typing import Protocol
 
 from services.errors import KeyNotFound, ModelUnavailable
 from services.lifecycle.registry import load_card
+from services.store import keys
 from services.store.base import ObjectStore
 
-CURRENT = "deployments/current.json"
+CURRENT = keys.DEPLOYMENT
 
 
 class Deployer(Protocol):
@@ -69,8 +70,7 @@ def record_deployment(
         details=dict(extra or {}),
     )
     body = json.dumps(asdict(dep), indent=2).encode()
-    stamp = dep.deployed_at.replace(":", "").replace("-", "").replace("+", "p").replace(".", "")
-    store.put(f"deployments/history/{stamp}-{version}.json", body)
+    store.put(f"{keys.DEPLOYMENT_HISTORY}{keys.file_stamp(dep.deployed_at)}-{version}.json", body)
     store.put(CURRENT, body)
     return dep
 
@@ -82,7 +82,7 @@ def deploy_local(store: ObjectStore, version: str, *, by: str, reason: str) -> D
 
 def history(store: ObjectStore) -> list[Deployment]:
     """Every deployment, oldest first."""
-    return [Deployment(**json.loads(store.get(k))) for k in store.list("deployments/history/")]
+    return [Deployment(**json.loads(store.get(k))) for k in store.list(keys.DEPLOYMENT_HISTORY)]
 
 
 class LocalDeployer:

@@ -12,13 +12,14 @@ from pathlib import Path
 from services.access import audit
 from services.errors import DeployFailed, GateFailed, KeyNotFound, ModelUnavailable
 from services.lifecycle.deployment import Deployer, Deployment, current, record_deployment
+from services.lifecycle.gold import load_gold
 from services.lifecycle.registry import fetch_model, load_card
-from services.model.evaluation import evaluate, load_gold, summary
-from services.store import lease
+from services.model.evaluation import evaluate, summary
+from services.store import keys, lease
 from services.store.base import ObjectStore
 from services.workspace import model_cache_dir
 
-LOCK = "deployments/lock.json"
+LOCK = keys.DEPLOY_LOCK
 LOCK_LEASE = timedelta(minutes=45)  # a deploy that died holding the lock frees it after this
 
 
@@ -89,7 +90,7 @@ class _DeployLock:
             self.store,
             LOCK,
             self._body,
-            takeovers="deployments/lock-takeovers/",
+            takeovers=keys.DEPLOY_LOCK_TAKEOVERS,
             alive=lambda held: datetime.now(UTC) - datetime.fromisoformat(held["since"]) < LOCK_LEASE,
             busy=lambda held: DeployFailed(
                 f"another deployment (of {held['version']} by {held['by']}, since {held['since']}) is in "
@@ -121,7 +122,7 @@ def promote(
     """Gate, then deploy `version`. A refused gate raises `GateFailed` unless an override reason is
     given (it is recorded); a failed deploy raises `DeployFailed` and switches nothing."""
     load_card(store, version)
-    if not store.exists(f"models/{version}/model.tar.gz"):
+    if not store.exists(keys.model_key(version)):
         raise ModelUnavailable(f"model version {version}: its artifact is missing; it cannot be promoted")
     with _DeployLock(store, by, version):
         live = current(store)
@@ -156,7 +157,7 @@ def rollback(store: ObjectStore, deployer: Deployer, *, by: str, reason: str, ro
     target = live.previous
     try:
         load_card(store, target)
-        store.get(f"models/{target}/model.tar.gz")
+        store.get(keys.model_key(target))
     except (ModelUnavailable, KeyNotFound):
         raise DeployFailed(f"cannot roll back: the artifact of {target} is missing") from None
     with _DeployLock(store, by, target):

@@ -19,6 +19,7 @@ from services.model.fasttext import SentimentModel
 from services.model.linear import ARTIFACT_NAME as LINEAR_FILE
 from services.model.linear import LinearModel
 from services.model.prediction import Model
+from services.store import keys
 from services.store.base import ObjectStore, validate_key
 
 ARTIFACT = "model.tar.gz"
@@ -49,7 +50,7 @@ class ModelCard:
     metrics: dict[str, Any] = field(default_factory=dict)
     parent: str | None = None
     training_seconds: float = 0.0
-    trainer: str = "local-fasttext"
+    trainer: str = "local"
     temperature: float = 1.0  # confidence calibration fitted on validation data
     family: str = "fasttext"  # "fasttext" (model.bin, BlazingText-compatible) or "linear"
     notes: str = ""
@@ -62,7 +63,7 @@ def new_version(now: datetime | None = None) -> str:
 
 
 def _key(version: str, name: str) -> str:
-    return validate_key(f"models/{version}/{name}")
+    return validate_key(keys.model_key(version, name))
 
 
 def register(store: ObjectStore, model: Model, card: ModelCard) -> ModelCard:
@@ -94,7 +95,7 @@ def load_card(store: ObjectStore, version: str) -> ModelCard:
 
 def list_versions(store: ObjectStore) -> list[str]:
     """Registered versions, oldest first."""
-    return sorted({k.split("/")[1] for k in store.list("models/") if k.endswith("/card.json")})
+    return sorted({k.split("/")[1] for k in store.list(keys.MODELS) if k.endswith("/card.json")})
 
 
 def _cached(folder: Path) -> Path | None:

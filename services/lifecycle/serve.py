@@ -43,12 +43,10 @@ import http.client
 import itertools
 import json
 import logging
-import math
 import signal
-import time
 import traceback
 import uuid
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
@@ -58,32 +56,25 @@ import tornado.web
 
 from services.config import Settings
 from services.errors import PulseError
+from services.lifecycle.coalescer import Coalescer
 from services.lifecycle.endpoint import Endpoint
-from services.lifecycle.registry import load_card
-from services.model.prediction import PREFIX, Prediction, apply_temperature
+from services.lifecycle.invocations import (
+    JSON_TYPE,
+    MAX_BODY_BYTES,
+    ApiError,
+    Temperatures,
+    blazingtext_output,
+    parse_request,
+)
 from services.store.base import ObjectStore
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger(__name__ + ".access")
 
-MAX_BODY_BYTES = 5 * 1024 * 1024
-MAX_INSTANCES = 1000
-# One instance at most this long (a check-in is cut to PULSE_MAX_TEXT_CHARS, 2,000 by default,
-# before it is prepared): the model scores one instance in one call, which nothing can split.
-MAX_INSTANCE_CHARS = 20_000
-# Scoring gives the event loop a turn after this much text, so /ping (SageMaker's health check,
-# which must answer within 2 s) and other requests are served while a large batch is scored.
-CHUNK_CHARS = 50_000  # the first chunk; the next ones are sized to take about TURN_SECONDS each
-CHUNK_INSTANCES = 2_000
-TURN_SECONDS = 0.1
-MIN_CHUNK_CHARS, MAX_CHUNK_CHARS = 2_000, 1_000_000
 # A connection must send its complete request headers within this many seconds of opening (or of
 # its previous request), else it is closed; SageMaker's own examples keep no idle connection at all.
 HEADER_TIMEOUT_SECONDS = 10.0
-DEFAULT_K = 1  # as BlazingText
-MAX_K = 3
 VERSION_HEADER = "X-Pulse-Model-Version"
-JSON_TYPE = "application/json"
 _ACCEPTED = (JSON_TYPE, "application/*", "*/*")
 # What HTTPServer lets a request declare before it gives up; the handlers answer 413 past
 # MAX_BODY_BYTES and close the connection, so this only keeps tornado from writing its own 400.
@@ -96,190 +87,7 @@ _RUN_ID = uuid.uuid4().hex[:12]
 _REQUEST_NUMBER = itertools.count(1)
 
 
-class ApiError(tornado.web.HTTPError):
-    """A request the server refuses, with the status and the message the client gets (in the
-    body, not in the status line)."""
-
-    def __init__(self, status: int, message: str, *, aws_type: str | None = None) -> None:
-        super().__init__(status)
-        self.message = message
-        self.aws_type = aws_type  # the SageMaker runtime's own error, on the boto3 path
-
-
-def parse_request(body: bytes, content_type: str | None) -> tuple[list[str], int]:
-    """The instances and k of a BlazingText JSON request; `ApiError` says what is wrong.
-    Messages never quote the texts."""
-    media = (content_type or "").split(";", 1)[0].strip().lower()
-    if media != JSON_TYPE:
-        raise ApiError(415, f"Content-Type must be {JSON_TYPE}")
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise ApiError(400, "the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, 'the body must be a JSON object: {"instances": [...]}')
-    instances = data.get("instances")
-    if instances is None:
-        raise ApiError(400, 'no "instances": send {"instances": ["preprocessed text", ...]}')
-    if not isinstance(instances, list):
-        raise ApiError(400, '"instances" must be a list of strings')
-    if not instances:
-        raise ApiError(400, '"instances" is empty')
-    if len(instances) > MAX_INSTANCES:
-        raise ApiError(400, f"too many instances: {len(instances):,} (at most {MAX_INSTANCES:,} per request)")
-    for i, text in enumerate(instances):
-        if not isinstance(text, str):
-            raise ApiError(400, f"instances[{i}] is not a string (got {_json_type(text)})")
-        if len(text) > MAX_INSTANCE_CHARS:
-            raise ApiError(
-                413, f"instances[{i}] has {len(text):,} characters: at most {MAX_INSTANCE_CHARS:,} per instance"
-            )
-        if "\n" in text:  # fastText scores one line; a preprocessed text never has a line break
-            raise ApiError(400, f"instances[{i}] contains a line break: send each text as one line of tokens")
-        if not text.isascii():
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ApiError(400, f"instances[{i}] is not valid Unicode (lone surrogate)") from None
-    configuration = data.get("configuration", {})
-    if not isinstance(configuration, dict):
-        raise ApiError(400, '"configuration" must be an object such as {"k": 3}')
-    k = configuration.get("k", DEFAULT_K)
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
-        raise ApiError(400, f'"configuration.k" must be an integer from 1 to {MAX_K}')
-    return instances, k
-
-
-def _json_type(value: Any) -> str:
-    names = {dict: "object", list: "array", int: "number", float: "number", bool: "boolean"}
-    return "null" if value is None else names.get(type(value), type(value).__name__)
-
-
-def blazingtext_output(
-    predictions: Sequence[Prediction], k: int, temperature: float = 1.0
-) -> list[dict[str, list[Any]]]:
-    """BlazingText's answer: the k most likely labels of each prediction, most likely first, with
-    the `temperature` the predictions were calibrated with undone (the ranking does not change).
-    An empty text scores 0 for every label (the model saw nothing); its label still comes first."""
-    out: list[dict[str, list[Any]]] = []
-    for p in predictions:
-        probs = p.probs
-        if temperature != 1.0 and any(probs.values()):
-            probs = apply_temperature(probs, 1.0 / temperature)  # p ** T, renormalised: the inverse
-        ranked = sorted(probs.items(), key=lambda item: (-item[1], item[0] != p.label))[:k]
-        out.append({"label": [PREFIX + name for name, _ in ranked], "prob": [prob for _, prob in ranked]})
-    return out
-
-
-class Temperatures:
-    """The calibration temperature of each model version, from its card (read once per version).
-    Without a store, or for a version without a readable card, 1.0: probabilities left as they are."""
-
-    def __init__(self, store: ObjectStore | None) -> None:
-        self.store = store
-        self._known: dict[str, float] = {}
-
-    def __call__(self, version: str) -> float:
-        if version not in self._known:
-            value = 1.0
-            if self.store is not None:
-                try:
-                    value = float(load_card(self.store, version).temperature)
-                except (PulseError, TypeError, ValueError):
-                    value = 1.0
-            self._known[version] = value if math.isfinite(value) and value > 0 else 1.0
-        return self._known[version]
-
-
-Answer = asyncio.Future[tuple[str, list[Prediction]]]
-
-
-def chunks(texts: list[str], max_chars: int = CHUNK_CHARS, max_texts: int = CHUNK_INSTANCES) -> list[list[str]]:
-    """`texts` in order, cut into runs of at most `max_texts` texts and about `max_chars` characters
-    (a run holds at least one text, however long)."""
-    out: list[list[str]] = [[]]
-    size = 0
-    for text in texts:
-        if out[-1] and (len(out[-1]) >= max_texts or size + len(text) > max_chars):
-            out.append([])
-            size = 0
-        out[-1].append(text)
-        size += len(text)
-    return out
-
-
-class Coalescer:
-    """Scores, in as few `endpoint.score` calls as it can, every request waiting to be scored; each
-    gets its own slice of the predictions and the version that made all of them. Predictions do
-    not depend on what else is in the batch (each text is scored on its own).
-
-    One worker scores at a time, a batch in `chunks`, giving the event loop a turn between two
-    chunks: a large request never keeps /ping waiting for more than one chunk. Requests that arrive
-    meanwhile are scored together in the next batch."""
-
-    def __init__(self, endpoint: Endpoint) -> None:
-        self.endpoint = endpoint
-        self._pending: list[tuple[list[str], Answer]] = []
-        self._worker: asyncio.Task[None] | None = None
-        self._chunk_chars = CHUNK_CHARS
-
-    def _adapt(self, chars: int, seconds: float) -> None:
-        """Size the next chunk to take about `TURN_SECONDS` at the rate this one was scored (fastText
-        scores many times faster than the linear model, and made-up words cost more than real ones)."""
-        if chars >= MIN_CHUNK_CHARS and seconds > 0:
-            wanted = int(chars / seconds * TURN_SECONDS)
-            self._chunk_chars = min(MAX_CHUNK_CHARS, max(MIN_CHUNK_CHARS, (self._chunk_chars + wanted) // 2))
-
-    def score(self, instances: list[str]) -> Answer:
-        loop = asyncio.get_running_loop()
-        answer: Answer = loop.create_future()
-        self._pending.append((instances, answer))
-        if self._worker is None:
-            self._worker = loop.create_task(self._work())
-        return answer
-
-    async def _work(self) -> None:
-        try:
-            await asyncio.sleep(0)  # the requests whose bodies arrived in this turn join the batch
-            while self._pending:
-                batch, self._pending = self._pending, []
-                await self._score(batch)
-        finally:
-            self._worker = None
-
-    async def _score(self, batch: list[tuple[list[str], Answer]]) -> None:
-        texts = [text for instances, _ in batch for text in instances]
-        try:
-            version, predictions = await self._score_chunks(texts)
-        except Exception as exc:  # noqa: BLE001 (each waiting request gets it, as it would have alone)
-            for _, answer in batch:
-                if not answer.done():
-                    answer.set_exception(exc)
-            return
-        start = 0
-        for instances, answer in batch:
-            if not answer.done():  # a client that went away cancelled its wait
-                answer.set_result((version, predictions[start : start + len(instances)]))
-            start += len(instances)
-
-    async def _score_chunks(self, texts: list[str]) -> tuple[str, list[Prediction]]:
-        while True:
-            versions: set[str] = set()
-            predictions: list[Prediction] = []
-            start = 0
-            while start < len(texts):
-                if start:
-                    await asyncio.sleep(0)  # /ping and new requests are served between two chunks
-                part = chunks(texts[start : start + CHUNK_INSTANCES], max_chars=self._chunk_chars)[0]
-                began = time.perf_counter()
-                version, scored = self.endpoint.score(part)
-                self._adapt(sum(map(len, part)), time.perf_counter() - began)
-                versions.add(version)
-                predictions.extend(scored)
-                start += len(part)
-            if len(versions) == 1:
-                return version, predictions
-            # A new model went live between two chunks: score it all again, so one version made it all.
+# A new model went live between two chunks: score it all again, so one version made it all.
 
 
 class _Handler(tornado.web.RequestHandler):
@@ -560,6 +368,3 @@ def run(
     finally:
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
-
-
-__all__ = ["MAX_BODY_BYTES", "MAX_INSTANCES", "MAX_K", "VERSION_HEADER", "Coalescer", "make_app", "make_server", "run"]

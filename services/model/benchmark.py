@@ -7,10 +7,10 @@ import random
 import time
 from typing import Any
 
-from services.lifecycle.training import candidates_for, fit_pipeline
 from services.model.evaluation import evaluate
 from services.model.fasttext import fasttext_line
 from services.model.params import TrainParams
+from services.model.pipeline import candidates_for, fit_pipeline
 from services.model.prediction import PREFIX
 
 

@@ -18,7 +18,7 @@ LABELS = ("negative", "neutral", "positive")
 PREFIX = "__label__"
 
 
-@dataclass(slots=True)  # not frozen: frozen dataclasses are built ~2x slower, and ingest builds 100ks
+@dataclass(slots=True)  # not frozen: frozen dataclasses are slower to build, and ingest builds many
 class Prediction:
     """What the model thinks of one message. Treat it as read-only."""
 
@@ -85,9 +85,9 @@ def predictions(dist: Any) -> list[Prediction]:
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
-    """Build many small objects without the cycle collector. Scoring 100k messages allocates
-    ~1M containers, which set off the collector hundreds of times over everything alive in the
-    process (measured: a third of the scoring time); none of them can form a cycle."""
+    """Build many small objects without the cycle collector. Scoring a large batch allocates
+    containers by the million, which set off the collector again and again over everything alive
+    in the process; none of them can form a cycle."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:

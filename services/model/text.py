@@ -33,12 +33,9 @@ _NON_WORD = re.compile(r"[^\w]+")
 
 # The preprocessing rules have versions, so a dataset is rebuilt by the rules it was built with
 # (its manifest records them). 1 dropped "?" and "!" with the rest of the punctuation. 2 keeps
-# them as tokens: a question is a strong sign of a neutral message and "!" of a strong feeling.
-# Measured with the default pipeline on stratified 80/20 splits, seeds 0-2 (macro-F1, 1 -> 2): airline
-# 0.751/0.749/0.761 -> 0.761/0.764/0.769; 400 airline rows 0.655/0.638/0.657 -> 0.676/0.662/0.681;
-# TweetEval 0.612/0.622/0.627 -> 0.603/0.623/0.657; UCI sentences (no neutral class) unchanged on
-# average; fastText alone +0.003 to +0.04. A model trained under 1 and scored under 2 moves by at
-# most 0.005 (the new tokens are unknown to it), so live models keep working until retrained.
+# them as tokens: a question is a strong sign of a neutral message and "!" of a strong feeling
+# (the model-quality benchmark compares them). A model trained under 1 and scored under 2 barely
+# moves (the new tokens are unknown to it), so live models keep working until retrained.
 PREPROCESSING = 2
 _PUNCTUATION_WORDS = {"?": "QUESTION", "!": "EXCLAIM"}
 _V2_ONLY = frozenset(_PUNCTUATION_WORDS.values())
@@ -89,7 +86,7 @@ def preprocess(text: str, version: int = PREPROCESSING) -> str:
         text = _URL.sub(" httpurl ", text)
     # No token of the tokenizer (nor an emoji) spans whitespace, so each whitespace-separated chunk
     # is tokenized on its own, and a chunk seen before (most words repeat) costs one dict lookup:
-    # ~20x faster than tokenizing every message whole, with the same tokens. The loop stays in C
+    # far faster than tokenizing every message whole, with the same tokens. The loop stays in C
     # (map, `in`, join) unless a chunk is new.
     chunks = text.split()
     parts = list(map(_CHUNKS.get, chunks))

@@ -24,9 +24,9 @@ from services.config import Settings
 from services.errors import InvalidKey, KeyNotFound, ModelUnavailable, PulseError
 from services.lifecycle.datasets import BASE, DatasetError, dataset_content, load_manifest
 from services.lifecycle.deployment import current
+from services.lifecycle.gold import gold_inputs
 from services.lifecycle.registry import load_card
 from services.model.corpus import split_corpus
-from services.model.evaluation import gold_inputs
 from services.model.prediction import LABELS
 from services.review.labeling import LabelingService
 from services.review.labels import DECISIONS, Label, read_labels, resolve, retracted_keys

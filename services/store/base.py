@@ -8,7 +8,8 @@ import contextlib
 import re
 import secrets
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from services.errors import AlreadyExists, InvalidKey, KeyNotFound
 
@@ -62,6 +63,20 @@ class ObjectStore(Protocol):
     def delete(self, key: str) -> None: ...
 
     def describe(self) -> str: ...
+
+    def arrow_files(self, prefix: str) -> ArrowFiles:
+        """Where the objects under `prefix` can be read in bulk by pyarrow (Parquet scans)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ArrowFiles:
+    """A store's objects as pyarrow sees them: a `pyarrow.fs.FileSystem`, the path of a prefix on
+    it, and what tells two stores apart (the same bucket name on two servers, say)."""
+
+    filesystem: Any
+    base: str
+    identity: str
 
 
 def workspace_secret(store: ObjectStore, key: str) -> bytes:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from services.errors import AlreadyExists, KeyNotFound, StoreError, StoreUnavailable
-from services.store.base import validate_key
+from services.store.base import ArrowFiles, validate_key
 
 if TYPE_CHECKING:
     pass
@@ -23,6 +23,11 @@ class LocalStore:
 
     def describe(self) -> str:
         return f"local folder {self.root}"
+
+    def arrow_files(self, prefix: str) -> ArrowFiles:
+        import pyarrow.fs as pafs
+
+        return ArrowFiles(pafs.LocalFileSystem(), self._path(prefix, prefix=True).as_posix(), self.describe())
 
     def _path(self, key: str, *, prefix: bool = False) -> Path:
         return self.root.joinpath(*[p for p in validate_key(key, prefix=prefix).split("/") if p])

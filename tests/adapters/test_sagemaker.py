@@ -28,15 +28,11 @@ import pytest
 from botocore.config import Config
 from botocore.stub import ANY, Stubber
 
+from services.aws.deploy import SageMakerDeployer
+from services.aws.endpoint import SageMakerEndpoint
+from services.aws.errors import resource_name
 from services.aws.s3 import S3Store
-from services.aws.sagemaker import (
-    SageMakerDeployer,
-    SageMakerEndpoint,
-    SageMakerTrainer,
-    blazingtext_hyperparameters,
-    blazingtext_image,
-    resource_name,
-)
+from services.aws.training import SageMakerTrainer, blazingtext_hyperparameters, blazingtext_image
 from services.config import Settings, load_settings
 from services.errors import DeployFailed, EndpointError, ModelUnavailable
 from services.lifecycle.deployment import CURRENT

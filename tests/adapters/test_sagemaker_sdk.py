@@ -13,7 +13,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from services.aws.s3 import S3Store
-from services.aws.sagemaker import SageMakerTrainer, blazingtext_image
+from services.aws.training import SageMakerTrainer, blazingtext_image
 from services.config import Settings, load_settings
 from services.lifecycle.trainers import TrainingRequest
 from services.model.params import TrainParams

@@ -11,7 +11,7 @@ import pytest
 
 from services.access.users import User
 from services.aws.s3 import S3Store
-from services.checkins import trends
+from services.checkins import aggregate, trends
 from services.review.labels import Label, save_label
 from services.store.local import LocalStore
 from tests.unit.test_trends import ADMIN, checkin, random_frame, write
@@ -19,10 +19,10 @@ from tests.unit.test_trends import ADMIN, checkin, random_frame, write
 
 @pytest.fixture(autouse=True)
 def _fresh_cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(trends, "LISTING_SECONDS", 0.0)
-    trends.clear_cache()
+    monkeypatch.setattr(aggregate, "LISTING_SECONDS", 0.0)
+    aggregate.clear_cache()
     yield
-    trends.clear_cache()
+    aggregate.clear_cache()
 
 
 @pytest.fixture

@@ -43,10 +43,12 @@ from services.errors import GateFailed
 from services.lifecycle.datasets import build_dataset
 from services.lifecycle.deployment import LocalDeployer, require_current
 from services.lifecycle.endpoint import LocalEndpoint
+from services.lifecycle.gold import import_gold
 from services.lifecycle.promotion import promote
 from services.lifecycle.registry import fetch_model
-from services.lifecycle.training import LocalFastTextTrainer, run_training, train_bootstrap
-from services.model.evaluation import evaluate, import_gold
+from services.lifecycle.trainers import LocalTrainer
+from services.lifecycle.training import run_training, train_bootstrap
+from services.model.evaluation import evaluate
 from services.model.params import TrainParams
 from services.review.labeling import LabelingService, rerank_queue
 from services.store.local import LocalStore
@@ -130,7 +132,7 @@ def run_strategy(  # type: ignore[no-untyped-def]
         f"({time.perf_counter() - started:.0f}s)"
     )
     svc = LabelingService(store, double_share=0.0)
-    trainer, deployer = LocalFastTextTrainer(store), LocalDeployer()
+    trainer, deployer = LocalTrainer(store), LocalDeployer()
     version, f1 = live_f1(store, cache, data.test)
     out = [Round(strategy, 0, 0, queue_size(svc), f1, None, "bootstrap", version, 0.0)]
     say(_line(out[-1]))

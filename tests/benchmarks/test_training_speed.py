@@ -7,10 +7,10 @@ from __future__ import annotations
 import itertools
 import time
 
-from services.lifecycle.training import _split_lines, candidates_for, fit_pipeline
 from services.model.fasttext import fasttext_line, train
 from services.model.linear import train_linear
 from services.model.params import TrainParams
+from services.model.pipeline import candidates_for, fit_pipeline, labelled_texts
 from tests.benchmarks.datasets import airline_rows
 
 N = 100_000
@@ -29,7 +29,7 @@ def test_training_100k_messages() -> None:
     for name, seconds in timings.items():
         print(f"  {name:<32} {seconds:6.1f} s  {seconds / base:.2f}x")
 
-    texts, labels = _split_lines(lines)
+    texts, labels = labelled_texts(lines)
     started = time.perf_counter()
     train_linear(texts, labels)
     linear = time.perf_counter() - started

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from services.access.users import User
-from services.checkins import trends
+from services.checkins import aggregate, trends
 from services.checkins.partitions import SCHEMA, partition_key, read_scored
 from services.store.local import LocalStore
 from tests.unit.test_trends import expected_series
@@ -108,14 +108,14 @@ def test_trends_speed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     generated = time.perf_counter() - t0
     # The first call of every rerun lists the partitions again (as after a pause between clicks);
     # the calls within one rerun share that listing, as on the page.
-    monkeypatch.setattr(trends, "LISTING_SECONDS", 0.5)
+    monkeypatch.setattr(aggregate, "LISTING_SECONDS", 0.5)
     groups = list(MANAGER.groups)
     end = FIRST + timedelta(days=DAYS - 1)
     start = end - timedelta(days=89)
 
     colds = []
     for _ in range(3):
-        trends.clear_cache()
+        aggregate.clear_cache()
         t0 = time.perf_counter()
         cold_series = trends.series(store, MANAGER, start=start, end=end)
         trends.heatmap(store, MANAGER, groups[0], start=start, end=end)

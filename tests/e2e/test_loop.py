@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from services.aws.sagemaker import resource_name
+from services.aws.errors import resource_name
 from services.lifecycle.deployment import current
 from services.lifecycle.registry import list_versions
 from services.store.base import ObjectStore

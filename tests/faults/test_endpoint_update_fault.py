@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from services.aws.clients import sagemaker_client
-from services.aws.sagemaker import SageMakerDeployer
+from services.aws.deploy import SageMakerDeployer
 from services.errors import DeployFailed
 from services.lifecycle.deployment import current, history
 from services.lifecycle.promotion import LOCK, promote

@@ -13,8 +13,8 @@ from streamlit.testing.v1 import AppTest
 
 from services.lifecycle.datasets import build_dataset
 from services.lifecycle.deployment import CURRENT, current
-from services.lifecycle.jobs import list_runs, wait_for
 from services.lifecycle.registry import ARTIFACT, ModelCard, fetch_model, list_versions, new_version, register
+from services.lifecycle.runs import list_runs, wait_for
 from services.model.corpus import split_corpus
 from services.model.fasttext import fasttext_line, train
 from services.model.params import TrainParams

@@ -8,9 +8,10 @@ import json
 import pytest
 
 from services.errors import PulseError
+from services.lifecycle.gold import GOLD_PREFIX, import_gold, load_gold
 from services.model.calibration import TEMPERATURES, fit_temperature
 from services.model.corpus import split_corpus
-from services.model.evaluation import GOLD_PREFIX, evaluate, import_gold, load_gold
+from services.model.evaluation import evaluate
 from services.model.fasttext import SentimentModel, fasttext_line, train
 from services.model.params import TrainParams
 from services.model.prediction import Prediction
@@ -65,6 +66,36 @@ def test_a_class_predicted_but_absent_from_the_truth_costs_through_the_other_cla
     assert ev.confusion == [[0, 1, 0], [0, 0, 0], [0, 0, 1]]
     assert ev.macro_f1 == pytest.approx(0.5)
     assert ev.per_class[NEU]["precision"] == 0.0
+
+
+def hand_written(predicted: list[str], truth: list[str]) -> tuple[float, float, list[list[int]]]:
+    """The formulas `evaluate` used before it called scikit-learn: accuracy, macro-F1 over the
+    classes present in the truth, and the confusion matrix."""
+    labels = [NEG, NEU, POS]
+    confusion = [[0] * 3 for _ in labels]
+    for p, t in zip(predicted, truth, strict=True):
+        confusion[labels.index(t)][labels.index(p)] += 1
+    f1s = []
+    for i in range(3):
+        tp, col, row = confusion[i][i], sum(r[i] for r in confusion), sum(confusion[i])
+        precision, recall = (tp / col if col else 0.0), (tp / row if row else 0.0)
+        if row:
+            f1s.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+    return sum(confusion[i][i] for i in range(3)) / len(truth), sum(f1s) / len(f1s), confusion
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_scikit_learn_gives_the_numbers_of_the_hand_written_formulas(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    classes = rng.choice([[NEG, NEU, POS], [NEG, POS], [NEU]])  # some sets lack a class
+    truth = [rng.choice(classes) for _ in range(rng.randint(1, 60))]
+    predicted = [rng.choice([NEG, NEU, POS]) for _ in truth]
+    ev = evaluate(preds(predicted), truth)
+    accuracy, macro_f1, confusion = hand_written(predicted, truth)
+    assert ev.confusion == confusion
+    assert ev.accuracy == pytest.approx(accuracy, abs=1e-12) and ev.macro_f1 == pytest.approx(macro_f1, abs=1e-12)
 
 
 def test_a_perfect_model_scores_one() -> None:

@@ -16,8 +16,8 @@ from services.checkins.partitions import SCHEMA, partition_key, partitions
 from services.config import load_settings
 from services.lifecycle.datasets import build_dataset
 from services.lifecycle.deployment import record_deployment
+from services.lifecycle.gold import import_gold
 from services.lifecycle.registry import ModelCard
-from services.model.evaluation import import_gold
 from services.monitoring import health
 from services.review.labeling import LabelingService
 from services.review.labels import Label, retract_label, save_label

@@ -48,7 +48,7 @@ def called_actions() -> set[str]:
         if path.name == "standin.py":  # the local stand-in for development plays AWS; it is not the app
             continue
         source = path.read_text(encoding="utf-8")
-        for op in re.findall(r"self\.sm\.([a-z_]+)\(", source) + re.findall(r'_call\(\s*"([a-z_]+)"', source):
+        for op in re.findall(r"\b(?:self\.)?sm\.([a-z_]+)\(", source) + re.findall(r'_call\(\s*"([a-z_]+)"', source):
             actions.add(f"sagemaker:{_camel(op)}")
         if re.search(r"\.invoke_endpoint\(", source):
             actions.add("sagemaker:InvokeEndpoint")

@@ -22,30 +22,19 @@ import pytest
 from botocore.config import Config
 from botocore.stub import ANY, Stubber
 
-from services.aws.sagemaker import SageMakerTrainer
+from services.aws.training import SageMakerTrainer
 from services.config import load_settings
 from services.errors import PulseError
 from services.lifecycle import jobs
 from services.lifecycle.datasets import DatasetError, DatasetManifest
-from services.lifecycle.jobs import (
-    LOCK,
-    InvalidParams,
-    JobNotRunning,
-    JobNotStarted,
-    TrainingBusy,
-    cancel,
-    list_runs,
-    load_run,
-    running_job,
-    start_training,
-    wait_for,
-)
+from services.lifecycle.jobs import InvalidParams, JobNotStarted, TrainingBusy, start_training
 from services.lifecycle.registry import ARTIFACT, list_versions, load_card
-from services.lifecycle.trainers import Progress, ShouldStop, TrainingOutcome, TrainingRequest
-from services.lifecycle.training import RUNS
+from services.lifecycle.runs import LOCK, RUNS, JobNotRunning, cancel, list_runs, load_run, running_job, wait_for
+from services.lifecycle.trainers import TrainingOutcome, TrainingRequest
 from services.model.corpus import split_corpus
 from services.model.fasttext import fasttext_line, train
 from services.model.params import TrainParams
+from services.model.pipeline import Progress, ShouldStop
 from services.store.base import ObjectStore
 from services.store.local import LocalStore
 from services.workspace import Workspace, open_workspace
@@ -179,7 +168,7 @@ def test_a_job_runs_to_completion_and_its_model_is_registered(ws: Workspace) -> 
     assert version is not None
     assert list_versions(ws.store) == sorted([*before, version])
     card = load_card(ws.store, version)
-    assert (card.dataset, card.created_by, card.trainer) == (DATASET, "alice", "local-fasttext")
+    assert (card.dataset, card.created_by, card.trainer) == (DATASET, "alice", "local")
     assert done.run.metrics["macro_f1"] == card.metrics["macro_f1"]
     assert done.run.log[-1] == "done"
     assert not ws.store.exists(LOCK)

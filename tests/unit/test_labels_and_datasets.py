@@ -22,8 +22,8 @@ from services.lifecycle.datasets import (
     load_manifest,
     verify_rebuild,
 )
+from services.lifecycle.gold import import_gold, load_gold
 from services.model.corpus import split_corpus
-from services.model.evaluation import import_gold, load_gold
 from services.model.prediction import LABELS
 from services.model.text import PREPROCESSING, preprocess
 from services.review.labels import PREFIX, Label, label_key, read_labels, resolve, save_label

@@ -13,10 +13,10 @@ from sklearn.feature_extraction.text import CountVectorizer
 
 from services.errors import ModelUnavailable
 from services.lifecycle.registry import ModelCard, fetch_model, register
-from services.lifecycle.training import candidates_for, fit_pipeline
 from services.model.fasttext import fasttext_line
 from services.model.linear import LinearModel, _char_counts, train_linear
 from services.model.params import TrainParams
+from services.model.pipeline import candidates_for, fit_pipeline
 from services.model.prediction import UNREADABLE, prepare
 from services.store.local import LocalStore
 
@@ -192,7 +192,7 @@ def test_a_named_family_trains_only_that_family(family: str) -> None:
 
 
 def test_auto_on_large_data_trains_fasttext_only_with_fewer_epochs() -> None:
-    from services.lifecycle.training import LARGE_TRAINING_SET, MIN_EPOCHS, UPDATES
+    from services.model.pipeline import LARGE_TRAINING_SET, MIN_EPOCHS, UPDATES
 
     small = candidates_for(TrainParams(), rows=10_000)
     assert [p.family for p in small] == ["fasttext", "linear"] and small[0].epoch == TrainParams().epoch

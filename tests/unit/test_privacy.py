@@ -293,3 +293,22 @@ def test_a_deletion_stopped_half_way_is_resumed_to_the_same_end(seeded: LocalSto
     done = read_events(seeded, actions=["participant_deleted"])[0]  # newest first
     assert done.details["complete"] is True and done.details["resumed"] is True
     assert all(secret not in everything(seeded) for secret in SECRETS)
+
+
+def test_the_audit_pseudonym_is_the_one_annotators_see_with_or_without_a_configured_key(
+    seeded: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The drifted copy: with PULSE_PSEUDONYM_KEY set, the audit log used the workspace key while the
+    review page used the setting, so the two pseudonyms of one person differed."""
+    from services.access.pseudonyms import configured_key
+    from services.review.labeling import LabelingService
+
+    assert audit_pseudonym(seeded, WHO) == LabelingService(seeded).pseudonym(WHO)
+    monkeypatch.setenv("PULSE_PSEUDONYM_KEY", "an organisation's own pseudonym key")
+    key = configured_key(load_settings())
+    assert key is not None
+    shown_to_annotators = LabelingService(seeded, pseudonym_key=key).pseudonym(WHO)
+    assert audit_pseudonym(seeded, WHO, key) == shown_to_annotators != audit_pseudonym(seeded, WHO)
+    report = delete_participant(seeded, WHO, by="root-admin", role="admin", pseudonym_key=key)
+    assert report.pseudonym == shown_to_annotators
+    assert read_events(seeded, actions=["participant_deleted"])[0].target == shown_to_annotators

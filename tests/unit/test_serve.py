@@ -22,19 +22,12 @@ from typing import Any
 import pytest
 import tornado.netutil
 
+from services.lifecycle.coalescer import chunks
 from services.lifecycle.deployment import deploy_local, require_current
 from services.lifecycle.endpoint import Endpoint, LocalEndpoint
+from services.lifecycle.invocations import MAX_BODY_BYTES, MAX_INSTANCE_CHARS, MAX_INSTANCES
 from services.lifecycle.registry import ModelCard, fetch_model, load_card, new_version, register
-from services.lifecycle.serve import (
-    HEADER_TIMEOUT_SECONDS,
-    MAX_BODY_BYTES,
-    MAX_INSTANCE_CHARS,
-    MAX_INSTANCES,
-    VERSION_HEADER,
-    chunks,
-    make_app,
-    make_server,
-)
+from services.lifecycle.serve import HEADER_TIMEOUT_SECONDS, VERSION_HEADER, make_app, make_server
 from services.model.fasttext import fasttext_line, train
 from services.model.params import TrainParams
 from services.model.prediction import Prediction, apply_temperature
@@ -610,13 +603,12 @@ def test_boto3_names_an_endpoint_this_server_does_not_serve(endpoint: LocalEndpo
 
 
 def test_the_sagemaker_endpoint_client_talks_to_the_server(calibrated: tuple[Server, LocalEndpoint]) -> None:
-    """`services.sagemaker.SageMakerEndpoint`, the client of a real BlazingText endpoint, gets the
-    same predictions (calibrated once, by the client) from this server as the in-process endpoint."""
-    sagemaker = pytest.importorskip(
-        "services.aws.sagemaker", reason="services/sagemaker.py (SageMakerEndpoint) is not written yet"
-    )
+    """`SageMakerEndpoint`, the client of a real BlazingText endpoint, gets the same predictions
+    (calibrated once, by the client) from this server as the in-process endpoint."""
+    from services.aws.endpoint import SageMakerEndpoint
+
     server, endpoint = calibrated
-    client = sagemaker.SageMakerEndpoint(_runtime_client(server), "pulse-sentiment", endpoint.store, batch_size=2)
+    client = SageMakerEndpoint(_runtime_client(server), "pulse-sentiment", endpoint.store, batch_size=2)
     texts = [*TEXTS, "", "great great great"]
     version, remote = client.score(texts)
     local_version, local = endpoint.score(texts)

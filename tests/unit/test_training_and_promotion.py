@@ -19,6 +19,7 @@ import pytest
 from services.errors import AlreadyExists, DeployFailed, GateFailed, ModelUnavailable
 from services.lifecycle.datasets import build_dataset
 from services.lifecycle.deployment import CURRENT, LocalDeployer, current, history
+from services.lifecycle.gold import load_gold
 from services.lifecycle.promotion import LOCK, gate, promote, rollback
 from services.lifecycle.registry import (
     ARTIFACT,
@@ -29,12 +30,14 @@ from services.lifecycle.registry import (
     new_version,
     register,
 )
-from services.lifecycle.trainers import Progress, ShouldStop, TrainingOutcome, TrainingRequest
-from services.lifecycle.training import RUNS, LocalFastTextTrainer, run_training
+from services.lifecycle.runs import RUNS
+from services.lifecycle.trainers import LocalTrainer, TrainingOutcome, TrainingRequest
+from services.lifecycle.training import run_training
 from services.model.corpus import split_corpus
-from services.model.evaluation import evaluate, load_gold, summary
+from services.model.evaluation import evaluate, summary
 from services.model.fasttext import fasttext_line, train
 from services.model.params import TrainParams, validate_params
+from services.model.pipeline import Progress, ShouldStop
 from services.store.base import ObjectStore
 from services.store.local import LocalStore
 
@@ -134,7 +137,7 @@ def test_a_training_run_registers_a_model_with_its_card(ws: LocalStore, prepared
     seen: list[tuple[float, str]] = []
     run = run_training(
         ws,
-        LocalFastTextTrainer(ws),
+        LocalTrainer(ws),
         prepared.dataset,
         params=TINY,
         by="alice",
@@ -147,9 +150,9 @@ def test_a_training_run_registers_a_model_with_its_card(ws: LocalStore, prepared
 
     card = load_card(ws, run.model_version)
     assert card.dataset == prepared.dataset
-    assert card.params == asdict(TINY)
+    assert card.params == TINY.used_by(card.family)
     assert card.parent == prepared.live
-    assert card.trainer == "local-fasttext"
+    assert card.trainer == "local"
     assert card.created_by == "alice"
     assert 0.25 <= card.temperature <= 4.0
     assert {"macro_f1", "accuracy", "ece", "n", "f1_negative", "f1_neutral", "f1_positive"} <= set(card.metrics)
@@ -171,7 +174,7 @@ def test_a_training_run_registers_a_model_with_its_card(ws: LocalStore, prepared
     assert record["status"] == "Completed"
     assert record["model_version"] == run.model_version
     assert record["dataset"] == prepared.dataset
-    assert record["trainer"] == "local-fasttext"
+    assert record["trainer"] == "local"
     assert record["params"] == asdict(TINY)
     assert record["metrics"] == run.metrics == {k: v for k, v in card.metrics.items() if k != "gold_set"}
     assert record["finished_at"] and record["failure_reason"] is None
@@ -238,7 +241,7 @@ def test_a_stopped_training_run_registers_nothing(ws: LocalStore, prepared: Prep
 
     run = run_training(
         ws,
-        LocalFastTextTrainer(ws, search_seconds=60),
+        LocalTrainer(ws, search_seconds=60),
         prepared.dataset,
         params=TINY,
         by="tests",

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from services.access.users import User
-from services.checkins import trends
+from services.checkins import aggregate, trends
 from services.checkins.exports import csv_bytes
 from services.checkins.partitions import SCHEMA, partition_key, partitions
 from services.errors import AuthError
@@ -26,10 +26,10 @@ LABELS = np.array(["negative", "neutral", "positive"])
 @pytest.fixture(autouse=True)
 def _fresh_cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every call sees the files as they are now (the page reuses a listing for 2 s)."""
-    monkeypatch.setattr(trends, "LISTING_SECONDS", 0.0)
-    trends.clear_cache()
+    monkeypatch.setattr(aggregate, "LISTING_SECONDS", 0.0)
+    aggregate.clear_cache()
     yield
-    trends.clear_cache()
+    aggregate.clear_cache()
 
 
 def checkin(participant: str, group: str, time: str | datetime, label: str = "neutral", **extra: object) -> dict:  # type: ignore[type-arg]
@@ -229,7 +229,7 @@ def test_manager_sees_only_own_groups(store: LocalStore, sample: pd.DataFrame, c
     mine = trends.series(store, manager, ["Alpha"], start=date(2025, 3, 1), end=date(2025, 4, 9))
     default = trends.series(store, manager, start=date(2025, 3, 1), end=date(2025, 4, 9))
     assert default["count"].sum() == mine["count"].sum() + 1  # Alpha and Gamma, never Beta
-    with caplog.at_level(logging.WARNING, logger="services.checkins.trends"):
+    with caplog.at_level(logging.WARNING, logger="services.access.policy"):
         caplog.clear()
         assert trends.series(store, manager, ["Beta"]).empty
         assert trends.heatmap(store, manager, "Beta").participants == []
@@ -280,22 +280,22 @@ def test_admin_sees_every_group(store: LocalStore, sample: pd.DataFrame) -> None
 def test_new_partition_invalidates_the_cache(store: LocalStore, sample: pd.DataFrame) -> None:
     args = {"start": date(2025, 3, 1), "end": date(2025, 4, 30)}
     before = trends.series(store, ADMIN, ["Alpha"], **args)
-    snap = trends.CACHE.snapshot(store)
-    assert trends.CACHE.snapshot(store) is snap  # nothing changed: the aggregate is reused
+    snap = aggregate.CACHE.snapshot(store)
+    assert aggregate.CACHE.snapshot(store) is snap  # nothing changed: the aggregate is reused
     write(store, [checkin("a0", "Alpha", "2025-04-20T10:00Z"), checkin("a9", "Alpha", "2025-03-02T10:00Z")], "b9")
     after = trends.series(store, ADMIN, ["Alpha"], **args)
-    assert trends.CACHE.snapshot(store) is not snap
+    assert aggregate.CACHE.snapshot(store) is not snap
     assert after["count"].sum() == before["count"].sum() + 2
     assert "a9" in trends.participants(store, ADMIN, ["Alpha"])
     assert trends.date_range(store, ADMIN) == (date(2025, 3, 1), date(2025, 4, 20))
 
 
 def test_a_listing_is_reused_for_a_moment(store: LocalStore, sample: pd.DataFrame, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(trends, "LISTING_SECONDS", 60.0)
+    monkeypatch.setattr(aggregate, "LISTING_SECONDS", 60.0)
     before = trends.series(store, ADMIN)["count"].sum()
     write(store, [checkin("a0", "Alpha", "2025-03-03T10:00Z")], "b9")
     assert trends.series(store, ADMIN)["count"].sum() == before  # within the same rerun
-    monkeypatch.setattr(trends, "LISTING_SECONDS", 0.0)
+    monkeypatch.setattr(aggregate, "LISTING_SECONDS", 0.0)
     assert trends.series(store, ADMIN)["count"].sum() == before + 1
 
 
@@ -309,13 +309,13 @@ def test_concurrent_first_calls_build_once(store: LocalStore, sample: pd.DataFra
     from concurrent.futures import ThreadPoolExecutor
 
     builds = []
-    real = trends._build
+    real = aggregate.build
 
     def counting(listing):  # type: ignore[no-untyped-def]
         builds.append(listing.fingerprint)
         return real(listing)
 
-    monkeypatch.setattr(trends, "_build", counting)
+    monkeypatch.setattr(aggregate, "build", counting)
     with ThreadPoolExecutor(max_workers=8) as pool:
         totals = list(
             pool.map(lambda i: trends.series(store, ADMIN, ["Alpha", "Beta"][i % 2 :])["count"].sum(), range(16))
@@ -325,7 +325,7 @@ def test_concurrent_first_calls_build_once(store: LocalStore, sample: pd.DataFra
 
 
 def test_cache_is_bounded() -> None:
-    cache = trends.TrendsCache(results=3)
+    cache = aggregate.TrendsCache(results=3)
     for i in range(10):
         cache.remember(i, lambda i=i: i)  # type: ignore[misc]
     assert cache.remember(9, lambda: -1) == 9 and cache.remember(0, lambda: -1) == -1
