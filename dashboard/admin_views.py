@@ -11,25 +11,21 @@ import streamlit as st
 
 from dashboard.components import escape_markdown
 from dashboard.deps import workspace
+from services.errors import InvalidThreshold
 from services.lifecycle.datasets import DatasetError, list_datasets, load_manifest
 from services.lifecycle.deployment import current
 from services.monitoring.costs import Volume, current_volume
-from services.monitoring.health import (
+from services.monitoring.health import Health, model_health, training_counts
+from services.monitoring.threshold import ThresholdOverride, effective_threshold, load_threshold_override
+from services.review.summary import (
     Agreement,
     DatasetPreview,
-    Health,
-    InvalidThreshold,
     LabelSummary,
     SinceLive,
-    ThresholdOverride,
     agreement,
-    effective_threshold,
     label_summary,
     labels_since_live,
-    load_threshold_override,
-    model_health,
     preview_dataset,
-    training_counts,
 )
 from services.store import keys
 

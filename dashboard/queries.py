@@ -9,7 +9,8 @@ from dashboard.deps import workspace
 from services.access.users import User
 from services.checkins.overview import Overview, workspace_overview
 from services.lifecycle.deployment import current
-from services.monitoring.alerts import Alert, alert_checkins, list_alerts
+from services.monitoring.alerts import Alert
+from services.monitoring.inbox import alert_checkins, list_alerts
 from services.store import keys
 
 

@@ -17,7 +17,7 @@ from dashboard.components import escape_markdown
 from dashboard.deps import show_error, workspace
 from services.errors import PulseError
 from services.monitoring.costs import Prices, estimate
-from services.monitoring.health import review_preview, save_threshold
+from services.monitoring.threshold import review_preview, save_threshold
 
 user = require_page("health")
 

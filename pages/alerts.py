@@ -8,19 +8,16 @@ from dashboard.components import escape_markdown
 from dashboard.deps import show_error, workspace
 from dashboard.queries import alerts, triggering_checkins
 from services.errors import PulseError
-from services.monitoring.alerts import (
+from services.monitoring.alerts import SEVERITIES, STATUSES, Alert
+from services.monitoring.inbox import acknowledge, resolve
+from services.monitoring.rules import (
     LIMITS,
-    SEVERITIES,
-    STATUSES,
-    Alert,
     BaselineDrop,
     ConsecutiveNegative,
     CrisisPhrases,
     GroupNegativeShare,
     Rules,
-    acknowledge,
     load_rules,
-    resolve,
     save_rules,
 )
 

@@ -8,7 +8,7 @@ from dashboard.auth import require_page
 from dashboard.components import escape_markdown
 from dashboard.deps import labeling, show_error, workspace
 from services.errors import PulseError
-from services.monitoring.alerts import flag_urgent
+from services.monitoring.inbox import flag_urgent
 from services.review.labeling import ReviewItem
 
 user = require_page("review")

@@ -8,7 +8,7 @@ from dashboard.deps import show_error, workspace
 from services.checkins.exports import csv_bytes, read_rejected
 from services.checkins.ingest import ingest
 from services.errors import InvalidUpload, PulseError
-from services.monitoring.health import effective_threshold
+from services.monitoring.threshold import effective_threshold
 
 user = require_page("upload")
 

@@ -45,6 +45,22 @@ class NotAllowed(AuthError):
     """The signed-in user's role may not open this page, take this action or see this group."""
 
 
+class InvalidRules(PulseError):
+    """Alert rules that cannot be used (the message names the setting and its valid range)."""
+
+
+class InvalidNote(PulseError):
+    """An alert note that is missing or too long."""
+
+
+class AlertNotFound(PulseError):
+    """No alert (or check-in) with that id."""
+
+
+class InvalidThreshold(PulseError):
+    """A review threshold outside 0..1, or a stored override that cannot be read."""
+
+
 class DeployFailed(PulseError):
     """A deployment did not complete; the previous model still serves."""
 

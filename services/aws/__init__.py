@@ -1,6 +1,7 @@
 """Everything that talks to AWS, and the only modules that import boto3, botocore or sagemaker
 (lazily, so the local backend never loads them): the boto3 clients (`clients`), the S3 store
-(`s3`), SageMaker training, deployment and endpoint (`sagemaker`), SNS alerts (`sns`), and a local
+(`s3`), SageMaker training jobs (`training`), endpoint deployment (`deploy`) and scoring (`endpoint`)
+with what they share (`errors`: reading AWS errors, resource names), SNS alerts (`sns`), and a local
 stand-in of SageMaker on moto's server for development and tests (`standin`, never in production).
 
 May import every other room; nothing outside `services.workspace` and `services.cli` builds these.

@@ -91,7 +91,7 @@ class SageMakerDeployer:
                 "previous_version": previous or "",
             }
         self._record(f"deployment of {version} failed: {reason}")
-        undone = undo_update(self, previous_config)
+        undone = _undo_update(self, previous_config)
         raise DeployFailed(f"deploying {version} to endpoint {self.endpoint_name} failed: {reason}. {undone}")
 
     def _check_deployable(self, version: str) -> None:
@@ -278,7 +278,7 @@ class SageMakerDeployer:
         return out
 
 
-def undo_update(deployer: SageMakerDeployer, previous_config: str) -> str:
+def _undo_update(deployer: SageMakerDeployer, previous_config: str) -> str:
     """Put the previous endpoint config back, or delete an endpoint whose creation failed
     (so the next deployment can create it again); say what happened."""
     sm = deployer.sm

@@ -1,32 +1,19 @@
 """What every SageMaker adapter shares: reading a botocore error (its code, message, whether it is
-worth another try), saying it in words an admin can act on (`explain`), and SageMaker's rules for
-resource names and S3 URIs."""
+worth another try), saying it in words an admin can act on (`explain`), SageMaker's rules for
+resource names and S3 URIs, and the injectable `Sleep` and `Clock` of the adapters that poll."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    pass
-
 
 Sleep = Callable[[float], None]
-
-
 Clock = Callable[[], float]
-
 
 # SageMaker resource names (training jobs, models, endpoint configs, endpoints).
 MAX_NAME = 63
-
-
 NAME_RULE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-
-
 S3_URI = re.compile(r"^s3://([^/]+)/(.+)$")
-
 
 # Error codes worth another look on the next poll: the client's retry policy already gave up
 # on them once, but a training job runs for minutes and one lost answer must not fail it.
@@ -44,16 +31,19 @@ TRANSIENT = {
 
 
 def error_code(exc: Exception) -> str:
+    """The AWS error code of a botocore error ("" if it has none)."""
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Code", ""))
 
 
 def error_message(exc: Exception) -> str:
+    """The message AWS sent with a botocore error ("" if none)."""
     response = getattr(exc, "response", None) or {}
     return str(response.get("Error", {}).get("Message", "")).strip()
 
 
 def aws_errors() -> tuple[type[Exception], ...]:
+    """The botocore exceptions an AWS call raises (imported here so the local backend never loads botocore)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     return (ClientError, BotoCoreError)
@@ -82,10 +72,12 @@ def explain(exc: Exception, action: str) -> str:
 
 
 def not_found(exc: Exception) -> bool:
+    """Whether SageMaker said the resource does not exist (it answers ValidationException, not a 404)."""
     return error_code(exc) == "ValidationException" and "could not find" in error_message(exc).lower()
 
 
 def already_exists(exc: Exception) -> bool:
+    """Whether SageMaker refused to create a resource because one of that name exists."""
     message = error_message(exc).lower()
     return error_code(exc) == "ValidationException" and "already exist" in message
 

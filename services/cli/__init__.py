@@ -35,7 +35,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from services.checkins.ingest import ingest
-    from services.monitoring.health import effective_threshold
+    from services.monitoring.threshold import effective_threshold
 
     ws = open_workspace(_settings(args))
     path = Path(args.file)
@@ -76,7 +76,7 @@ def _bootstrap_deploy(ws: Workspace) -> dict[str, Any]:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Build the demo workspace (bootstrap model + 90 days of check-ins) unless it holds check-ins."""
     from services.demo import build_demo
-    from services.monitoring.health import effective_threshold
+    from services.monitoring.threshold import effective_threshold
 
     ws = open_workspace(_settings(args))
     if any(True for _ in ws.store.list(keys.INGEST_BATCHES)) and not args.force:

@@ -23,39 +23,37 @@ looks the triggering check-ins up in the scored partitions, for users allowed to
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
-import math
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import UTC, datetime, timedelta
-from functools import cache, lru_cache
-from importlib import resources
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
 
 import pandas as pd
 
-from services.access import audit
-from services.access.users import User
-from services.checkins.partitions import PREFIX as CHECKINS
 from services.checkins.partitions import read_scored
-from services.errors import AlreadyExists, InvalidKey, KeyNotFound, PulseError
+from services.errors import AlreadyExists
+from services.monitoring.rules import (
+    BaselineDrop,
+    ConsecutiveNegative,
+    GroupNegativeShare,
+    Rules,
+    crisis_matcher,
+    load_rules,
+    normalise,
+    stamp,
+)
+from services.store import keys
 from services.store.base import ObjectStore
 
 if TYPE_CHECKING:
-    from services.review.labeling import ReviewItem
+    pass
 
 log = logging.getLogger(__name__)
 
-RULES_KEY = "alerts/rules.json"
-RULES_HISTORY = "alerts/rules-history/"
-EVENTS = "alerts/events/"
-STATUS = "alerts/status/"
 
 WINDOW = timedelta(days=7)  # "the last 7 days" of the window rules
 BASELINE = timedelta(days=28)  # a participant's own baseline: the 28 days before that window
@@ -77,266 +75,14 @@ SEVERITY = {
     "baseline_drop": "warning",
     "group_negative_share": "info",
 }
-MAX_NOTE = 1000
 MAX_IDS = 200  # check-in ids kept on one alert (a group window can hold thousands)
-MAX_PHRASES = 500
-PHRASE_CHARS = (3, 100)
-_ID = re.compile(r"^[0-9a-f]{24}$")
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-class InvalidRules(PulseError):
-    """Alert rules with a value Pulse cannot use; the message names the field and its valid range."""
-
-
-class InvalidNote(PulseError):
-    """A status note that is missing (resolving needs one) or too long."""
-
-
-class NotAllowed(PulseError):
-    """The user may not see or change this alert (annotators, or a manager outside their groups)."""
-
-
-class AlertNotFound(PulseError):
-    """No alert (or check-in) with that id."""
+ALERT_ID = re.compile(r"^[0-9a-f]{24}$")
 
 
 # ------------------------------------------------------------------------------------------- rules
 
 
-@cache
-def default_phrases() -> tuple[str, ...]:
-    """The shipped crisis phrase list (services/monitoring/crisis_phrases.txt)."""
-    text = resources.files("services.monitoring").joinpath("crisis_phrases.txt").read_text("utf-8")
-    lines = (line.strip() for line in text.splitlines())
-    return tuple(line for line in lines if line and not line.startswith("#"))
-
-
-@dataclass(frozen=True)
-class ConsecutiveNegative:
-    """`count` negative check-ins in a row by one participant (gaps in days do not break a streak)."""
-
-    enabled: bool = True
-    count: int = 3
-
-
-@dataclass(frozen=True)
-class BaselineDrop:
-    """Mean score over the last 7 days below the participant's 28-day baseline by more than `drop`."""
-
-    enabled: bool = True
-    drop: float = 0.5
-    min_checkins: int = 3  # in each of the two windows
-
-
-@dataclass(frozen=True)
-class GroupNegativeShare:
-    """More than `share` of a group's check-ins of the last 7 days negative (with `min_checkins` of them)."""
-
-    enabled: bool = True
-    share: float = 0.5
-    min_checkins: int = 10
-
-
-@dataclass(frozen=True)
-class CrisisPhrases:
-    """A check-in holding one of `phrases` alerts at once, whatever the model's label."""
-
-    enabled: bool = True
-    phrases: tuple[str, ...] = field(default_factory=default_phrases)
-
-
-@dataclass(frozen=True)
-class Rules:
-    """All alert rules; stored at `alerts/rules.json`."""
-
-    consecutive_negative: ConsecutiveNegative = field(default_factory=ConsecutiveNegative)
-    baseline_drop: BaselineDrop = field(default_factory=BaselineDrop)
-    group_negative_share: GroupNegativeShare = field(default_factory=GroupNegativeShare)
-    crisis_phrases: CrisisPhrases = field(default_factory=CrisisPhrases)
-    updated_by: str = ""
-    updated_at: str = ""
-
-
-SECTIONS: dict[str, Any] = {
-    "consecutive_negative": ConsecutiveNegative,
-    "baseline_drop": BaselineDrop,
-    "group_negative_share": GroupNegativeShare,
-    "crisis_phrases": CrisisPhrases,
-}
-# Valid ranges, inclusive: integers for counts, floats for amounts (scores span -1..+1, so a drop is at most 2).
-LIMITS: dict[str, tuple[int, int] | tuple[float, float]] = {
-    "consecutive_negative.count": (2, 50),
-    "baseline_drop.drop": (0.05, 2.0),
-    "baseline_drop.min_checkins": (1, 100),
-    "group_negative_share.share": (0.05, 0.95),
-    "group_negative_share.min_checkins": (1, 100_000),
-}
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _check_number(path: str, value: Any) -> int | float:
-    lo, hi = LIMITS[path]
-    whole = isinstance(lo, int)
-    is_number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if whole and is_number and isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not is_number or (whole and not isinstance(value, int)) or not lo <= value <= hi:
-        kind = "a whole number" if whole else "a number"
-        raise InvalidRules(f"{path} must be {kind} from {lo} to {hi}, got {_shown(value)}")
-    return int(value) if whole else float(value)
-
-
-def _check_phrases(path: str, value: Any) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, list | tuple):
-        raise InvalidRules(f"{path} must be a list of phrases, one per entry")
-    if len(value) > MAX_PHRASES:
-        raise InvalidRules(f"{path} holds {len(value)} phrases; at most {MAX_PHRASES} are allowed")
-    lo, hi = PHRASE_CHARS
-    out: list[str] = []
-    seen: set[str] = set()
-    for number, phrase in enumerate(value, start=1):
-        if not isinstance(phrase, str):
-            raise InvalidRules(f"{path}: phrase {number} is not text")
-        phrase = " ".join(phrase.split())
-        norm = normalise(phrase)
-        if len(phrase) > hi:
-            raise InvalidRules(f"{path}: phrase {number} is longer than {hi} characters (from {lo} to {hi})")
-        if len(norm.replace(" ", "")) < lo:
-            raise InvalidRules(f"{path}: phrase {number} needs at least {lo} letters or digits (from {lo} to {hi})")
-        if norm not in seen:  # the same phrase twice (after normalisation) is kept once
-            seen.add(norm)
-            out.append(phrase)
-    return tuple(out)
-
-
-def _section(data: dict[str, Any], name: str) -> Any:
-    cls = SECTIONS[name]
-    raw = data.get(name, {})
-    if not isinstance(raw, dict):
-        raise InvalidRules(f"{name} must be an object of settings")
-    known = [f.name for f in fields(cls)]
-    extra = sorted(set(raw) - set(known))
-    if extra:
-        raise InvalidRules(f"{name}: unknown setting(s) {', '.join(extra)}; known: {', '.join(known)}")
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        path = f"{name}.{key}"
-        if key == "enabled":
-            if not isinstance(value, bool):
-                raise InvalidRules(f"{path} must be true or false, got {_shown(value)}")
-            values[key] = value
-        elif key == "phrases":
-            values[key] = _check_phrases(path, value)
-        else:
-            values[key] = _check_number(path, value)
-    return cls(**values)
-
-
-def rules_from_dict(data: Any) -> Rules:
-    """Validated rules from their JSON form; raises `InvalidRules` naming the bad field and its range.
-    Missing rules or settings take their defaults."""
-    if not isinstance(data, dict):
-        raise InvalidRules("alert rules must be a JSON object with one entry per rule")
-    extra = sorted(set(data) - {*SECTIONS, "updated_by", "updated_at"})
-    if extra:
-        raise InvalidRules(f"unknown alert rule(s) {', '.join(extra)}; known: {', '.join(SECTIONS)}")
-    return Rules(
-        consecutive_negative=_section(data, "consecutive_negative"),
-        baseline_drop=_section(data, "baseline_drop"),
-        group_negative_share=_section(data, "group_negative_share"),
-        crisis_phrases=_section(data, "crisis_phrases"),
-        updated_by=str(data.get("updated_by", "")),
-        updated_at=str(data.get("updated_at", "")),
-    )
-
-
-def rules_to_dict(rules: Rules) -> dict[str, Any]:
-    data = asdict(rules)
-    data["crisis_phrases"]["phrases"] = list(rules.crisis_phrases.phrases)
-    return data
-
-
-def load_rules(store: ObjectStore) -> Rules:
-    """The workspace's alert rules (the defaults when none were saved)."""
-    try:
-        body = store.get(RULES_KEY)
-    except KeyNotFound:
-        return Rules()
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidRules(f"{RULES_KEY} is not valid JSON; save the rules again on the Alerts page ({exc})") from None
-    try:
-        return rules_from_dict(data)
-    except InvalidRules as exc:
-        raise InvalidRules(f"{RULES_KEY}: {exc}") from None
-
-
-def save_rules(
-    store: ObjectStore, rules: Rules, by: str, *, clock: Callable[[], datetime] | None = None, role: str = ""
-) -> Rules:
-    """Validate and store the rules (the previous versions are kept in rules-history). Returns what was saved."""
-    checked = rules_from_dict(rules_to_dict(rules))
-    saved = replace(checked, updated_by=by, updated_at=_stamp(clock))
-    body = json.dumps(rules_to_dict(saved), indent=2, ensure_ascii=False).encode()
-    store.put(f"{RULES_HISTORY}{_file_stamp(saved.updated_at)}-{_who(by)}.json", body, if_absent=True)
-    store.put(RULES_KEY, body)
-    log.info("alert rules saved by %s", by)
-    audit.try_record(store, by, role, "alert_rules_changed", "alerts/rules.json")
-    return saved
-
-
 # ---------------------------------------------------------------------------------- crisis phrases
-
-_APOSTROPHES = dict.fromkeys(map(ord, "'’‘`´ʼ′ʹ"), None)
-# Letters from other scripts that look like Latin ones, so "suіcide" with a Cyrillic і still matches.
-_LOOKALIKES = str.maketrans("аеорсухіјѕԁһӏοαιερκν", "aeopcyxijsdhloaiepkv")
-_WORD_BREAKS = {"\u200b", "\u2060", "\ufeff"}  # zero-width space, word joiner, BOM: read as a space
-_NON_WORD = re.compile(r"[\W_]+")
-
-
-def normalise(text: str) -> str:
-    """`text` reduced for phrase matching: Unicode compatibility forms folded (full-width and styled
-    letters), case folded, accents and invisible characters dropped, apostrophes removed, every
-    other non-letter/digit a single space."""
-    if text.isascii():
-        folded = text.lower().replace("'", "").replace("`", "")
-    else:
-        text = text.translate(_APOSTROPHES)  # before NFKC, which splits some of them into space + accent
-        decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
-        kept = []
-        for ch in decomposed:
-            category = unicodedata.category(ch)
-            if category == "Mn":  # combining accents
-                continue
-            if category == "Cf":  # zero-width and other format characters
-                if ch in _WORD_BREAKS:
-                    kept.append(" ")
-                continue
-            kept.append(ch)
-        folded = "".join(kept).translate(_LOOKALIKES).translate(_APOSTROPHES)
-    return _NON_WORD.sub(" ", folded).strip()  # [\W_]+ already turns each run into one space
-
-
-@lru_cache(maxsize=16)
-def _matcher(phrases: tuple[str, ...]) -> re.Pattern[str] | None:
-    norms = sorted({normalise(p) for p in phrases} - {""}, key=len, reverse=True)
-    if not norms:
-        return None
-    # Words may also be run together ("killmyself"); the phrase must start and end on a word boundary.
-    alternatives = "|".join(" ?".join(re.escape(word) for word in norm.split()) for norm in norms)
-    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")
-
-
-def has_crisis_phrase(text: str, phrases: Sequence[str]) -> bool:
-    """Whether `text` holds one of `phrases` as whole words, after normalisation (see `normalise`)."""
-    matcher = _matcher(tuple(phrases))
-    return matcher is not None and matcher.search(normalise(text)) is not None
 
 
 # ------------------------------------------------------------------------------------------ alerts
@@ -383,26 +129,14 @@ def alert_id(rule: str, group: str, participant: str | None, key: str) -> str:
 
 
 def event_key(alert_id: str) -> str:
-    return f"{EVENTS}{alert_id}.json"
+    return f"{keys.ALERT_EVENTS}{alert_id}.json"
 
 
-def _stamp(clock: Callable[[], datetime] | None = None) -> str:
-    return (clock or (lambda: datetime.now(UTC)))().astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _file_stamp(iso: str) -> str:
-    return iso.replace(":", "").replace("-", "").replace("+", "p").replace(".", "")
-
-
-def _who(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "._@-" else "_" for c in name)[:64] or "unknown"
-
-
-def _iso(ts: pd.Timestamp) -> str:
+def iso_utc(ts: pd.Timestamp) -> str:
     return str(pd.Timestamp(ts).tz_convert("UTC").isoformat())
 
 
-def _encode(alert: Alert) -> bytes:
+def encode_alert(alert: Alert) -> bytes:
     data = asdict(alert)
     data.pop("status")
     data.pop("history")
@@ -410,7 +144,7 @@ def _encode(alert: Alert) -> bytes:
     return json.dumps(data, ensure_ascii=False, indent=1).encode()
 
 
-def _decode(body: bytes) -> Alert:
+def decode_alert(body: bytes) -> Alert:
     raw = json.loads(body)
     if not isinstance(raw, dict):
         raise ValueError("not an object")
@@ -450,7 +184,7 @@ def _newest_ids(rows: pd.DataFrame) -> tuple[str, ...]:
 
 
 def _crisis_alerts(fresh: pd.DataFrame, phrases: Sequence[str], created_at: str) -> list[Alert]:
-    matcher = _matcher(tuple(phrases))
+    matcher = crisis_matcher(tuple(phrases))
     if matcher is None:
         return []
     hits = [matcher.search(normalise(str(text))) is not None for text in fresh["text"]]
@@ -462,7 +196,7 @@ def _crisis_alerts(fresh: pd.DataFrame, phrases: Sequence[str], created_at: str)
             group=str(row.group),
             participant=str(row.participant),
             created_at=created_at,
-            at=_iso(row.time),
+            at=iso_utc(row.time),
             checkin_ids=(str(row.id),),
             reason="a check-in holds crisis or self-harm language from the phrase list",
         )
@@ -499,7 +233,7 @@ def _streak_alerts(
                 group=group,
                 participant=participant,
                 created_at=created_at,
-                at=_iso(last),
+                at=iso_utc(last),
                 checkin_ids=tuple(ids[-MAX_IDS:]),
                 reason=f"{len(ids)} negative check-ins in a row ({first:%Y-%m-%d} to {last:%Y-%m-%d})",
             )
@@ -532,7 +266,7 @@ def _baseline_alerts(people: pd.DataFrame, rule: BaselineDrop, now: pd.Timestamp
                 group=str(group),
                 participant=str(participant),
                 created_at=created_at,
-                at=_iso(recent["time"].max()),
+                at=iso_utc(recent["time"].max()),
                 checkin_ids=_newest_ids(recent),
                 reason=f"mean mood {mean_recent[key]:+.2f} over the 7 days to {now:%Y-%m-%d} "
                 f"({int(n_recent[key])} check-ins), down from {mean_base[key]:+.2f} over the 28 days before "
@@ -559,7 +293,7 @@ def _group_alerts(
                     group=str(group),
                     participant=None,
                     created_at=created_at,
-                    at=_iso(rows["time"].max()),
+                    at=iso_utc(rows["time"].max()),
                     checkin_ids=_newest_ids(negative),
                     reason=f"{share:.0%} of {len(rows)} check-ins in the 7 days to {now:%Y-%m-%d} were negative "
                     f"(threshold {rule.share:.0%})",
@@ -584,7 +318,7 @@ def evaluate_alerts(
     if fresh.empty:
         return []
     rules = rules if rules is not None else load_rules(store)
-    created_at = _stamp(clock)
+    created_at = stamp(clock)
     fresh = fresh.assign(time=pd.to_datetime(fresh["time"], utc=True))
     now = fresh["time"].max()
     found: list[Alert] = []
@@ -608,7 +342,7 @@ def _store_new(store: ObjectStore, alerts: list[Alert], notifier: Notifier | Non
     new = []
     for alert in alerts:
         try:
-            store.put(event_key(alert.id), _encode(alert), if_absent=True)
+            store.put(event_key(alert.id), encode_alert(alert), if_absent=True)
         except AlreadyExists:
             continue  # raised before: by an earlier ingest or evaluation
         new.append(alert)
@@ -623,204 +357,7 @@ def _store_new(store: ObjectStore, alerts: list[Alert], notifier: Notifier | Non
 # ----------------------------------------------------------------------------------- manual flags
 
 
-def _find_checkin(store: ObjectStore, checkin_id: str, day: str | None) -> dict[str, Any] | None:
-    """participant, group and time of one check-in: from its day's partitions when the day is known,
-    else from the review item, else from every partition."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    columns = ["id", "participant", "group", "time"]
-    if day and _DAY.match(day):
-        for key in store.list(f"{CHECKINS}date={day}/"):
-            if key.endswith(".parquet"):
-                table = pq.read_table(io.BytesIO(store.get(key)), columns=columns)
-                hits = table.filter(pc.equal(table.column("id"), checkin_id)).to_pylist()
-                if hits:
-                    return dict(hits[0])
-    try:
-        item = json.loads(store.get(f"review/unrecognized/{checkin_id}.json"))
-        return {"id": checkin_id, "participant": item["participant"], "group": item["group"], "time": item["time"]}
-    except (KeyNotFound, InvalidKey, ValueError, KeyError, TypeError):
-        pass
-    frame = read_scored(store, columns)
-    hits = frame[frame["id"] == checkin_id]
-    return hits.iloc[0].to_dict() if len(hits) else None
-
-
-def _check_note(note: str, *, required: bool = False) -> str:
-    note = note.strip()
-    if required and not note:
-        raise InvalidNote("write a note saying what was done before resolving the alert")
-    if len(note) > MAX_NOTE:
-        raise InvalidNote(f"the note is longer than {MAX_NOTE} characters")
-    return note
-
-
-def flag_urgent(
-    store: ObjectStore,
-    item: ReviewItem | str,
-    by: str,
-    note: str = "",
-    *,
-    notifier: Notifier | None = None,
-    clock: Callable[[], datetime] | None = None,
-    role: str = "",
-) -> Alert:
-    """An annotator's "flag as urgent" on a review item (or a check-in id): a critical alert for the
-    managers of its group. Flagging the same check-in again returns the alert already raised."""
-    checkin_id = item if isinstance(item, str) else item.id
-    day = None if isinstance(item, str) else item.time[:10]
-    row = _find_checkin(store, checkin_id, day) if checkin_id else None
-    if row is None:
-        raise AlertNotFound("that check-in is not in the workspace; it may have been removed")
-    note = _check_note(note)
-    group, participant = str(row["group"]), str(row["participant"])
-    alert = Alert(
-        id=alert_id("manual", group, participant, checkin_id),
-        rule="manual",
-        severity=SEVERITY["manual"],
-        group=group,
-        participant=participant,
-        created_at=_stamp(clock),
-        at=_iso(pd.Timestamp(row["time"])),
-        checkin_ids=(checkin_id,),
-        reason=f"flagged as urgent by {by}",
-        by=by,
-        note=note,
-    )
-    try:
-        store.put(event_key(alert.id), _encode(alert), if_absent=True)
-    except AlreadyExists:
-        return _decode(store.get(event_key(alert.id)))
-    log.info("alert %s raised: a check-in flagged as urgent by %s", alert.id, by)
-    audit.try_record(store, by, role, "flag_urgent", alert.id, {"group": group})
-    if notifier is not None:
-        notifier.publish(alert)
-    return alert
-
-
 # ---------------------------------------------------------------------------------------- queries
-
-
-def _refuse(user: User, action: str, alert_id: str = "", store: ObjectStore | None = None) -> NotAllowed:
-    log.warning("refused: %s (%s) may not %s %s", user.name, user.role, action, alert_id or "alerts")
-    if store is not None:
-        audit.try_record(store, user.name, user.role, "access_denied", alert_id or "alerts", {"action": action})
-    if user.role == "manager":
-        return NotAllowed("this alert belongs to a group you do not look after")
-    return NotAllowed("only managers and admins can see and act on alerts")
-
-
-def _readable(user: User, store: ObjectStore) -> None:
-    if user.role not in ("manager", "admin"):
-        raise _refuse(user, "list", store=store)
-
-
-def _read_many(store: ObjectStore, keys: list[str]) -> list[tuple[str, bytes]]:
-    # Each read is a file or an S3 GET, both waiting on I/O.
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        return list(zip(keys, pool.map(store.get, keys), strict=True))
-
-
-def _statuses(store: ObjectStore, prefix: str) -> dict[str, list[StatusChange]]:
-    keys = [k for k in store.list(prefix) if k.endswith(".json")]
-    out: dict[str, list[StatusChange]] = {}
-    for key, body in _read_many(store, keys):
-        try:
-            change = StatusChange(**json.loads(body))
-        except (ValueError, TypeError):
-            log.warning("status file %s cannot be read; skipped", key)
-            continue
-        out.setdefault(change.alert_id, []).append(change)
-    return out
-
-
-def _with_status(alert: Alert, changes: list[StatusChange]) -> Alert:
-    ordered = tuple(sorted(changes, key=lambda c: c.at))
-    return replace(alert, status=ordered[-1].status if ordered else "open", history=ordered)
-
-
-def inbox_order(alerts: Iterable[Alert]) -> list[Alert]:
-    """Open first, then acknowledged, then resolved; the most severe first; the newest first."""
-    newest_first = sorted(alerts, key=lambda a: (a.at, a.id), reverse=True)
-    return sorted(newest_first, key=lambda a: (STATUSES.index(a.status), SEVERITIES.index(a.severity)))
-
-
-def list_alerts(store: ObjectStore, user: User, status: str | None = None) -> list[Alert]:
-    """The alerts `user` may see, in inbox order: admins every group, managers their groups.
-    Annotators are refused (`NotAllowed`, and the attempt is logged). `status` keeps only one status."""
-    _readable(user, store)
-    if status is not None and status not in STATUSES:
-        raise ValueError(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
-    keys = [k for k in store.list(EVENTS) if k.endswith(".json")]
-    alerts = []
-    for key, body in _read_many(store, keys):
-        try:
-            alert = _decode(body)
-        except (ValueError, TypeError):
-            log.warning("alert file %s cannot be read; skipped", key)
-            continue
-        if user.can_see_group(alert.group):
-            alerts.append(alert)
-    changes = _statuses(store, STATUS)
-    shown = [_with_status(a, changes.get(a.id, [])) for a in alerts]
-    return inbox_order(a for a in shown if status is None or a.status == status)
-
-
-def get_alert(store: ObjectStore, alert_id: str, user: User) -> Alert:
-    """One alert with its status history, if `user` may see it."""
-    _readable(user, store)
-    if not _ID.match(alert_id):
-        raise AlertNotFound("no alert with that id")
-    try:
-        alert = _decode(store.get(event_key(alert_id)))
-    except KeyNotFound:
-        raise AlertNotFound("no alert with that id") from None
-    if not user.can_see_group(alert.group):
-        raise _refuse(user, "see alert", alert_id, store)
-    return _with_status(alert, _statuses(store, f"{STATUS}{alert_id}/").get(alert_id, []))
-
-
-def _change(
-    store: ObjectStore, alert_id: str, user: User, status: str, note: str, clock: Callable[[], datetime] | None
-) -> Alert:
-    alert = get_alert(store, alert_id, user)
-    note = _check_note(note, required=status == "resolved")
-    for attempt in range(3):
-        change = StatusChange(alert.id, status, user.name, _stamp(clock if attempt == 0 else None), note)
-        key = f"{STATUS}{alert.id}/{_file_stamp(change.at)}-{_who(user.name)}.json"
-        try:
-            store.put(key, json.dumps(asdict(change), ensure_ascii=False).encode(), if_absent=True)
-            break
-        except AlreadyExists:  # two changes by one person in the same microsecond: take a new stamp
-            if attempt == 2:
-                raise
-    log.info("alert %s %s by %s", alert.id, status, user.name)
-    return get_alert(store, alert.id, user)
-
-
-def acknowledge(
-    store: ObjectStore, alert_id: str, user: User, note: str = "", *, clock: Callable[[], datetime] | None = None
-) -> Alert:
-    """Record that `user` has seen the alert and is on it. Managers only for their groups."""
-    return _change(store, alert_id, user, "acknowledged", note, clock)
-
-
-def resolve(
-    store: ObjectStore, alert_id: str, user: User, note: str, *, clock: Callable[[], datetime] | None = None
-) -> Alert:
-    """Close the alert with a note saying what was done. Managers only for their groups."""
-    return _change(store, alert_id, user, "resolved", note, clock)
-
-
-def alert_checkins(store: ObjectStore, alert_id: str, user: User) -> pd.DataFrame:
-    """The check-ins that triggered an alert (time, label, confidence, text), oldest first, for a
-    user allowed to see its group. The text is for display as plain text only."""
-    alert = get_alert(store, alert_id, user)
-    columns = ["id", "time", "label", "confidence", "text"]
-    frame = read_scored(store, columns, groups=[alert.group])
-    frame = frame[frame["id"].isin(alert.checkin_ids)].sort_values(["time", "id"])
-    return frame.reset_index(drop=True)
 
 
 # ------------------------------------------------------------------------------ delivery (SNS)

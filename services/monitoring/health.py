@@ -1,7 +1,6 @@
-"""Model health for admins: what the human labels add, how the live model does on real check-ins
-over time, and the review threshold (with an admin override stored in the workspace).
-
-Everything here reads the store; nothing writes except `save_threshold`. No Streamlit.
+"""Model health for admins: how the live model does on real check-ins over time (volume, the share
+sent to review, confidence) and how far its predicted labels drift from the mix it was trained on.
+Everything here reads the store.
 """
 
 from __future__ import annotations
@@ -10,205 +9,26 @@ import json
 import logging
 import math
 from collections import Counter
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from services.access import audit
 from services.checkins.partitions import read_scored
-from services.config import Settings
-from services.errors import InvalidKey, KeyNotFound, ModelUnavailable, PulseError
-from services.lifecycle.datasets import BASE, DatasetError, dataset_content, load_manifest
+from services.errors import InvalidKey, KeyNotFound, ModelUnavailable
+from services.lifecycle.datasets import BASE, DatasetError, load_manifest
 from services.lifecycle.deployment import current
-from services.lifecycle.gold import gold_inputs
 from services.lifecycle.registry import load_card
 from services.model.corpus import split_corpus
 from services.model.prediction import LABELS
-from services.review.labeling import LabelingService
-from services.review.labels import DECISIONS, Label, read_labels, resolve, retracted_keys
 from services.store.base import ObjectStore
 
 log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- what the labels add
-
-
-@dataclass(frozen=True)
-class LabelSummary:
-    """The human labels that count now (labels withdrawn by undo are left out, as `read_labels` does).
-
-    `per_class` counts items by the label that wins for them (`services.labels.resolve`, the rule a
-    dataset build applies), gold items left out as a build leaves them out; `per_annotator` counts
-    the labels each person gave, gold included (it is their work all the same)."""
-
-    labels: int
-    items: int
-    retracted: int
-    per_class: dict[str, int]
-    per_annotator: dict[str, dict[str, int]]
-    gold_items: int
-    double_labelled: int  # items labelled by two or more people: the sample behind kappa
-    disagreeing: int  # items whose labels differ (a build resolves them, the table lists them)
-
-
-def label_summary(store: ObjectStore) -> LabelSummary:
-    """Label counts per class (resolved per item) and per annotator."""
-    labels = [lab for _, lab in read_labels(store)]
-    by_item: dict[str, list[Label]] = {}
-    for lab in labels:
-        by_item.setdefault(lab.item_id, []).append(lab)
-    per_class = dict.fromkeys(DECISIONS, 0)
-    gold = 0
-    for items in by_item.values():
-        trainable = [lab for lab in items if not lab.gold]
-        gold += len(trainable) < len(items)
-        if trainable:
-            chosen, _ = resolve(trainable)
-            per_class[chosen.label] = per_class.get(chosen.label, 0) + 1
-    per_annotator: dict[str, dict[str, int]] = {}
-    for lab in labels:
-        row = per_annotator.setdefault(lab.annotator, dict.fromkeys(DECISIONS, 0))
-        row[lab.label] = row.get(lab.label, 0) + 1
-    return LabelSummary(
-        labels=len(labels),
-        items=len(by_item),
-        retracted=len(retracted_keys(store)),
-        per_class=per_class,
-        per_annotator=dict(sorted(per_annotator.items())),
-        gold_items=gold,
-        double_labelled=sum(1 for items in by_item.values() if len({lab.annotator for lab in items}) > 1),
-        disagreeing=sum(1 for items in by_item.values() if resolve(items)[1]),
-    )
-
-
-@dataclass(frozen=True)
-class DatasetPreview:
-    """What `build_dataset` would write now, without writing it."""
-
-    counts: dict[str, dict[str, int]]  # split -> label -> rows
-    sources: dict[str, int]  # base / human rows
-    dropped: dict[str, int]  # reason -> rows
-    conflicts: int
-    problem: str | None = None  # why a build would be refused now (then the counts are empty)
-
-    def class_balance(self) -> dict[str, int]:
-        """Rows per class over both splits."""
-        return {label: sum(split.get(label, 0) for split in self.counts.values()) for label in LABELS}
-
-
-def preview_dataset(
-    store: ObjectStore, *, seed: int = 0, validation_share: float = 0.2, base: str = BASE
-) -> DatasetPreview:
-    """The class balance of the next dataset version, by the very code that builds it (nothing is
-    written). A dataset that would be refused (empty, a class with no examples) comes back with
-    `problem` set instead of raising."""
-    label_keys = [key for key, _ in read_labels(store)]
-    try:
-        _, _, extra = dataset_content(
-            store, label_keys, gold_inputs(store), seed=seed, share=validation_share, base=base
-        )
-    except DatasetError as exc:
-        return DatasetPreview({}, {}, {}, 0, problem=str(exc))
-    return DatasetPreview(
-        counts=extra["counts"],
-        sources=extra["sources"],
-        dropped=extra["dropped"],
-        conflicts=len(extra["conflicts"]),
-    )
-
-
-@dataclass(frozen=True)
-class SinceLive:
-    """Labels the live model has not learnt from: those that were not an input of its dataset."""
-
-    version: str | None  # the live model (None: nothing deployed)
-    dataset: str | None  # its card's dataset
-    dataset_created_at: str | None  # when that dataset was built (or the model, if it has no dataset version)
-    from_manifest: bool  # False: the model was not trained on a dataset version (e.g. the bootstrap model)
-    new_labels: int
-    new_items: int
-    new_per_class: dict[str, int] = field(default_factory=dict)  # decision -> new labels
-    withdrawn: int = 0  # labels the dataset used that were retracted since
-
-
-def labels_since_live(store: ObjectStore) -> SinceLive:
-    """New labels since the live model's dataset. The dataset's manifest lists the label files it
-    read, which is exact (a timestamp comparison would miss late writes); a model trained without a
-    dataset version has learnt from no label at all."""
-    labels = read_labels(store)
-    dep = current(store)
-    if dep is None:
-        return _since(None, None, None, False, labels, set())
-    try:
-        card = load_card(store, dep.version)
-    except ModelUnavailable:
-        return _since(dep.version, None, None, False, labels, set())
-    try:
-        manifest = load_manifest(store, card.dataset)
-    except (DatasetError, KeyNotFound, InvalidKey, ValueError, TypeError):
-        return _since(dep.version, card.dataset, card.created_at, False, labels, set())
-    used = set(manifest.label_keys)
-    out = _since(dep.version, card.dataset, manifest.created_at, True, labels, used)
-    now = {key for key, _ in labels}
-    return SinceLive(**{**asdict(out), "withdrawn": len(used - now)})
-
-
-def _since(
-    version: str | None,
-    dataset: str | None,
-    created_at: str | None,
-    from_manifest: bool,
-    labels: list[tuple[str, Label]],
-    used: set[str],
-) -> SinceLive:
-    new = [lab for key, lab in labels if key not in used]
-    per_class = dict.fromkeys(DECISIONS, 0)
-    for lab in new:
-        per_class[lab.label] = per_class.get(lab.label, 0) + 1
-    return SinceLive(
-        version, dataset, created_at, from_manifest, len(new), len({lab.item_id for lab in new}), per_class
-    )
-
-
-@dataclass(frozen=True)
-class Agreement:
-    """Cohen's kappa between annotators and the items where they disagree."""
-
-    kappa: float | None  # None: no item has two annotators yet
-    reading: str  # the number in words
-    disagreements: list[dict[str, Any]]  # item_id, text, labels, annotators, counts_as
-
-
-def kappa_reading(kappa: float | None) -> str:
-    """Kappa in words (the Landis & Koch bands, the usual convention)."""
-    if kappa is None:
-        return "no item has been labelled by two people yet"
-    bands = ((0.0, "less than chance"), (0.2, "slight"), (0.4, "fair"), (0.6, "moderate"), (0.8, "substantial"))
-    word = "almost perfect"
-    for upper, name in bands:
-        if kappa <= upper:
-            word = name
-            break
-    return f"{word} agreement"
-
-
-def agreement(store: ObjectStore) -> Agreement:
-    """Kappa and disagreements as `LabelingService.agreement` computes them, plus the label a
-    dataset build would use for each disagreement (`counts_as`)."""
-    kappa, rows = LabelingService(store).agreement()
-    by_item: dict[str, list[Label]] = {}
-    for _, lab in read_labels(store):
-        by_item.setdefault(lab.item_id, []).append(lab)
-    out = []
-    for row in rows:
-        items = by_item.get(str(row["item_id"]), [])
-        out.append({**row, "counts_as": resolve(items)[0].label if items else ""})
-    return Agreement(kappa, kappa_reading(kappa), out)
 
 
 # --------------------------------------------------------------------------- drift
@@ -220,20 +40,11 @@ def js_distance(p: Any, q: Any) -> Any:
     Chosen over the population stability index because it is bounded (0 to 1, so one reading
     scale fits every day), symmetric, and defined when a class is absent on a day (PSI and KL need
     an arbitrary epsilon there and blow up); its square root form is a true metric. Inputs need not
-    be normalised. Works on single vectors and on (days x classes) arrays alike."""
-    a = np.asarray(p, dtype=float)
-    b = np.asarray(q, dtype=float)
-    a = a / a.sum(axis=-1, keepdims=True)
-    b = b / b.sum(axis=-1, keepdims=True)
-    m = (a + b) / 2
+    be normalised. Works on single vectors and on (days x classes) arrays alike (scipy's)."""
+    from scipy.spatial.distance import jensenshannon
 
-    def kl(x: Any) -> Any:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            terms = np.where(x > 0, x * np.log2(np.where(x > 0, x, 1.0) / np.where(m > 0, m, 1.0)), 0.0)
-        return terms.sum(axis=-1)
-
-    divergence = np.clip((kl(a) + kl(b)) / 2, 0.0, 1.0)
-    return np.sqrt(divergence)
+    with np.errstate(divide="ignore", invalid="ignore"):  # an empty row has no distribution: nan
+        return jensenshannon(np.asarray(p, dtype=float), np.asarray(q, dtype=float), base=2, axis=-1)
 
 
 def chance_distance(n: int, classes: int = len(LABELS)) -> float:
@@ -458,114 +269,4 @@ def model_health(store: ObjectStore, *, default_threshold: float, recent_days: i
     )
 
 
-def review_preview(frame: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """How many check-ins per day would go to review at `threshold` (confidence below it), from the
-    stored confidences: date, checkins, to_review, share. One vectorised comparison and group-by."""
-    if frame.empty:
-        return pd.DataFrame({"date": [], "checkins": [], "to_review": [], "share": []})
-    low = frame["confidence"].to_numpy() < threshold
-    out = (
-        pd.DataFrame({"date": frame["date"].to_numpy(), "low": low})
-        .groupby("date")
-        .agg(checkins=("low", "size"), to_review=("low", "sum"))
-        .reset_index()
-    )
-    out["share"] = out["to_review"] / out["checkins"]
-    return out
-
-
 # --------------------------------------------------------------------------- the review threshold
-
-THRESHOLD_KEY = "settings/review_threshold.json"
-THRESHOLD_HISTORY = "settings/history/review_threshold/"
-
-
-class InvalidThreshold(PulseError):
-    """A review threshold outside (0, 1), or an override file that cannot be read."""
-
-
-@dataclass(frozen=True)
-class ThresholdOverride:
-    """An admin's choice of review threshold, replacing `PULSE_REVIEW_THRESHOLD` for new uploads."""
-
-    threshold: float
-    set_by: str
-    set_at: str
-    previous: float  # the threshold in force before this one
-    previous_source: str  # "setting" (PULSE_REVIEW_THRESHOLD) or "override"
-
-
-def _check_threshold(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidThreshold(f"the review threshold must be a number, not {value!r}")
-    if not math.isfinite(value) or not 0.0 < float(value) < 1.0:
-        raise InvalidThreshold(f"the review threshold must lie strictly between 0 and 1, not {value}")
-    return float(value)
-
-
-def load_threshold_override(store: ObjectStore) -> ThresholdOverride | None:
-    """The admin's override, or None when there is none. Raises `InvalidThreshold` for a file that
-    is not a valid override (never guessed at)."""
-    try:
-        raw = json.loads(store.get(THRESHOLD_KEY))
-    except KeyNotFound:
-        return None
-    except ValueError:
-        raise InvalidThreshold(f"{THRESHOLD_KEY} is not valid JSON") from None
-    try:
-        found = ThresholdOverride(**raw)
-    except TypeError:
-        raise InvalidThreshold(f"{THRESHOLD_KEY} does not hold a threshold override") from None
-    _check_threshold(found.threshold)
-    return found
-
-
-def effective_threshold(store: ObjectStore, settings: Settings) -> float:
-    """The review threshold new uploads should use: the admin's override if there is a valid one,
-    else `settings.review_threshold` (PULSE_REVIEW_THRESHOLD). An unreadable override is logged and
-    ignored, so a damaged file never stops ingestion."""
-    try:
-        found = load_threshold_override(store)
-    except InvalidThreshold as exc:
-        log.warning("ignoring the review threshold override: %s", exc)
-        return settings.review_threshold
-    return found.threshold if found else settings.review_threshold
-
-
-def save_threshold(
-    store: ObjectStore, threshold: float, *, by: str, settings: Settings, now: datetime | None = None, role: str = ""
-) -> ThresholdOverride:
-    """Store an admin's review threshold (0 < threshold < 1) with who set it, when, and the value it
-    replaces. A history record is written first, then the override itself (one atomic write)."""
-    value = _check_threshold(threshold)
-    if not by.strip():
-        raise InvalidThreshold("say who sets the threshold")
-    try:
-        before = load_threshold_override(store)
-    except InvalidThreshold:
-        before = None  # a damaged override was not in force (see effective_threshold)
-    record = ThresholdOverride(
-        threshold=round(value, 4),
-        set_by=by,
-        set_at=(now or datetime.now(UTC)).isoformat(timespec="seconds"),
-        previous=before.threshold if before else settings.review_threshold,
-        previous_source="override" if before else "setting",
-    )
-    body = json.dumps(asdict(record), indent=2).encode()
-    stamp = record.set_at.replace(":", "").replace("-", "").replace("+", "p")
-    who = "".join(c if c.isalnum() or c in "._@-" else "_" for c in by)[:64]
-    store.put(f"{THRESHOLD_HISTORY}{stamp}-{who}.json", body)
-    store.put(THRESHOLD_KEY, body)
-    audit.try_record(store, by, role, "threshold_changed", "review_threshold", {"from": record.previous, "to": value})
-    return record
-
-
-def threshold_history(store: ObjectStore) -> list[ThresholdOverride]:
-    """Every saved threshold, oldest first (unreadable records skipped)."""
-    out = []
-    for key in store.list(THRESHOLD_HISTORY):
-        try:
-            out.append(ThresholdOverride(**json.loads(store.get(key))))
-        except (KeyNotFound, ValueError, TypeError):
-            continue
-    return out

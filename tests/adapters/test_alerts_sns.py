@@ -16,7 +16,7 @@ from services.aws.sns import SnsNotifier, make_notifier, sns_subject
 from services.checkins.ingest import ingest
 from services.checkins.partitions import read_scored
 from services.config import load_settings
-from services.monitoring.alerts import flag_urgent
+from services.monitoring.inbox import flag_urgent
 from services.store.local import LocalStore
 from services.workspace import open_workspace
 from tests.conftest import free_port

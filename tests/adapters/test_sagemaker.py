@@ -1,4 +1,4 @@
-"""The SageMaker adapters (`services/sagemaker.py`): training, deployment and scoring.
+"""The SageMaker adapters (`services/aws/training.py`, `deploy.py`, `endpoint.py`): training, deployment and scoring.
 
 Two ways of answering the boto3 calls, both real boto3 clients:
 - moto in server mode over HTTP (`moto_endpoint`) for what moto implements: create/describe

@@ -13,7 +13,8 @@ from streamlit.testing.v1 import AppTest
 from services.access.users import User
 from services.checkins.ingest import ingest
 from services.config import load_settings
-from services.monitoring.alerts import list_alerts, load_rules, resolve
+from services.monitoring.inbox import list_alerts, resolve
+from services.monitoring.rules import load_rules
 from services.store.local import LocalStore
 from services.workspace import open_workspace
 from tests.pages.conftest import ROOT, USERS, rendered_text, shown

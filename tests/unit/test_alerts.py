@@ -15,28 +15,20 @@ import pytest
 from services.access.users import User
 from services.checkins.ingest import IngestReport, ingest
 from services.checkins.partitions import SCHEMA, read_scored
-from services.errors import PulseError
+from services.errors import InvalidNote, InvalidRules, NotAllowed, PulseError
 from services.model.prediction import Prediction
-from services.monitoring.alerts import (
+from services.monitoring.alerts import evaluate_alerts
+from services.monitoring.inbox import acknowledge, alert_checkins, flag_urgent, get_alert, list_alerts, resolve
+from services.monitoring.rules import (
     BaselineDrop,
     ConsecutiveNegative,
     CrisisPhrases,
     GroupNegativeShare,
-    InvalidNote,
-    InvalidRules,
-    NotAllowed,
     Rules,
-    acknowledge,
-    alert_checkins,
     default_phrases,
-    evaluate_alerts,
-    flag_urgent,
-    get_alert,
     has_crisis_phrase,
-    list_alerts,
     load_rules,
     normalise,
-    resolve,
     rules_from_dict,
     rules_to_dict,
     save_rules,

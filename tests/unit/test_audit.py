@@ -11,8 +11,8 @@ from services.access import audit
 from services.access.audit import ACTIONS, label_events, read_events, record, try_record
 from services.config import load_settings
 from services.errors import StoreError
-from services.monitoring.alerts import load_rules, save_rules
-from services.monitoring.health import save_threshold
+from services.monitoring.rules import load_rules, save_rules
+from services.monitoring.threshold import save_threshold
 from services.review.labels import Label, save_label
 from services.store.local import LocalStore
 
@@ -120,7 +120,8 @@ def test_rows_per_split_flattens_manifest_counts() -> None:
 def test_out_of_scope_requests_are_refused_and_audited(store: LocalStore) -> None:
     from services.access.users import User
     from services.checkins import trends
-    from services.monitoring.alerts import NotAllowed, list_alerts
+    from services.errors import NotAllowed
+    from services.monitoring.inbox import list_alerts
     from tests.unit.test_trends import checkin, write
 
     write(store, [checkin("p", "G", "2025-09-01T10:00Z"), checkin("q", "H", "2025-09-01T10:00Z")])

@@ -14,11 +14,13 @@ import pytest
 
 from services.checkins.partitions import SCHEMA, partition_key, partitions
 from services.config import load_settings
+from services.errors import InvalidThreshold
 from services.lifecycle.datasets import build_dataset
 from services.lifecycle.deployment import record_deployment
 from services.lifecycle.gold import import_gold
 from services.lifecycle.registry import ModelCard
-from services.monitoring import health
+from services.monitoring import health, threshold
+from services.review import summary
 from services.review.labeling import LabelingService
 from services.review.labels import Label, retract_label, save_label
 from services.store.base import ObjectStore
@@ -63,7 +65,7 @@ def test_counts_resolve_per_item_and_leave_retracted_labels_out(store: LocalStor
     undone = save_label(store, lab("c", "positive", "bob", 4))
     save_label(store, lab("d", "positive", "cy", 5, gold=True))  # held out: not in per_class
     retract_label(store, undone, by="bob")
-    s = health.label_summary(store)
+    s = summary.label_summary(store)
     assert s.labels == 4 and s.items == 3 and s.retracted == 1
     assert s.per_class == {"negative": 0, "neutral": 1, "positive": 1, "unclear": 0}
     assert s.per_annotator == {
@@ -83,9 +85,9 @@ def test_an_undo_in_the_review_queue_takes_the_label_out_of_the_counts(store: Lo
     second = svc.claim_next("ann")
     assert second is not None
     svc.submit(second.id, "positive", "ann")
-    assert health.label_summary(store).per_class["positive"] == 1
+    assert summary.label_summary(store).per_class["positive"] == 1
     assert svc.undo("ann") == second.id
-    s = health.label_summary(store)
+    s = summary.label_summary(store)
     assert s.per_class == {"negative": 1, "neutral": 0, "positive": 0, "unclear": 0}
     assert s.per_annotator == {"ann": {"negative": 1, "neutral": 0, "positive": 0, "unclear": 0}}
     assert s.retracted == 1
@@ -97,7 +99,7 @@ def test_agreement_passes_kappa_through_and_says_which_label_counts(store: Local
     save_label(store, lab("b", "neutral", "ann", 3))
     save_label(store, lab("b", "positive", "bob", 4))
     save_label(store, lab("b", "neutral", "cy", 5, final=True))  # a reviewer settles it
-    report = health.agreement(store)
+    report = summary.agreement(store)
     kappa, rows = LabelingService(store).agreement()
     assert report.kappa == kappa and report.kappa is not None
     assert [(r["item_id"], r["labels"], r["counts_as"]) for r in report.disagreements] == [
@@ -112,7 +114,7 @@ def test_agreement_passes_kappa_through_and_says_which_label_counts(store: Local
     [(None, "no item"), (-0.1, "less than chance"), (0.5, "moderate"), (0.7, "substantial"), (0.95, "almost perfect")],
 )
 def test_kappa_in_words(kappa: float | None, words: str) -> None:
-    assert words in health.kappa_reading(kappa)
+    assert words in summary.kappa_reading(kappa)
 
 
 def test_new_labels_are_those_the_live_models_dataset_did_not_read(store: LocalStore) -> None:
@@ -128,7 +130,7 @@ def test_new_labels_are_those_the_live_models_dataset_did_not_read(store: LocalS
     save_label(store, lab("new-1", "negative", "bob", 30))
     save_label(store, lab("new-2", "unclear", "bob", 31))
     retract_label(store, keys[0], by="ann")
-    since = health.labels_since_live(store)
+    since = summary.labels_since_live(store)
     assert (since.version, since.dataset, since.from_manifest) == ("m1", manifest.version, True)
     assert since.dataset_created_at == manifest.created_at
     assert (since.new_labels, since.new_items, since.withdrawn) == (2, 2, 1)
@@ -139,7 +141,7 @@ def test_a_model_without_a_dataset_version_has_learnt_from_no_label(store: Local
     register_card(store, "m0", "bootstrap-corpus (shipped)")
     record_deployment(store, "m0", by="tests", reason="bootstrap")
     save_label(store, lab("a", "positive", "ann"))
-    since = health.labels_since_live(store)
+    since = summary.labels_since_live(store)
     assert not since.from_manifest and since.new_labels == 1 and since.dataset_created_at == T0.isoformat()
     assert health.training_counts(store, "m0") == dict(health._corpus_counts())
 
@@ -148,7 +150,7 @@ def test_preview_matches_what_a_build_then_writes(store: LocalStore) -> None:
     import_gold(store, "tiny", [("the numbers are in", "neutral")])
     for i, label in enumerate(["negative", "neutral", "positive"] * 3):
         save_label(store, lab(f"i{i}", label, "ann", i, text=f"{label} remark number {i + 10}"))
-    preview = health.preview_dataset(store, base="none")
+    preview = summary.preview_dataset(store, base="none")
     assert preview.problem is None
     assert not list(store.list("datasets/"))  # nothing written
     built = build_dataset(store, by="tests", base="none")
@@ -158,7 +160,7 @@ def test_preview_matches_what_a_build_then_writes(store: LocalStore) -> None:
 
 def test_preview_says_why_a_build_would_be_refused(store: LocalStore) -> None:
     save_label(store, lab("a", "positive", "ann"))
-    preview = health.preview_dataset(store, base="none")
+    preview = summary.preview_dataset(store, base="none")
     assert preview.problem is not None and "no training examples" in preview.problem
     assert preview.counts == {}
 
@@ -234,12 +236,12 @@ def test_threshold_preview_counts_per_day() -> None:
             "confidence": [0.2, 0.5, 0.59, 0.6, 0.9, 0.61, 0.1],
         }
     )
-    out = health.review_preview(frame, 0.6)
+    out = threshold.review_preview(frame, 0.6)
     assert list(out["checkins"]) == [4, 3]
     assert list(out["to_review"]) == [3, 1]  # strictly below the threshold, as ingest routes
     assert list(out["share"]) == [0.75, pytest.approx(1 / 3)]
-    assert list(health.review_preview(frame, 0.05)["to_review"]) == [0, 0]
-    assert list(health.review_preview(frame, 0.95)["to_review"]) == [4, 3]
+    assert list(threshold.review_preview(frame, 0.05)["to_review"]) == [0, 0]
+    assert list(threshold.review_preview(frame, 0.95)["to_review"]) == [4, 3]
 
 
 def test_threshold_preview_of_a_large_frame_is_fast() -> None:
@@ -253,7 +255,7 @@ def test_threshold_preview_of_a_large_frame_is_fast() -> None:
         }
     )
     started = time.perf_counter()
-    out = health.review_preview(frame, 0.5)
+    out = threshold.review_preview(frame, 0.5)
     assert time.perf_counter() - started < 1.0
     assert out["checkins"].sum() == 1_000_000
 
@@ -263,36 +265,36 @@ def test_threshold_preview_of_a_large_frame_is_fast() -> None:
 
 def test_saving_the_threshold_keeps_who_when_and_the_value_it_replaces(store: LocalStore) -> None:
     settings = load_settings(review_threshold=0.6)
-    assert health.load_threshold_override(store) is None
-    assert health.effective_threshold(store, settings) == 0.6
-    first = health.save_threshold(store, 0.55, by="alice", settings=settings, now=T0)
+    assert threshold.load_threshold_override(store) is None
+    assert threshold.effective_threshold(store, settings) == 0.6
+    first = threshold.save_threshold(store, 0.55, by="alice", settings=settings, now=T0)
     assert (first.threshold, first.set_by, first.set_at) == (0.55, "alice", T0.isoformat(timespec="seconds"))
     assert (first.previous, first.previous_source) == (0.6, "setting")
-    second = health.save_threshold(store, 0.7, by="bob", settings=settings, now=T0 + timedelta(hours=1))
+    second = threshold.save_threshold(store, 0.7, by="bob", settings=settings, now=T0 + timedelta(hours=1))
     assert (second.previous, second.previous_source) == (0.55, "override")
-    assert health.load_threshold_override(store) == second
-    assert health.effective_threshold(store, settings) == 0.7
-    assert [h.threshold for h in health.threshold_history(store)] == [0.55, 0.7]
-    assert json.loads(store.get(health.THRESHOLD_KEY))["set_by"] == "bob"
+    assert threshold.load_threshold_override(store) == second
+    assert threshold.effective_threshold(store, settings) == 0.7
+    assert [h.threshold for h in threshold.threshold_history(store)] == [0.55, 0.7]
+    assert json.loads(store.get(threshold.THRESHOLD_KEY))["set_by"] == "bob"
 
 
 @pytest.mark.parametrize("bad", [0.0, 1.0, -0.2, 1.5, float("nan"), float("inf"), True, "0.5"])
 def test_an_out_of_range_threshold_is_refused_and_nothing_written(store: LocalStore, bad: object) -> None:
-    with pytest.raises(health.InvalidThreshold):
-        health.save_threshold(store, bad, by="alice", settings=load_settings())  # type: ignore[arg-type]
+    with pytest.raises(InvalidThreshold):
+        threshold.save_threshold(store, bad, by="alice", settings=load_settings())  # type: ignore[arg-type]
     assert list(store.list("settings/")) == []
 
 
 def test_a_damaged_override_is_reported_and_ignored_by_ingest(store: LocalStore) -> None:
     settings = load_settings(review_threshold=0.6)
-    store.put(health.THRESHOLD_KEY, b"{not json")
-    with pytest.raises(health.InvalidThreshold):
-        health.load_threshold_override(store)
-    assert health.effective_threshold(store, settings) == 0.6
+    store.put(threshold.THRESHOLD_KEY, b"{not json")
+    with pytest.raises(InvalidThreshold):
+        threshold.load_threshold_override(store)
+    assert threshold.effective_threshold(store, settings) == 0.6
     bad = {"threshold": 3, "set_by": "x", "set_at": "", "previous": 0.6, "previous_source": "setting"}
-    store.put(health.THRESHOLD_KEY, json.dumps(bad).encode())
-    assert health.effective_threshold(store, settings) == 0.6
-    saved = health.save_threshold(store, 0.5, by="alice", settings=settings)
+    store.put(threshold.THRESHOLD_KEY, json.dumps(bad).encode())
+    assert threshold.effective_threshold(store, settings) == 0.6
+    saved = threshold.save_threshold(store, 0.5, by="alice", settings=settings)
     assert (saved.previous, saved.previous_source) == (0.6, "setting")
 
 
@@ -300,14 +302,46 @@ def test_a_damaged_override_is_reported_and_ignored_by_ingest(store: LocalStore)
 
 
 def test_an_empty_workspace_gives_empty_results_not_errors(store: LocalStore) -> None:
-    s = health.label_summary(store)
+    s = summary.label_summary(store)
     assert s.labels == 0 and s.per_annotator == {} and sum(s.per_class.values()) == 0
-    since = health.labels_since_live(store)
+    since = summary.labels_since_live(store)
     assert since.version is None and since.new_labels == 0
-    report = health.agreement(store)
+    report = summary.agreement(store)
     assert report.kappa is None and report.disagreements == []
     h = health.model_health(store, default_threshold=0.6)
     assert h.daily.empty and h.versions.empty and h.checkins.empty
     assert h.recent is None and h.live_version is None and h.training == {}
-    assert health.review_preview(h.checkins, 0.6).empty
-    assert health.threshold_history(store) == []
+    assert threshold.review_preview(h.checkins, 0.6).empty
+    assert threshold.threshold_history(store) == []
+
+
+def hand_written_js(p: list[float], q: list[float]) -> float:
+    """The Jensen–Shannon distance `js_distance` computed by hand before it called scipy."""
+    import math
+
+    a = [x / sum(p) for x in p]
+    b = [x / sum(q) for x in q]
+    m = [(x + y) / 2 for x, y in zip(a, b, strict=True)]
+
+    def kl(x: list[float]) -> float:
+        return sum(xi * math.log2(xi / mi) for xi, mi in zip(x, m, strict=True) if xi > 0)
+
+    return math.sqrt(min(max((kl(a) + kl(b)) / 2, 0.0), 1.0))
+
+
+@pytest.mark.parametrize(
+    ("p", "q"),
+    [
+        ([0.2, 0.3, 0.5], [0.2, 0.3, 0.5]),
+        ([1, 0, 0], [0, 0, 1]),
+        ([0.5, 0.5, 0], [0.1, 0.2, 0.7]),
+        ([3, 1, 0], [0.3, 0.3, 0.4]),
+        ([0.01, 0.98, 0.01], [0.6, 0.2, 0.2]),
+    ],
+)
+def test_scipys_jensen_shannon_distance_is_the_hand_written_one(p: list[float], q: list[float]) -> None:
+    assert float(health.js_distance(p, q)) == pytest.approx(hand_written_js(p, q), abs=1e-12)
+    rows = health.js_distance([p, q], [q, q])  # (days x classes) arrays too
+    assert float(rows[0]) == pytest.approx(hand_written_js(p, q), abs=1e-12) and float(rows[1]) == pytest.approx(
+        0, abs=1e-7
+    )
