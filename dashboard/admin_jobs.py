@@ -13,9 +13,9 @@ from streamlit.errors import StreamlitAPIException
 from dashboard.charts import plot_text
 from dashboard.components import escape_markdown
 from dashboard.deps import workspace
-from services.errors import PulseError
+from services.errors import DatasetError, PulseError
 from services.lifecycle.comparison import Comparison, compare_versions
-from services.lifecycle.datasets import DatasetError, list_datasets, load_manifest
+from services.lifecycle.datasets import list_datasets, load_manifest
 from services.lifecycle.deployment import current, history
 from services.lifecycle.promotion import GateVerdict, gate
 from services.lifecycle.registry import ModelCard, list_versions, load_card

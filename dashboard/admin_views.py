@@ -11,8 +11,8 @@ import streamlit as st
 
 from dashboard.components import escape_markdown
 from dashboard.deps import workspace
-from services.errors import InvalidThreshold
-from services.lifecycle.datasets import DatasetError, list_datasets, load_manifest
+from services.errors import DatasetError, InvalidThreshold
+from services.lifecycle.datasets import list_datasets, load_manifest
 from services.lifecycle.deployment import current
 from services.monitoring.costs import Volume, current_volume
 from services.monitoring.health import Health, model_health, training_counts

@@ -11,9 +11,9 @@ from dashboard.components import escape_markdown
 from dashboard.deps import settings, show_error, throttle, workspace
 from services.access import policy
 from services.access.audit import try_record
-from services.access.users import ROLES, SignInRefused, User, demo_users, password_sign_in, user_from_claims
+from services.access.users import ROLES, User, demo_users, password_sign_in, user_from_claims
 from services.checkins.overview import group_names
-from services.errors import PulseError
+from services.errors import PulseError, SignInRefused
 
 _KEY = "pulse_user"
 _AUDITED = "pulse_sign_in_audited"

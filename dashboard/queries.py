@@ -34,7 +34,7 @@ def overview(user: User) -> Overview:
 
 
 def _alerts_fingerprint() -> tuple[str, ...]:
-    return tuple(workspace().store.list("alerts/"))
+    return tuple(workspace().store.list(keys.ALERTS))
 
 
 @st.cache_data(ttl=60, show_spinner=False)

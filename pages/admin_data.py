@@ -12,8 +12,8 @@ from dashboard.deps import settings, show_error, workspace
 from services.access import audit
 from services.access.privacy import delete_participant, unfinished_deletions
 from services.access.pseudonyms import configured_key
-from services.errors import PulseError
-from services.lifecycle.datasets import DatasetError, build_dataset
+from services.errors import DatasetError, PulseError
+from services.lifecycle.datasets import build_dataset
 from services.model.prediction import LABELS
 
 user = require_page("data")

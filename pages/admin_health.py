@@ -150,32 +150,36 @@ if recent is not None:
 flash = st.session_state.pop("health_saved", None)
 if flash:
     st.success(escape_markdown(flash))
-pending = st.session_state.get("health_pending_threshold")
-if pending is None:
-    if st.button("Save threshold…", disabled=abs(chosen - state.in_force) < 1e-9, icon=":material/save:"):
-        st.session_state["health_pending_threshold"] = chosen
-        st.rerun()
-else:
+PENDING = "health_pending_threshold"  # the threshold waiting for confirmation
+
+
+@st.dialog("Save the review threshold?", on_dismiss=lambda: st.session_state.pop(PENDING, None))
+def confirm_threshold(value: float, in_force: float) -> None:
+    """The save, confirmed in a dialog."""
     st.warning(
-        f"Set the review threshold to {pending:.2f} (now {state.in_force:.2f})? New uploads send check-ins with a "
+        f"Set the review threshold to {value:.2f} (now {in_force:.2f})? New uploads send check-ins with a "
         "confidence below it to the review queue; check-ins already scored are not routed again."
     )
-    confirm, cancel, _ = st.columns([1, 1, 4])
-    if confirm.button("Confirm", type="primary"):
+    yes, no = st.columns(2)
+    if yes.button("Confirm", type="primary", width="stretch"):
         ws = workspace()
         try:
-            saved = save_threshold(ws.store, float(pending), by=user.name, settings=ws.settings, role=user.role)
+            saved = save_threshold(ws.store, value, by=user.name, settings=ws.settings, role=user.role)
         except PulseError as exc:
             show_error(exc, "nothing was saved; pick a value between 0 and 1 and try again")
-        else:
-            st.session_state.pop("health_pending_threshold", None)
-            st.session_state["health_saved"] = (
-                f"Review threshold set to {saved.threshold:.2f} (was {saved.previous:.2f})."
-            )
-            st.rerun()
-    if cancel.button("Cancel"):
-        st.session_state.pop("health_pending_threshold", None)
+            return
+        st.session_state.pop(PENDING, None)
+        st.session_state["health_saved"] = f"Review threshold set to {saved.threshold:.2f} (was {saved.previous:.2f})."
         st.rerun()
+    if no.button("Cancel", width="stretch"):
+        st.session_state.pop(PENDING, None)
+        st.rerun()
+
+
+if st.button("Save threshold…", disabled=abs(chosen - state.in_force) < 1e-9, icon=":material/save:"):
+    st.session_state[PENDING] = chosen
+if st.session_state.get(PENDING) is not None:
+    confirm_threshold(float(st.session_state[PENDING]), state.in_force)
 
 # --- costs
 st.subheader("Costs of scoring")

@@ -7,9 +7,9 @@ from dashboard.admin_jobs import dataset_choices, duration, link_to, runs_frame
 from dashboard.auth import require_page
 from dashboard.components import age, escape_markdown
 from dashboard.deps import show_error, workspace
-from services.errors import PulseError
+from services.errors import JobNotRunning, PulseError
 from services.lifecycle.jobs import start_training
-from services.lifecycle.runs import JobNotRunning, TrainingJob, cancel, list_runs, load_run, running_job
+from services.lifecycle.runs import TrainingJob, cancel, list_runs, load_run, running_job
 from services.model.params import FAMILIES, PARAM_RANGES, TrainParams, validate_params
 
 user = require_page("training")

@@ -9,7 +9,7 @@ from dashboard.components import escape_markdown
 from dashboard.deps import labeling, show_error, workspace
 from services.errors import PulseError
 from services.monitoring.inbox import flag_urgent
-from services.review.labeling import ReviewItem
+from services.review.items import ReviewItem
 
 user = require_page("review")
 

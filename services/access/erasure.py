@@ -99,7 +99,8 @@ def delete_checkins(store: ObjectStore, participant: str, report: DeletionReport
     return ids, texts
 
 
-def read_json(store: ObjectStore, key: str) -> Any:
+def json_or_none(store: ObjectStore, key: str) -> Any:
+    """The JSON at `key`, or None when it is absent or unreadable (a deletion goes on past it)."""
     try:
         return json.loads(store.get(key))
     except (KeyNotFound, json.JSONDecodeError, UnicodeDecodeError):
@@ -109,7 +110,7 @@ def read_json(store: ObjectStore, key: str) -> Any:
 def delete_review_items(store: ObjectStore, participant: str, report: DeletionReport) -> set[str]:
     ids: set[str] = set()
     for key in list(store.list(ITEMS)):
-        item = read_json(store, key)
+        item = json_or_none(store, key)
         if isinstance(item, dict) and item.get("participant") == participant:
             ids.add(str(item.get("id", "")))
             store.delete(key)
@@ -127,7 +128,7 @@ def scrub_labels(store: ObjectStore, ids: set[str], report: DeletionReport) -> s
     texts: set[str] = set()
     for item_id in sorted(ids):
         for key in list(store.list(f"{LABELS_PREFIX}{item_id}/")):
-            raw = read_json(store, key)
+            raw = json_or_none(store, key)
             if not isinstance(raw, dict) or not raw.get("text"):
                 continue
             texts.add(str(raw["text"]))
@@ -139,7 +140,7 @@ def scrub_labels(store: ObjectStore, ids: set[str], report: DeletionReport) -> s
 
 def delete_actions(store: ObjectStore, ids: set[str], participant: str, report: DeletionReport) -> None:
     for key in list(store.list(ACTIONS)):
-        record = read_json(store, key)
+        record = json_or_none(store, key)
         if not isinstance(record, dict):
             continue
         item = record.get("item")
@@ -151,7 +152,7 @@ def delete_actions(store: ObjectStore, ids: set[str], participant: str, report: 
 
 def delete_alerts(store: ObjectStore, ids: set[str], participant: str, report: DeletionReport) -> None:
     for key in list(store.list(EVENTS)):
-        alert = read_json(store, key)
+        alert = json_or_none(store, key)
         if not isinstance(alert, dict):
             continue
         if alert.get("participant") == participant or set(alert.get("checkin_ids") or ()) & ids:
@@ -276,7 +277,7 @@ def _models_of(store: ObjectStore, dataset: str) -> list[str]:
     out = []
     for key in store.list(keys.MODELS):
         if key.endswith("/card.json"):
-            card = read_json(store, key)
+            card = json_or_none(store, key)
             if isinstance(card, dict) and card.get("dataset") == dataset:
                 out.append(str(card.get("version", key.split("/")[1])))
     return sorted(out)

@@ -42,7 +42,7 @@ from services.access.erasure import (
     delete_checkins,
     delete_review_items,
     delete_uploads,
-    read_json,
+    json_or_none,
     scrub_datasets,
     scrub_labels,
     scrub_quarantine,
@@ -156,7 +156,7 @@ def _state_key(pseudonym: str) -> str:
 
 def _resume(store: ObjectStore, report: DeletionReport) -> _Found:
     """What a stopped run of this deletion had found and counted (nothing if there was none)."""
-    state = read_json(store, _state_key(report.pseudonym))
+    state = json_or_none(store, _state_key(report.pseudonym))
     if not isinstance(state, dict):
         return _Found()
     report.resumed = True

@@ -13,7 +13,7 @@ import bcrypt
 
 from services.access import audit
 from services.access.throttle import Throttle
-from services.errors import AuthError, KeyNotFound
+from services.errors import AuthError, KeyNotFound, SignInRefused
 from services.store import keys
 from services.store.base import ObjectStore
 
@@ -106,10 +106,6 @@ def known_user_names(store: ObjectStore) -> set[str]:
 def _dummy_hash() -> bytes:
     # Checked against when the user name is unknown, so a wrong name costs as long as a wrong password.
     return bcrypt.hashpw(b"pulse-dummy-password", bcrypt.gensalt())
-
-
-class SignInRefused(AuthError):
-    """A password sign-in that did not succeed; the message is the same for unknown names."""
 
 
 WRONG = "Unknown user name or wrong password."

@@ -62,7 +62,7 @@ class SageMakerDeployer:
 
     def artifact_uri(self, version: str) -> str:
         """The registry artifact of `version` on S3."""
-        return f"s3://{self.store.bucket}/{self.store.prefix}models/{version}/{ARTIFACT}"
+        return f"s3://{self.store.bucket}/{self.store.prefix}{keys.model_key(version)}"
 
     def _record(self, line: str) -> None:
         log.info("%s", line)

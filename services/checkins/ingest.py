@@ -79,7 +79,7 @@ def batch_id(data: bytes) -> str:
 
 def _existing_ids(store: ObjectStore, date: str, batch: str) -> set[str]:
     ids: set[str] = set()
-    for key in store.list(f"checkins/date={date}/"):
+    for key in store.list(keys.partition_prefix(date)):
         if key.endswith(".parquet") and key != partition_key(date, batch):
             table = pq.read_table(io.BytesIO(store.get(key)), columns=["id"])
             ids.update(table.column("id").to_pylist())

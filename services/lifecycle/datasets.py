@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from services.errors import KeyNotFound, PulseError
+from services.errors import DatasetError, KeyNotFound, PulseError
 from services.lifecycle.gold import gold_inputs, load_gold
 from services.model.corpus import split_corpus
 from services.model.prediction import LABELS, PREFIX
@@ -23,10 +23,6 @@ from services.store import keys
 from services.store.base import ObjectStore
 
 BASE = "bootstrap-corpus"
-
-
-class DatasetError(PulseError):
-    """A dataset that cannot be built or trusted (empty, a class missing, changed sources)."""
 
 
 @dataclass

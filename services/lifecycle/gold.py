@@ -47,8 +47,7 @@ def import_gold(store: ObjectStore, name: str, rows: Sequence[tuple[str, str]]) 
     bad = [label for _, label in rows if label not in LABELS]
     if bad:
         raise PulseError(f"gold labels must be one of {', '.join(LABELS)}; found {sorted(set(bad))[:5]}")
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:80] or "gold"
-    key = f"{GOLD_PREFIX}{safe}.jsonl"
+    key = f"{GOLD_PREFIX}{keys.segment(name, limit=80, allowed='._-', default='gold')}.jsonl"
     body = "\n".join(json.dumps({"text": t, "label": y}, ensure_ascii=False) for t, y in rows) + "\n"
     store.put(key, body.encode())
     return key

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from services.access import audit
-from services.errors import PulseError
+from services.errors import InvalidParams, JobNotStarted, PulseError, TrainingBusy
 from services.lifecycle.datasets import load_manifest
 from services.lifecycle.runs import LOCK, LOCK_LEASE, cancel_by, cancel_key, end_record, lock_alive, run_key, stamp
 from services.lifecycle.trainers import Trainer, TrainingOutcome, TrainingRequest
@@ -45,18 +45,6 @@ WRITE_EVERY_SECONDS = 0.5  # progress records are written at most this often
 TRAINING_SHARE = 0.9  # of a run's progress bar; the rest is scoring on the gold set and registering
 LOG_LINES = 50  # log lines kept in a progress record (the final record keeps the trainer's 200)
 START_TIMEOUT_SECONDS = 120.0  # how long `start_training` waits for the run to get its name
-
-
-class TrainingBusy(PulseError):
-    """Another training run holds the training lock."""
-
-
-class InvalidParams(PulseError, ValueError):
-    """Hyperparameters outside their valid range (the message names the range)."""
-
-
-class JobNotStarted(PulseError):
-    """The run failed before it could be given a name (nothing was trained)."""
 
 
 # --- the lock --------------------------------------------------------------------------------

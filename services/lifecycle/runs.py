@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.access import audit
-from services.errors import AlreadyExists, PulseError
+from services.errors import AlreadyExists, JobNotFound, JobNotRunning, PulseError
 from services.store import keys
 from services.store.base import ObjectStore
 from services.store.lease import read_json
@@ -70,14 +70,6 @@ _IN_PROGRESS = ("InProgress", "Running")  # as written by run_training / by the 
 
 
 _JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$")
-
-
-class JobNotFound(PulseError):
-    """No training run of that name."""
-
-
-class JobNotRunning(PulseError):
-    """A cancel of a run that has already ended."""
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ class Switch:
 
 
 def _rerank(ws: Workspace, version: str) -> tuple[int, str | None]:
-    from services.review.labeling import rerank_queue
+    from services.review.rerank import rerank_queue
 
     try:
         return rerank_queue(ws.store, ws.endpoint, version=version, max_chars=ws.settings.max_text_chars), None

@@ -17,12 +17,13 @@ import numpy as np
 import pandas as pd
 
 from services.checkins.partitions import read_scored
-from services.errors import InvalidKey, KeyNotFound, ModelUnavailable
-from services.lifecycle.datasets import BASE, DatasetError, load_manifest
+from services.errors import DatasetError, InvalidKey, KeyNotFound, ModelUnavailable
+from services.lifecycle.datasets import BASE, load_manifest
 from services.lifecycle.deployment import current
 from services.lifecycle.registry import load_card
 from services.model.corpus import split_corpus
 from services.model.prediction import LABELS
+from services.store import keys
 from services.store.base import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def batch_thresholds(store: ObjectStore, batches: list[str]) -> dict[str, float]
     out: dict[str, float] = {}
     for batch in batches:
         try:
-            out[batch] = float(json.loads(store.get(f"ingest/batches/{batch}.json"))["threshold"])
+            out[batch] = float(json.loads(store.get(keys.batch_key(batch)))["threshold"])
         except (KeyNotFound, ValueError, TypeError, KeyError):
             continue
     return out

@@ -39,7 +39,7 @@ from services.store import keys
 from services.store.base import ObjectStore
 
 if TYPE_CHECKING:
-    from services.review.labeling import ReviewItem
+    from services.review.items import ReviewItem
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def _find_checkin(store: ObjectStore, checkin_id: str, day: str | None) -> dict[
                 if hits:
                     return dict(hits[0])
     try:
-        item = json.loads(store.get(f"review/unrecognized/{checkin_id}.json"))
+        item = json.loads(store.get(keys.review_item_key(checkin_id)))
         return {"id": checkin_id, "participant": item["participant"], "group": item["group"], "time": item["time"]}
     except (KeyNotFound, InvalidKey, ValueError, KeyError, TypeError):
         pass

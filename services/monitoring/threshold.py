@@ -112,9 +112,7 @@ def save_threshold(
         previous_source="override" if before else "setting",
     )
     body = json.dumps(asdict(record), indent=2).encode()
-    stamp = record.set_at.replace(":", "").replace("-", "").replace("+", "p")
-    who = "".join(c if c.isalnum() or c in "._@-" else "_" for c in by)[:64]
-    store.put(f"{THRESHOLD_HISTORY}{stamp}-{who}.json", body)
+    store.put(f"{THRESHOLD_HISTORY}{keys.file_stamp(record.set_at)}-{keys.segment(by)}.json", body)
     store.put(THRESHOLD_KEY, body)
     audit.try_record(store, by, role, "threshold_changed", "review_threshold", {"from": record.previous, "to": value})
     return record

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from services.errors import AlreadyExists
+from services.errors import AlreadyExists, KeyNotFound, StoreError, StoreUnavailable
 from services.model.prediction import LABELS
+from services.store import keys
 from services.store.base import ObjectStore
 
-PREFIX = "review/labels/"
+PREFIX = keys.REVIEW_LABELS
 NOT_SENTIMENT = "unclear"  # "can't tell / not about feelings": kept, never trained on
 DECISIONS = (*LABELS, NOT_SENTIMENT)
 
@@ -38,9 +40,7 @@ class Label:
 
 
 def label_key(label: Label) -> str:
-    stamp = label.labelled_at.replace(":", "").replace("-", "").replace("+", "p").replace(".", "")
-    who = "".join(c if c.isalnum() or c in "._@-" else "_" for c in label.annotator)[:64]
-    return f"{PREFIX}{label.item_id}/{stamp}-{who}.json"
+    return f"{PREFIX}{label.item_id}/{keys.file_stamp(label.labelled_at)}-{keys.segment(label.annotator)}.json"
 
 
 def save_label(store: ObjectStore, label: Label) -> str:
@@ -50,6 +50,34 @@ def save_label(store: ObjectStore, label: Label) -> str:
     key = label_key(label)
     store.put(key, json.dumps(asdict(label), ensure_ascii=False).encode(), if_absent=True)
     return key
+
+
+SAVE_ATTEMPTS = 3
+
+
+def write_label(store: ObjectStore, lab: Label) -> tuple[Label, str]:
+    """Write a label append-only, as the review page's submit does: a brief outage is retried, a
+    write that landed although its answer was lost is recognised (same bytes), and a key taken by
+    another label gets the next microsecond. Returns the label as stored, and its key."""
+    for attempt in range(SAVE_ATTEMPTS * 2):
+        key = label_key(lab)
+        body = json.dumps(asdict(lab), ensure_ascii=False).encode()
+        try:
+            store.put(key, body, if_absent=True)
+            return lab, key
+        except AlreadyExists:
+            try:
+                if store.get(key) == body:
+                    return lab, key
+            except KeyNotFound:
+                pass
+            stamp = datetime.fromisoformat(lab.labelled_at) + timedelta(microseconds=1)
+            lab = Label(**{**asdict(lab), "labelled_at": stamp.isoformat(timespec="microseconds")})
+        except StoreUnavailable:
+            if attempt >= SAVE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 * 2**attempt)
+    raise StoreError(f"could not find a free key for the label of item {lab.item_id}")
 
 
 def now_iso() -> str:
@@ -84,7 +112,7 @@ def resolve(labels: list[Label]) -> tuple[Label, bool]:
 
 # Retractions (undo): a label file is never changed or deleted; a separate, append-only record
 # at `review/retractions/<item id>/<label file name>` says that it no longer counts.
-RETRACTIONS = "review/retractions/"
+RETRACTIONS = keys.REVIEW_RETRACTIONS
 
 
 @dataclass(frozen=True)

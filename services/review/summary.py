@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from services.errors import InvalidKey, KeyNotFound, ModelUnavailable
-from services.lifecycle.datasets import BASE, DatasetError, dataset_content, load_manifest
+from services.errors import DatasetError, InvalidKey, KeyNotFound, ModelUnavailable
+from services.lifecycle.datasets import BASE, dataset_content, load_manifest
 from services.lifecycle.deployment import current
 from services.lifecycle.gold import gold_inputs
 from services.lifecycle.registry import load_card

@@ -53,6 +53,7 @@ TRAINING_LOCK = "training/lock.json"
 TRAINING_LOCK_TAKEOVERS = "training/lock-takeovers/"
 TRAINING_CANCEL = "training/cancel/"
 
+ALERTS = "alerts/"
 ALERT_EVENTS = "alerts/events/"
 ALERT_STATUS = "alerts/status/"
 ALERT_RULES = "alerts/rules.json"

@@ -1,5 +1,5 @@
 """A lock held in the store, for work that must run once across processes and replicas (a
-deployment, a training run).
+deployment, a training run, an annotator's claim on a review item).
 
 Taking the lock is a create-if-absent write. A lock whose holder died (its caller's `alive` says so)
 is taken over through a marker created if absent for that lock's token, so of several contenders
@@ -37,17 +37,19 @@ def acquire(
     busy: Callable[[dict[str, Any]], PulseError],
     contested: PulseError,
     churning: PulseError,
+    read: Callable[[ObjectStore, str], dict[str, Any] | None] = read_json,
 ) -> dict[str, Any] | None:
     """Write `body()` at `key` unless a live lock is there (then raise `busy(lock)`). Returns the
     expired lock this call took over, or None when the lock was free. `contested`: another caller
-    won the takeover; `churning`: the lock kept changing hands while we looked."""
+    won the takeover; `churning`: the lock kept changing hands while we looked. `read` reads the
+    lock found there (one that cannot be parsed should come back as an expired lock with a token)."""
     for _ in range(3):
         try:
             store.put(key, body(), if_absent=True)
             return None
         except AlreadyExists:
             pass
-        held = read_json(store, key)
+        held = read(store, key)
         if held is None:
             continue  # released between our two calls: try again
         if alive(held):

@@ -50,7 +50,8 @@ from services.lifecycle.trainers import LocalTrainer
 from services.lifecycle.training import run_training, train_bootstrap
 from services.model.evaluation import evaluate
 from services.model.params import TrainParams
-from services.review.labeling import LabelingService, rerank_queue
+from services.review.labeling import LabelingService
+from services.review.rerank import rerank_queue
 from services.store.local import LocalStore
 from tests.benchmarks.datasets import airline_rows, stratified_split
 

@@ -13,7 +13,8 @@ import pytest
 
 from services.aws.s3 import S3Store
 from services.errors import StoreError
-from services.review.labeling import LabelingService, ReviewItem
+from services.review.items import ReviewItem
+from services.review.labeling import LabelingService
 from services.review.labels import DECISIONS, labels_for_item, read_labels
 from services.store.base import ObjectStore
 from tests.faults.injection import Fault, injected

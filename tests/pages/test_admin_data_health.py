@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from services.lifecycle.datasets import DatasetError
+from services.errors import DatasetError
 from services.review.labels import Label, save_label
 from services.store.local import LocalStore
 from tests.pages.conftest import ROOT, rendered_text, shown

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from services.review.labeling import LabelingService, needs_two
+from services.review.agreement import needs_two
+from services.review.labeling import LabelingService
 from services.store.local import LocalStore
 from tests.pages.conftest import APP, PAGE_FILES, ROOT, rendered_text, shown
 

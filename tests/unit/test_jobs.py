@@ -24,12 +24,12 @@ from botocore.stub import ANY, Stubber
 
 from services.aws.training import SageMakerTrainer
 from services.config import load_settings
-from services.errors import PulseError
+from services.errors import DatasetError, InvalidParams, JobNotRunning, JobNotStarted, PulseError, TrainingBusy
 from services.lifecycle import jobs
-from services.lifecycle.datasets import DatasetError, DatasetManifest
-from services.lifecycle.jobs import InvalidParams, JobNotStarted, TrainingBusy, start_training
+from services.lifecycle.datasets import DatasetManifest
+from services.lifecycle.jobs import start_training
 from services.lifecycle.registry import ARTIFACT, list_versions, load_card
-from services.lifecycle.runs import LOCK, RUNS, JobNotRunning, cancel, list_runs, load_run, running_job, wait_for
+from services.lifecycle.runs import LOCK, RUNS, cancel, list_runs, load_run, running_job, wait_for
 from services.lifecycle.trainers import TrainingOutcome, TrainingRequest
 from services.model.corpus import split_corpus
 from services.model.fasttext import fasttext_line, train

@@ -15,10 +15,13 @@ from typing import Any
 
 import pytest
 
-from services.errors import PulseError, StoreUnavailable
+from services.errors import ClaimLost, PulseError, StoreUnavailable
 from services.model.prediction import Prediction
-from services.review.labeling import SPREAD, ClaimLost, LabelingService, cohen_kappa, needs_two, rerank_queue
-from services.review.labels import Label, labels_for_item, read_labels, save_label
+from services.review.agreement import cohen_kappa, needs_two
+from services.review.labeling import LabelingService
+from services.review.labels import DECISIONS, Label, labels_for_item, read_labels, save_label
+from services.review.queue import SPREAD
+from services.review.rerank import rerank_queue
 from services.store.base import ObjectStore
 from services.store.local import LocalStore
 
@@ -377,7 +380,7 @@ def test_under_contention_replicas_spread_over_the_head_of_the_queue(store: Loca
     queue(store, [make_item(i, margin=0.001 * i) for i in range(200)])
     replicas = [LabelingService(store, double_share=0, refresh_seconds=0) for _ in range(8)]
     for svc in replicas:
-        svc._contended_until = time.monotonic() + 60  # as after a claim lost to another annotator
+        svc.claims.contended_until = time.monotonic() + 60  # as after a claim lost to another annotator
     got = [svc.claim_next(f"ann{n}") for n, svc in enumerate(replicas)]
     ids = [g.id for g in got if g is not None]
     assert len(set(ids)) == 8  # never the same item twice
@@ -510,6 +513,25 @@ def test_kappa_on_a_hand_computed_example(store: LocalStore) -> None:
     assert cohen_kappa(pairs) == pytest.approx(0.4)
     assert sorted(d["item_id"] for d in disagreements) == ["i7", "i8", "i9"]
     assert cohen_kappa([]) is None
+
+
+def hand_written_kappa(pairs: list[tuple[str, str]]) -> float:
+    """The formula `cohen_kappa` used before it called scikit-learn: (p_o - p_e) / (1 - p_e)."""
+    n = len(pairs)
+    observed = sum(a == b for a, b in pairs) / n
+    categories = {a for a, _ in pairs} | {b for _, b in pairs}
+    expected = sum((sum(a == c for a, _ in pairs) / n) * (sum(b == c for _, b in pairs) / n) for c in categories)
+    return 1.0 if expected == 1 else (observed - expected) / (1 - expected)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_scikit_learn_kappa_is_the_hand_written_formula(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    labels = rng.choice([list(DECISIONS), ["positive", "negative"], ["neutral"]])
+    pairs = [(rng.choice(labels), rng.choice(labels)) for _ in range(rng.randint(1, 40))]
+    assert cohen_kappa(pairs) == pytest.approx(hand_written_kappa(pairs), abs=1e-12)
 
 
 # ------------------------------------------------------------------------- bad input
@@ -764,7 +786,7 @@ def test_rerank_of_an_empty_queue_writes_nothing(store: LocalStore) -> None:
 def test_a_signed_in_manager_gets_no_review_items_and_the_attempt_is_audited(store: LocalStore) -> None:
     from services.access.audit import read_events
     from services.access.users import User
-    from services.review.labeling import NotAllowed
+    from services.errors import NotAllowed
 
     queue(store, [make_item(0)])
     svc = LabelingService(store, double_share=0)

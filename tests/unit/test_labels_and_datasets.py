@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
-from services.errors import AlreadyExists
+from services.errors import AlreadyExists, DatasetError
 from services.lifecycle.datasets import (
     BASE,
-    DatasetError,
     DatasetManifest,
     build_dataset,
     dataset_content,

@@ -7,8 +7,9 @@ import pytest
 
 from services.access.audit import read_events
 from services.access.throttle import Limits, Throttle
-from services.access.users import SignInRefused, add_user, password_sign_in
+from services.access.users import add_user, password_sign_in
 from services.cli import main
+from services.errors import SignInRefused
 from services.store.local import LocalStore
 
 PASSWORD = "correct horse battery"

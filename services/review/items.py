@@ -1,0 +1,186 @@
+"""Review items: the message files ingest writes to `review/unrecognized/<id>.json`, what the queue
+knows of each (an index `Entry`), and what an annotator sees (`ReviewItem`: a pseudonym, never the
+participant id). An item file that cannot be read is moved to `review/quarantine/` with the reason,
+so one bad file never blocks the queue."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
+
+from services.errors import AlreadyExists, KeyNotFound, StoreError
+from services.store import keys
+from services.store.base import ObjectStore
+
+log = logging.getLogger(__name__)
+
+REQUIRED = ("id", "text", "predicted_label", "confidence", "model_version", "time", "participant", "group")
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """One message as an annotator sees it: no participant id, a stable pseudonym instead."""
+
+    id: str
+    text: str
+    predicted_label: str
+    confidence: float
+    probs: dict[str, float]
+    model_version: str
+    time: str
+    group: str
+    batch: str
+    queued_at: str
+    line: str
+    pseudonym: str
+    margin: float
+    claimed_by: str
+    claim_expires_at: float
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the in-memory queue knows of an item (one row of an index file)."""
+
+    id: str
+    margin: float
+    time: str
+    group: str
+    confidence: float = 0.0
+
+
+def parse_entry(line: str) -> Entry | None:
+    """One line of an index file (`review/index/<batch>.jsonl`), or None for a blank or unreadable one."""
+    if not line.strip():
+        return None
+    try:
+        row = json.loads(line)
+        return Entry(
+            id=str(row["id"]),
+            margin=float(row.get("margin", row.get("confidence", 0.0))),
+            time=str(row.get("time", "")),
+            group=str(row.get("group", "")),
+            confidence=float(row.get("confidence", 0.0)),
+        )
+    except (ValueError, TypeError, KeyError):
+        log.warning("skipping an unreadable review index line")
+        return None
+
+
+def entry_from(raw: dict[str, Any]) -> Entry:
+    """The index entry of an item file: its margin between the two likeliest labels."""
+    probs = raw.get("probs") or {}
+    top = [*sorted((float(v) for v in probs.values()), reverse=True), 0.0, 0.0]
+    margin = top[0] - top[1] if probs else float(raw.get("confidence", 0.0))
+    return Entry(
+        str(raw["id"]), round(margin, 4), str(raw.get("time", "")), str(raw.get("group", "")), float(raw["confidence"])
+    )
+
+
+class _StoredItem(BaseModel):
+    """The fields every item file must have (others, such as probs and batch, are optional)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str | int
+    text: StrictStr
+    predicted_label: Any
+    confidence: float
+    model_version: Any
+    time: Any
+    participant: Any
+    group: Any
+
+
+def _problem(body: bytes, item_id: str) -> tuple[dict[str, Any] | None, str]:
+    """The item's fields, or None and why they cannot be used."""
+    try:
+        raw = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return None, f"not valid JSON ({getattr(exc, 'msg', exc)})"
+    if not isinstance(raw, dict):
+        return None, "the file is not a JSON object"
+    try:
+        _StoredItem.model_validate(raw)
+    except ValidationError as exc:
+        missing = [str(e["loc"][0]) for e in exc.errors() if e["type"] == "missing"]
+        if missing:
+            return None, f"old or foreign format: no {', '.join(missing)}"
+        first = exc.errors()[0]
+        return None, f"{first['loc'][0]}: {first['msg']}"
+    if str(raw["id"]) != item_id:
+        return None, f"the file names item {raw['id']!r}, not {item_id!r}"
+    return raw, ""
+
+
+def read_item(store: ObjectStore, item_id: str, now: float) -> dict[str, Any] | None:
+    """The item's fields; None when the file is gone, or was unreadable and is now quarantined."""
+    key = keys.review_item_key(item_id)
+    try:
+        body = store.get(key)
+    except KeyNotFound:
+        return None
+    raw, reason = _problem(body, item_id)
+    if raw is None:
+        quarantine(store, item_id, body, reason, now)
+    return raw
+
+
+def quarantine(store: ObjectStore, item_id: str, body: bytes, reason: str, now: float) -> None:
+    """Move an unreadable item file aside, with the reason and its bytes (for an admin to fix)."""
+    record = {
+        "item_id": item_id,
+        "reason": reason,
+        "quarantined_at": datetime.fromtimestamp(now, UTC).isoformat(timespec="microseconds"),
+        "original": body.decode("utf-8", "replace"),
+    }
+    store.put(f"{keys.REVIEW_QUARANTINE}{item_id}.json", json.dumps(record, ensure_ascii=False).encode())
+    store.delete(keys.review_item_key(item_id))
+    log.warning("review item %s quarantined: %s", item_id, reason)
+
+
+def review_item(raw: dict[str, Any], entry: Entry, claim: dict[str, Any], pseudonym: str) -> ReviewItem:
+    """What the annotator holding `claim` sees of an item file."""
+    return ReviewItem(
+        id=str(raw["id"]),
+        text=str(raw["text"]),
+        predicted_label=str(raw["predicted_label"]),
+        confidence=float(raw["confidence"]),
+        probs={str(k): float(v) for k, v in (raw.get("probs") or {}).items()},
+        model_version=str(raw["model_version"]),
+        time=str(raw["time"]),
+        group=str(raw["group"]),
+        batch=str(raw.get("batch", "")),
+        queued_at=str(raw.get("queued_at", "")),
+        line=str(raw.get("line", "")),
+        pseudonym=pseudonym,
+        margin=entry.margin,
+        claimed_by=str(claim["annotator"]),
+        claim_expires_at=float(claim["expires_at"]),
+    )
+
+
+def requeue(store: ObjectStore, item_id: str, raw: Any, entry: Any, now: float) -> Entry | None:
+    """Put an item back in the queue after its label was retracted, if it had left: its file again,
+    and a one-line index file so that the other replicas see it too. The entry it is queued under,
+    or None when there is nothing to put back (it never left, or no copy of it was kept)."""
+    if not isinstance(raw, dict):
+        return None
+    try:
+        store.put(keys.review_item_key(item_id), json.dumps(raw, ensure_ascii=False).encode(), if_absent=True)
+    except AlreadyExists:
+        return None  # it never left
+    row = entry if isinstance(entry, dict) else asdict(entry_from(raw))
+    stamp = keys.file_stamp(datetime.fromtimestamp(now, UTC))
+    try:
+        store.put(
+            f"{keys.REVIEW_INDEX}undo-{stamp}-{item_id}.jsonl", (json.dumps(row, ensure_ascii=False) + "\n").encode()
+        )
+    except StoreError:
+        log.warning("the index line of item %s put back could not be written; other replicas find it later", item_id)
+    return parse_entry(json.dumps(row))

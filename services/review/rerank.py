@@ -1,0 +1,66 @@
+"""Re-ranking the review queue by the model now live: after a new model goes live, "least sure
+first" should mean least sure *now*, or annotators keep labelling what the old model found hard
+(the learning-loop benchmark compares re-ranked and static queues)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from services.errors import KeyNotFound, PulseError
+from services.model.prediction import prepare
+from services.store import keys
+from services.store.base import ObjectStore
+
+if TYPE_CHECKING:
+    from services.lifecycle.endpoint import Endpoint
+
+RERANK_PREFIX = "rerank-"  # sorts after every batch index (hex ids), and by time among re-ranks
+
+
+def rerank_queue(
+    store: ObjectStore,
+    endpoint: Endpoint,
+    *,
+    version: str | None = None,
+    max_chars: int = 2000,
+    now: datetime | None = None,
+) -> int:
+    """Order the queue by how unsure the live model (`endpoint`) is, not the model that scored each
+    item at ingest. Writes one more index file listing every queued item with its new margin;
+    replicas read it like a new batch's index, and it overrides the earlier entries. Item files,
+    labels and claims are not touched, so annotators at work lose nothing. With `version`, refuses
+    (PulseError, nothing written) unless that version did the scoring. Returns the number re-ranked."""
+    raws: list[dict[str, Any]] = []
+    for key in store.list(keys.REVIEW_ITEMS):
+        if not key.endswith(".json") or "/" in key.removeprefix(keys.REVIEW_ITEMS):
+            continue
+        try:
+            raw = json.loads(store.get(key))
+        except (KeyNotFound, json.JSONDecodeError):
+            continue  # labelled meanwhile, or unreadable (quarantined by the queue itself)
+        if isinstance(raw, dict) and isinstance(raw.get("text"), str) and raw.get("id"):
+            raws.append(raw)
+    if not raws:
+        return 0
+    endpoint.refresh()
+    scored_by, predictions = endpoint.score([prepare(r["text"], max_chars) for r in raws])
+    if version is not None and scored_by != version:
+        raise PulseError(f"the endpoint still serves {scored_by}, not {version}; re-rank the queue later")
+    rows = []
+    for raw, prediction in zip(raws, predictions, strict=True):
+        top = [*sorted(prediction.probs.values(), reverse=True), 0.0, 0.0]
+        rows.append(
+            {
+                "id": str(raw["id"]),
+                "confidence": round(prediction.confidence, 4),
+                "margin": round(top[0] - top[1], 4),
+                "group": str(raw.get("group", "")),
+                "time": str(raw.get("time", "")),
+            }
+        )
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")
+    body = "\n".join(json.dumps(row, ensure_ascii=False) for row in rows) + "\n"
+    store.put(f"{keys.REVIEW_INDEX}{RERANK_PREFIX}{stamp}.jsonl", body.encode())
+    return len(rows)
