@@ -18,7 +18,7 @@ _LINKISH = re.compile(r"(?<=[:@])|(?i:(?<=ww)(?=w\.))")
 def escape_markdown(text: object) -> str:
     """`text` made safe to embed in a Markdown string (st.markdown, st.caption, st.error, labels,
     metric values, options of radio, pills and segmented controls): it shows literally, on one
-    line, as typed. The one way data reaches a Markdown-rendering call (tests/unit/test_safe_calls.py)."""
+    line, as typed. The one way data reaches a Markdown-rendering call (tests/unit/dashboard/test_safe_calls.py)."""
     flat = _LINE_BREAKS.sub(" ", str(text))
     return _MARKDOWN.sub(r"\\\1", _LINKISH.sub(_JOIN, flat))
 

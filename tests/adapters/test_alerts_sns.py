@@ -20,7 +20,7 @@ from services.monitoring.inbox import flag_urgent
 from services.store.local import LocalStore
 from services.workspace import open_workspace
 from tests.conftest import free_port
-from tests.unit.test_alerts import NOW, KeywordEndpoint, day, upload
+from tests.unit.monitoring.test_alerts import NOW, KeywordEndpoint, day, upload
 
 SECRET = "zqxprivate5521"
 ROWS = [

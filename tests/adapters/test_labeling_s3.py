@@ -13,7 +13,7 @@ from services.aws.s3 import S3Store
 from services.errors import StoreError
 from services.review.labeling import LabelingService
 from services.review.labels import read_labels
-from tests.unit.test_labeling import check_all_labelled_once, make_item, queue, run_annotators
+from tests.unit.review.test_labeling import check_all_labelled_once, make_item, queue, run_annotators
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from services.aws.s3 import S3Store
 from services.checkins import aggregate, trends
 from services.review.labels import Label, save_label
 from services.store.local import LocalStore
-from tests.unit.test_trends import ADMIN, checkin, random_frame, write
+from tests.unit.checkins.test_trends import ADMIN, checkin, random_frame, write
 
 
 @pytest.fixture(autouse=True)

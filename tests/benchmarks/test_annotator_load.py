@@ -15,7 +15,7 @@ from services.review.labeling import LabelingService
 from services.store.base import ObjectStore
 from services.store.local import LocalStore
 from tests.benchmarks.results import write_result
-from tests.unit.test_labeling import check_all_labelled_once, make_item, queue
+from tests.unit.review.test_labeling import check_all_labelled_once, make_item, queue
 
 DOUBLE = 0.05
 LABELS = ("negative", "neutral", "positive", "unclear")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from services.review.labeling import LabelingService
 from services.store.local import LocalStore
-from tests.unit.test_labeling import make_item
+from tests.unit.review.test_labeling import make_item
 
 ROUNDS = 200
 SIZES = (1_000, 10_000, 100_000)

@@ -24,7 +24,7 @@ from services.access.users import User
 from services.checkins import aggregate, trends
 from services.checkins.partitions import SCHEMA, partition_key, read_scored
 from services.store.local import LocalStore
-from tests.unit.test_trends import expected_series
+from tests.unit.checkins.test_trends import expected_series
 
 N = 1_000_000
 PARTICIPANTS = 3_000

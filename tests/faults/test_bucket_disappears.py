@@ -24,7 +24,7 @@ from tests.conftest import moto_s3_client
 from tests.faults.conftest import StandIn
 from tests.faults.injection import Vanish, delete_bucket, injected
 from tests.faults.test_ingest_faults import seeded, upload
-from tests.unit.test_labeling import make_item, queue
+from tests.unit.review.test_labeling import make_item, queue
 
 GONE = "the bucket is deleted"
 

@@ -18,7 +18,7 @@ from services.review.labeling import LabelingService
 from services.review.labels import DECISIONS, labels_for_item, read_labels
 from services.store.base import ObjectStore
 from tests.faults.injection import Fault, injected
-from tests.unit.test_labeling import check_all_labelled_once, make_item, queue
+from tests.unit.review.test_labeling import check_all_labelled_once, make_item, queue
 
 N = 12
 WHO = "ann"

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from services.demo import GROUPS
 from services.store.local import LocalStore
 from tests.pages.conftest import ROOT, USERS, rendered_text
-from tests.unit.test_trends import checkin, write
+from tests.unit.checkins.test_trends import checkin, write
 
 PAGE = "pages/trends.py"
 NASTY_TEXT = "<script>alert(1)</script>"

@@ -9,7 +9,7 @@ import pytest
 
 from services.model.text import loose, preprocess, stopwords, tokens
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 NEGATIONS = ("not", "no", "never", "nor", "nothing", "nobody", "none", "nowhere", "neither")
 
 

@@ -24,7 +24,7 @@ from services.model.params import TrainParams
 from services.model.prediction import LABELS, prepare
 from services.store.local import LocalStore
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TINY = TrainParams(epoch=50, lr=0.5, dim=20, word_ngrams=2, bucket=10_000)
 CORPUS = {
     "positive": ["great happy lovely day", "so happy today", "love this team", "wonderful great work"],
@@ -121,7 +121,7 @@ def test_training_after_the_bootstrap_in_the_same_process(tmp_path: Path) -> Non
         f"""
         import sys
         sys.path.insert(0, {str(ROOT)!r})
-        from tests.unit.test_model_and_registry import TINY, corpus_lines
+        from tests.unit.lifecycle.test_model_and_registry import TINY, corpus_lines
         from services.model.fasttext import train
         from services.store.local import LocalStore
         from services.lifecycle.training import train_bootstrap

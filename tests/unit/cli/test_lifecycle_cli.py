@@ -32,7 +32,7 @@ from services.model.params import TrainParams
 from services.review.labels import Label, save_label
 from services.store.local import LocalStore
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 FLIP = {"positive": "negative", "negative": "positive", "neutral": "neutral"}
 
 

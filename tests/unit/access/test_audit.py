@@ -122,7 +122,7 @@ def test_out_of_scope_requests_are_refused_and_audited(store: LocalStore) -> Non
     from services.checkins import trends
     from services.errors import NotAllowed
     from services.monitoring.inbox import list_alerts
-    from tests.unit.test_trends import checkin, write
+    from tests.unit.checkins.test_trends import checkin, write
 
     write(store, [checkin("p", "G", "2025-09-01T10:00Z"), checkin("q", "H", "2025-09-01T10:00Z")])
     manager = User("meg", "manager", ("G",))

@@ -25,7 +25,7 @@ from services.review.labeling import LabelingService
 from services.review.labels import Label, retract_label, save_label
 from services.store.base import ObjectStore
 from services.store.local import LocalStore
-from tests.unit.test_labeling import make_item, queue
+from tests.unit.review.test_labeling import make_item, queue
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 

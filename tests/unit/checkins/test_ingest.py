@@ -27,7 +27,7 @@ from services.model.fasttext import fasttext_line
 from services.model.prediction import LABELS, PREFIX, prepare
 from services.store.local import LocalStore
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 NOW = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 HEADER = "participant,group,time,text\n"
 REVIEW_KEYS = {
