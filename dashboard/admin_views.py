@@ -14,10 +14,7 @@ from dashboard.deps import workspace
 from services.errors import DatasetError, InvalidThreshold
 from services.lifecycle.datasets import list_datasets, load_manifest
 from services.lifecycle.deployment import current
-from services.monitoring.costs import Volume, current_volume
-from services.monitoring.health import Health, model_health, training_counts
-from services.monitoring.threshold import ThresholdOverride, effective_threshold, load_threshold_override
-from services.review.summary import (
+from services.lifecycle.label_summary import (
     Agreement,
     DatasetPreview,
     LabelSummary,
@@ -27,6 +24,9 @@ from services.review.summary import (
     labels_since_live,
     preview_dataset,
 )
+from services.monitoring.costs import Volume, current_volume
+from services.monitoring.health import Health, model_health, training_counts
+from services.monitoring.threshold import ThresholdOverride, effective_threshold, load_threshold_override
 from services.store import keys
 
 

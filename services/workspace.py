@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 from services.config import Settings
 from services.lifecycle.deployment import Deployer, LocalDeployer
 from services.lifecycle.endpoint import Endpoint, LocalEndpoint
+from services.lifecycle.registry import model_cache_dir
 from services.lifecycle.trainers import LocalTrainer, Trainer
 from services.monitoring.alerts import Notifier
 from services.store.base import ObjectStore
@@ -27,12 +25,6 @@ class Workspace:
     trainer: Trainer
     deployer: Deployer
     notifier: Notifier | None = None
-
-
-def model_cache_dir(store: ObjectStore) -> Path:
-    """Where downloaded model artifacts are unpacked: one folder per store, outside the store."""
-    tag = hashlib.sha256(store.describe().encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / "pulse-models" / tag
 
 
 def open_workspace(settings: Settings, *, search_seconds: float = 0.0) -> Workspace:

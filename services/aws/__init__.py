@@ -4,5 +4,6 @@
 with what they share (`errors`: reading AWS errors, resource names), SNS alerts (`sns`), and a local
 stand-in of SageMaker on moto's server for development and tests (`standin`, never in production).
 
-May import every other room; nothing outside `services.workspace` and `services.cli` builds these.
+May import: store, model, lifecycle, monitoring (it implements their protocols); nothing outside
+`services.workspace` and `services.cli` builds these.
 """

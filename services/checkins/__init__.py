@@ -2,5 +2,6 @@
 store, queue for review, raise alerts), the scored check-ins in date-partitioned Parquet
 (`partitions`), what managers see (`trends`, `overview`) and CSV downloads (`exports`).
 
-Imports store, model, lifecycle (the endpoint), review (queue items) and monitoring (alerts).
+May import: store, model, access, review (queue items), lifecycle (the endpoint), monitoring
+(alerts raised at ingest).
 """

@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.lifecycle.gold import GoldSet, load_gold
-from services.lifecycle.registry import fetch_model
+from services.lifecycle.registry import fetch_model, model_cache_dir
 from services.model.evaluation import Evaluation, evaluate
 from services.model.prediction import LABELS
 from services.store.base import ObjectStore
-from services.workspace import model_cache_dir
 
 METRICS = ("macro_f1", "accuracy", "ece")
 

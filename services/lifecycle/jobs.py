@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.access import audit
 from services.errors import InvalidParams, JobNotStarted, PulseError, TrainingBusy
@@ -35,7 +35,9 @@ from services.model.pipeline import Progress, ShouldStop
 from services.store import keys, lease
 from services.store.base import ObjectStore
 from services.store.lease import read_json
-from services.workspace import Workspace
+
+if TYPE_CHECKING:
+    from services.workspace import Workspace
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,10 @@ from services.access import audit
 from services.errors import DeployFailed, GateFailed, KeyNotFound, ModelUnavailable
 from services.lifecycle.deployment import Deployer, Deployment, current, record_deployment
 from services.lifecycle.gold import load_gold
-from services.lifecycle.registry import fetch_model, load_card
+from services.lifecycle.registry import fetch_model, load_card, model_cache_dir
 from services.model.evaluation import evaluate, summary
 from services.store import keys, lease
 from services.store.base import ObjectStore
-from services.workspace import model_cache_dir
 
 LOCK = keys.DEPLOY_LOCK
 LOCK_LEASE = timedelta(minutes=45)  # a deploy that died holding the lock frees it after this

@@ -4,6 +4,7 @@ BlazingText model) or `linear.npz` for the linear family."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import secrets
@@ -36,6 +37,12 @@ def load_model_file(path: Path, *, max_chars: int = 2000, temperature: float = 1
     if path.name == LINEAR_FILE:
         return LinearModel.load(path, max_chars=max_chars, temperature=temperature)
     return SentimentModel.load(path, max_chars=max_chars, temperature=temperature)
+
+
+def model_cache_dir(store: ObjectStore) -> Path:
+    """Where downloaded model artifacts are unpacked: one folder per store, outside the store."""
+    tag = hashlib.sha256(store.describe().encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / "pulse-models" / tag
 
 
 @dataclass(frozen=True)

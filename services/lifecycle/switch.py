@@ -6,11 +6,14 @@ the switch: it is reported beside it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from services.errors import PulseError
 from services.lifecycle.deployment import Deployment
 from services.lifecycle.promotion import GateVerdict, promote, rollback
-from services.workspace import Workspace
+
+if TYPE_CHECKING:
+    from services.workspace import Workspace
 
 
 @dataclass(frozen=True)

@@ -3,5 +3,5 @@
 hyperparameters (`params`), the fastText and linear families, calibration, metrics (`evaluation`),
 the shipped bootstrap corpus (`corpus`, data in `data/`) and the benchmark command's core.
 
-Imports only `services.errors` and other modules of this package.
+May import: nothing but `services.errors` and `services.config`.
 """

@@ -1,5 +1,6 @@
-"""Watching people and the model: alerts and their rules (`alerts`), model health and drift
-(`health`), the review threshold in force, and what scoring costs (`costs`).
+"""Watching people and the model: alert rules, validated (`rules`), alerts raised at ingest
+(`alerts`) and the inbox that acknowledges and resolves them (`inbox`); model health and drift
+(`health`), the review threshold in force and its overrides (`threshold`), what scoring costs (`costs`).
 
-Imports store, model, access and checkins (scored partitions).
+May import: store, model, access, lifecycle (the live model), checkins (scored partitions).
 """

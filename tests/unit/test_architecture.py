@@ -139,6 +139,45 @@ def test_errors_live_in_one_hierarchy() -> None:
     assert sorted(set(outside) - NOT_DOMAIN_ERRORS) == []
 
 
+def _runtime_imports(path: Path) -> set[str]:
+    """The `services.*` modules a file imports when it runs (not those under `if TYPE_CHECKING:`)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = {
+        id(m)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test)
+        for m in ast.walk(n)
+    }
+    found = set()
+    for n in ast.walk(tree):
+        if id(n) in typing_only:
+            continue
+        if isinstance(n, ast.ImportFrom) and n.module:
+            found.add(n.module)
+        elif isinstance(n, ast.Import):
+            found.update(a.name for a in n.names)
+    return {m for m in found if m.startswith("services.")}
+
+
+@pytest.mark.parametrize(
+    "room", sorted(p.name for p in SERVICES.iterdir() if (p / "__init__.py").exists() and p.name != "cli")
+)
+def test_each_room_imports_only_what_its_docstring_says(room: str) -> None:
+    """A package's docstring ends with "May import: ..."; the rooms its modules import are those."""
+    package = SERVICES / room
+    doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text(encoding="utf-8"))) or ""
+    said = re.search(r"May import: ([^;]*?)(?:;|\.\s|\.$)", re.sub(r"\([^)]*\)", "", doc), re.S)
+    assert said, f"services/{room}/__init__.py should say what the room may import ('May import: ...')"
+    rooms = {p.name for p in SERVICES.iterdir() if (p / "__init__.py").exists()} | {"workspace", "demo"}
+    allowed = {w for w in re.findall(r"[a-z]+", said.group(1)) if w in rooms}
+    imported = {m.split(".")[1] for p in package.rglob("*.py") for m in _runtime_imports(p)} - {
+        room,
+        "errors",
+        "config",
+    }
+    assert imported == allowed
+
+
 WORKSPACE_FOLDERS = re.compile(
     r"^(checkins|ingest|review|datasets|models|gold|deployments|training|alerts|audit|auth|settings|privacy)/"
 )

@@ -15,12 +15,12 @@ import pytest
 from services.checkins.partitions import SCHEMA, partition_key, partitions
 from services.config import load_settings
 from services.errors import InvalidThreshold
+from services.lifecycle import label_summary as summary
 from services.lifecycle.datasets import build_dataset
 from services.lifecycle.deployment import record_deployment
 from services.lifecycle.gold import import_gold
 from services.lifecycle.registry import ModelCard
 from services.monitoring import health, threshold
-from services.review import summary
 from services.review.labeling import LabelingService
 from services.review.labels import Label, retract_label, save_label
 from services.store.base import ObjectStore
