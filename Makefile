@@ -58,8 +58,10 @@ unit: $(VENV)/.dev
 e2e: $(VENV)/.dev chromium
 	$(VENV)/bin/pytest -m e2e
 
+# Two workers (the build machine has two cores), a test file per worker so module fixtures are built once;
+# the slowest tests are listed at the end of the log.
 test: $(VENV)/.dev chromium lint types
-	$(VENV)/bin/pytest -m "not benchmark"
+	$(VENV)/bin/pytest -m "not benchmark" -n 2 --dist loadfile --durations=25
 
 bench: $(VENV)/.dev
 	$(VENV)/bin/pytest -m benchmark -s -p no:cacheprovider

@@ -15,6 +15,14 @@ _JOIN = "\u2060"
 _LINKISH = re.compile(r"(?<=[:@])|(?i:(?<=ww)(?=w\.))")
 
 
+def shipped_markdown(package: str, name: str) -> str:
+    """A Markdown file shipped with Pulse's code (reviewed like code, never data), named by literals:
+    the review guidelines (`services/review/guidelines.md`), say."""
+    from importlib import resources
+
+    return resources.files(package).joinpath(name).read_text(encoding="utf-8")
+
+
 def escape_markdown(text: object) -> str:
     """`text` made safe to embed in a Markdown string (st.markdown, st.caption, st.error, labels,
     metric values, options of radio, pills and segmented controls): it shows literally, on one

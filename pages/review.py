@@ -5,7 +5,7 @@ import time
 import streamlit as st
 
 from dashboard.auth import require_page
-from dashboard.components import escape_markdown
+from dashboard.components import escape_markdown, shipped_markdown
 from dashboard.deps import labeling, show_error, workspace
 from services.errors import PulseError
 from services.monitoring.inbox import flag_urgent
@@ -29,14 +29,7 @@ DECISIONS = (
 st.title("Review queue")
 service = labeling()
 with st.expander("Guidelines"):
-    st.markdown(
-        '- Label how the **writer feels**, not the topic: *"the exam was brutal but I passed"* is positive.\n'
-        "- **Neutral**: facts, plans or questions with no feeling either way.\n"
-        "- **Can't tell / not about feelings**: sarcasm you cannot read, another language, noise.\n"
-        "- Keys: **1** negative, **2** neutral, **3** positive, **4** can't tell, **S** skip, **Z** undo.\n"
-        "- **U** flags the message as **urgent** (someone may be at risk): the managers of its group get a "
-        "critical alert at once. Then label it as usual."
-    )
+    st.markdown(shipped_markdown("services.review", "guidelines.md"))
 order = st.segmented_control("Order", list(ORDERS), format_func=ORDERS.__getitem__, default="uncertain")
 group = None
 if order == "group":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,8 +74,9 @@ def moto_s3_client(endpoint: str):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def bucket(s3_client, request: pytest.FixtureRequest) -> str:  # type: ignore[no-untyped-def]
-    """A fresh, empty bucket per test."""
-    name = "pulse-" + "".join(c for c in request.node.name.lower() if c.isalnum())[:40] + f"-{free_port()}"
+    """A fresh, empty bucket per test (a random suffix: a free port number can come back, and
+    moto answers a second create of one's own bucket with success, its keys still there)."""
+    name = "pulse-" + "".join(c for c in request.node.name.lower() if c.isalnum())[:40] + f"-{uuid.uuid4().hex[:12]}"
     s3_client.create_bucket(Bucket=name)
     return name
 

@@ -7,7 +7,7 @@ import random
 import time
 from typing import Any
 
-from services.model.evaluation import evaluate
+from services.model.evaluation import evaluate, silent_errors
 from services.model.fasttext import fasttext_line
 from services.model.params import TrainParams
 from services.model.pipeline import candidates_for, fit_pipeline
@@ -21,9 +21,11 @@ def run_benchmark(
     search_seconds: float = 0.0,
     seed: int = 0,
     family: str = "auto",
+    threshold: float = 0.6,
 ) -> dict[str, Any]:
     """Train as `run_training` does (a validation slice for the search and calibration, then a
-    refit on everything) and report macro-F1, accuracy, calibration error and timings on the test rows."""
+    refit on everything) and report on the test rows: macro-F1, neutral recall, accuracy, calibration
+    error, silent errors and the share sent to review at `threshold`, and timings."""
     started = time.perf_counter()
     lines = [fasttext_line(label, text) for text, label in train_rows]
     lines = [line for line in lines if line.split(" ", 1)[1:] != [""]]
@@ -36,9 +38,15 @@ def run_benchmark(
         raise RuntimeError("training failed for every candidate")
     model, params, _ = fitted
     train_seconds = time.perf_counter() - started
-    ev = evaluate(model.predict([t for t, _ in test_rows]), [y for _, y in test_rows])
+    predictions = model.predict([t for t, _ in test_rows])
+    truth = [y for _, y in test_rows]
+    ev = evaluate(predictions, truth)
+    silent, review = silent_errors(predictions, truth, threshold)
     return {
         "macro_f1": round(ev.macro_f1, 4),
+        "neutral_recall": round(ev.per_class.get("neutral", {}).get("recall", 0.0), 4),
+        "silent_errors": round(silent, 4),  # wrong and confident enough to skip review at `threshold`
+        "review_share": round(review, 4),
         "accuracy": round(ev.accuracy, 4),
         "ece": round(ev.ece, 4),
         "train_seconds": round(train_seconds, 2),

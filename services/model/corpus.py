@@ -1,8 +1,11 @@
-"""The bootstrap corpus shipped with Pulse (see services/model/data/PROVENANCE.md)."""
+"""The corpora shipped with Pulse: Pulse's own check-ins (services/model/data/checkins/, written by the
+team, with a fixed train / gold / demo split) and the vendored TweetEval and UCI sets
+(services/model/data/PROVENANCE.md)."""
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import random
 from dataclasses import dataclass
@@ -21,9 +24,9 @@ class LabelledText:
     source: str
 
 
-def _read(name: str) -> str:
+def _read(*path: str) -> str:
     # read_text translates newlines; the UCI files are CRLF, which tests guard against regressing.
-    return resources.files("services.model").joinpath("data", name).read_text(encoding="utf-8")
+    return resources.files("services.model").joinpath("data", *path).read_text(encoding="utf-8")
 
 
 def tweeteval() -> list[LabelledText]:
@@ -47,6 +50,54 @@ def uci() -> list[LabelledText]:
                 label = "positive" if fields[1].strip() == "1" else "negative"
                 rows.append(LabelledText(fields[0].strip(), label, f"uci-{site}"))
     return rows
+
+
+CHECKIN_PARTS = ("train", "gold", "demo")
+NOT_SENTIMENT = "unclear"
+
+
+@dataclass(frozen=True)
+class CheckIn:
+    """One message of Pulse's check-in corpus (services/model/data/checkins/README.md)."""
+
+    text: str
+    label: str  # negative | neutral | positive | unclear (never trained on)
+    crisis: bool  # the writer may be at risk: the crisis alert must fire
+    kinds: tuple[str, ...]  # what makes it what it is: short, negation, sarcasm, hyperbole, report...
+    program: str  # support-desk, night-nurses, student-cohort, peer-support, engineering-team
+    source: str  # "checkins" (every day, balanced) or "crisis" (crisis language and its look-alikes)
+    part: str  # train | gold | demo: fixed, never re-drawn
+
+
+@functools.cache
+def checkins() -> tuple[CheckIn, ...]:
+    """Every message of the check-in corpus, with the part it belongs to."""
+    rows = []
+    for r in csv.DictReader(io.StringIO(_read("checkins", "checkins.csv"), newline="")):
+        rows.append(
+            CheckIn(
+                text=r["text"],
+                label=r["label"],
+                crisis=r["crisis"] == "1",
+                kinds=tuple(r["kind"].split("|")),
+                program=r["program"],
+                source=r["source"],
+                part=r["split"],
+            )
+        )
+    return tuple(rows)
+
+
+def checkin_part(part: str, *, source: str | None = "checkins", sentiment_only: bool = True) -> list[CheckIn]:
+    """One part of the check-in corpus: `source` "checkins" (the balanced every-day messages, the
+    default), "crisis", or None for both; `sentiment_only` leaves out `unclear` messages."""
+    if part not in CHECKIN_PARTS:
+        raise ValueError(f"unknown part {part!r}: use one of {', '.join(CHECKIN_PARTS)}")
+    return [
+        r
+        for r in checkins()
+        if r.part == part and (source is None or r.source == source) and (r.label in LABELS or not sentiment_only)
+    ]
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,16 @@ def evaluate(predictions: Sequence[Prediction], truth: Sequence[str]) -> Evaluat
     return Evaluation(len(truth), accuracy, macro_f1, per_class, confusion, bins, ece)
 
 
+def silent_errors(predictions: Sequence[Prediction], truth: Sequence[str], threshold: float) -> tuple[float, float]:
+    """(share of messages wrong *and* at or above the review threshold, share sent to review): the
+    mistakes nobody sees, beside what the review queue costs in people's time."""
+    if len(predictions) != len(truth) or not truth:
+        raise ValueError("predictions and labels must be non-empty and of one length")
+    sent = [p.confidence < threshold for p in predictions]
+    silent = sum(1 for p, t, s in zip(predictions, truth, sent, strict=True) if not s and p.label != t)
+    return silent / len(truth), sum(sent) / len(truth)
+
+
 def summary(ev: Evaluation) -> dict[str, float]:
     """The few numbers a model card and a gate need."""
     return {

@@ -295,3 +295,14 @@ def test_fit_temperature_ignores_a_temperature_already_set(
 
 def test_fit_temperature_with_no_data_is_neutral(overconfident: tuple[SentimentModel, list[str], list[str]]) -> None:
     assert fit_temperature(overconfident[0], [], []) == 1.0
+
+
+def test_silent_errors_are_the_confident_mistakes_and_review_share_the_unsure() -> None:
+    from services.model.evaluation import silent_errors
+
+    predictions = [Prediction(NEG, 0.9), Prediction(POS, 0.95), Prediction(NEU, 0.5), Prediction(POS, 0.6)]
+    truth = [NEG, NEG, POS, NEU]  # right and sure; wrong and sure; wrong but unsure; wrong at the threshold
+    assert silent_errors(predictions, truth, 0.6) == (0.5, 0.25)
+    assert silent_errors(predictions, truth, 0.99) == (0.0, 1.0)
+    with pytest.raises(ValueError):
+        silent_errors([], [], 0.6)
