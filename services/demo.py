@@ -1,7 +1,7 @@
 """A realistic demo workspace, built with a fixed seed: six groups, dozens of participants and
-90 days of daily check-ins with real texts (from the shipped corpus, held out from the bootstrap
-model's training), some groups trending down and some participants having a bad week. It goes
-through the same ingest path as real uploads."""
+90 days of daily check-ins written in their program's voice (Pulse's check-in corpus, never its gold
+part), some groups trending down, one participant in each group having a bad week, and one crisis
+message that raises a critical alert. It goes through the same ingest path as real uploads."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from services.checkins.ingest import IngestReport, ingest
 from services.lifecycle.deployment import Deployer, current
 from services.lifecycle.endpoint import Endpoint
 from services.lifecycle.training import train_bootstrap
-from services.model.corpus import split_corpus
+from services.model.corpus import checkin_part
+from services.monitoring.rules import default_phrases, has_crisis_phrase
 from services.store.base import ObjectStore
 
 DAYS = 90
@@ -27,18 +28,19 @@ SEED = 7
 @dataclass(frozen=True)
 class GroupPlan:
     name: str
+    program: str  # whose check-ins its members write (services/model/data/checkins/)
     size: int
     negative_start: float  # share of negative check-ins on day 0
     negative_end: float  # ... and on the last day
 
 
 GROUPS = (
-    GroupPlan("Platform team", 9, 0.20, 0.22),
-    GroupPlan("Support desk", 10, 0.20, 0.55),  # trending down
-    GroupPlan("Design studio", 7, 0.35, 0.15),  # recovering
-    GroupPlan("Night shift", 8, 0.30, 0.45),
-    GroupPlan("Cohort 2026-A", 12, 0.15, 0.18),
-    GroupPlan("Peer support circle", 6, 0.40, 0.30),
+    GroupPlan("Platform team", "engineering-team", 9, 0.20, 0.22),
+    GroupPlan("Support desk", "support-desk", 10, 0.20, 0.55),  # trending down
+    GroupPlan("Data team", "engineering-team", 7, 0.35, 0.15),  # recovering
+    GroupPlan("Night shift", "night-nurses", 8, 0.30, 0.45),
+    GroupPlan("Cohort 2026-A", "student-cohort", 12, 0.15, 0.18),
+    GroupPlan("Peer support circle", "peer-support", 6, 0.40, 0.30),
 )
 FIRST_NAMES = (
     "Ada Ben Chloé Dev Elif Femi Gus Hana Ivo Jun Kai Lena Milo Nia Omar Pia Quinn Rosa Sami Tao "
@@ -47,13 +49,31 @@ FIRST_NAMES = (
 ).split()
 
 
+UNCLEAR_SHARE = 0.03  # another language, noise: they go to review and are kept out of training
+CRISIS_GROUP = "Support desk"  # its bad-week participant writes one crisis message
+
+
+def _pools() -> tuple[dict[tuple[str, str], list[str]], dict[str, list[str]]]:
+    """Texts per (program, label) from the check-in corpus's every-day messages (demo and train
+    parts, never gold), and per program the crisis messages the shipped phrase list recognises."""
+    phrases = default_phrases()
+    pools: dict[tuple[str, str], list[str]] = {}
+    crisis: dict[str, list[str]] = {}
+    for part in ("demo", "train"):
+        for r in checkin_part(part, source=None, sentiment_only=False):
+            if r.crisis:
+                if has_crisis_phrase(r.text, phrases):
+                    crisis.setdefault(r.program, []).append(r.text)
+                continue  # crisis language only where the story puts it
+            if r.source == "checkins":  # the crisis part's look-alikes are a test set, rarer in real life
+                pools.setdefault((r.program, r.label), []).append(r.text)
+    return pools, crisis
+
+
 def checkins_frame(today: datetime | None = None, seed: int = SEED) -> pd.DataFrame:
     """The demo's raw check-ins (participant, group, time, text), before scoring."""
     rng = random.Random(seed)
-    held_out = split_corpus().demo
-    pools: dict[str, list[str]] = {"negative": [], "neutral": [], "positive": []}
-    for row in held_out:
-        pools[row.label].append(row.text)
+    pools, crisis = _pools()
     # Up to yesterday, so no check-in lies in the future whatever the hour the demo is built.
     end = (today or datetime.now(UTC)).date() - timedelta(days=1)
     start = end - timedelta(days=DAYS - 1)
@@ -64,6 +84,8 @@ def checkins_frame(today: datetime | None = None, seed: int = SEED) -> pd.DataFr
         bad_week = {rng.choice(members): rng.randrange(DAYS - 30, DAYS - 7)}
         for who in members:
             diligence = rng.uniform(0.55, 0.95)
+            recent: list[str] = []  # what they wrote lately: nobody sends the same note twice in a month
+            crisis_due = plan.name == CRISIS_GROUP and who in bad_week
             for d in range(DAYS):
                 day = start + timedelta(days=d)
                 weekend = day.weekday() >= 5
@@ -73,9 +95,16 @@ def checkins_frame(today: datetime | None = None, seed: int = SEED) -> pd.DataFr
                 if who in bad_week and bad_week[who] <= d < bad_week[who] + 7:
                     neg = 0.85
                 r = rng.random()
-                label = "negative" if r < neg else ("neutral" if r < neg + (1 - neg) * 0.3 else "positive")
+                label = "negative" if r < neg else ("neutral" if r < neg + (1 - neg) * 0.4 else "positive")
+                if rng.random() < UNCLEAR_SHARE:
+                    label = "unclear"
+                pool = [t for t in pools[(plan.program, label)] if t not in recent] or pools[(plan.program, label)]
+                text = rng.choice(pool)
+                if crisis_due and d >= bad_week[who] + 4:  # their first check-in late in the bad week
+                    text, crisis_due = rng.choice(crisis[plan.program]), False
+                recent = [*recent[-29:], text]
                 at = datetime.combine(day, time(rng.randrange(7, 21), rng.randrange(60)), tzinfo=UTC)
-                rows.append({"participant": who, "group": plan.name, "time": at, "text": rng.choice(pools[label])})
+                rows.append({"participant": who, "group": plan.name, "time": at, "text": text})
     return pd.DataFrame(rows)
 
 

@@ -288,7 +288,11 @@ def parser() -> argparse.ArgumentParser:
     sp = command("dataset", "build a dataset version from the base corpus and all human labels")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--validation-share", type=float, default=0.2)
-    sp.add_argument("--base", default="bootstrap-corpus", help="base corpus: bootstrap-corpus or none")
+    sp.add_argument(
+        "--base",
+        default="checkin-corpus",
+        help="base corpus: checkin-corpus (the shipped one), bootstrap-corpus (before it) or none",
+    )
     sp.add_argument("--by", default=getpass.getuser())
     sp.set_defaults(func=cmd_dataset)
     sp = command("train", "train a model on a dataset version and register it")

@@ -139,7 +139,7 @@ def train_bootstrap(
         version=new_version(datetime.now(UTC)),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         created_by=by,
-        dataset="bootstrap-corpus (TweetEval val + UCI sentences, train part)",
+        dataset="checkin-corpus (Pulse check-ins, train part, + TweetEval val)",
         params=params.used_by(model.family),
         metrics={**metrics, "gold_set": gold.fingerprint()},
         training_seconds=round(seconds, 2),

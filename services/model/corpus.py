@@ -102,19 +102,49 @@ def checkin_part(part: str, *, source: str | None = "checkins", sentiment_only: 
 
 @dataclass(frozen=True)
 class CorpusSplit:
-    """The shipped corpus in three disjoint parts."""
+    """A shipped corpus in three disjoint parts."""
 
     train: list[LabelledText]  # the bootstrap model and every later dataset's base
     gold: list[LabelledText]  # the default gold set: evaluated on, never trained on
-    demo: list[LabelledText]  # texts of the demo's check-ins (unseen by the bootstrap model)
+    demo: list[LabelledText]  # texts of the demo's check-ins (never gold)
 
 
-def split_corpus(seed: int = 0, gold_share: float = 0.15, demo_share: float = 0.3) -> CorpusSplit:
-    """Shuffle the corpus with a fixed seed and cut it into train / gold / demo.
+CHECKIN_BASE = "checkin-corpus"  # the base corpus of new datasets: split_corpus().train
+LEGACY_BASE = "bootstrap-corpus"  # the base of datasets built before the check-in corpus: legacy_split().train
 
-    The demo's check-ins come from texts the bootstrap model never saw, so its confidence on
-    them, and the share that lands in the review queue, is realistic.
+
+@functools.cache
+def split_corpus() -> CorpusSplit:
+    """The default corpus: Pulse's check-ins, plus TweetEval for training.
+
+    train: the check-in corpus's train part (every-day and crisis messages) and the 2,000 TweetEval
+      tweets, in a fixed shuffled order, without any text that matches a gold message after
+      preprocessing. (Measured when the check-in corpus came in: with TweetEval, training on four
+      programs and testing on the fifth's gold gives the same macro-F1 and fewer confident mistakes;
+      the UCI review sentences lowered macro-F1, so they are no longer trained on.)
+    gold: the check-in gold part's every-day messages, balanced over the three labels.
+    demo: check-ins of the demo and train parts (never gold), `unclear` ones included.
     """
+    from services.model.text import loose, preprocess
+
+    gold = [LabelledText(r.text, r.label, "checkins") for r in checkin_part("gold")]
+    gold_keys = {loose(preprocess(r.text)) for r in checkin_part("gold", source=None)}
+    train = [LabelledText(r.text, r.label, f"checkins-{r.source}") for r in checkin_part("train", source=None)]
+    train += tweeteval()
+    train = [r for r in train if loose(preprocess(r.text)) not in gold_keys]
+    random.Random(0).shuffle(train)
+    demo = [
+        LabelledText(r.text, r.label, r.program)
+        for part in ("demo", "train")
+        for r in checkin_part(part, source=None, sentiment_only=False)
+    ]
+    return CorpusSplit(train=train, gold=gold, demo=demo)
+
+
+def legacy_split(seed: int = 0, gold_share: float = 0.15, demo_share: float = 0.3) -> CorpusSplit:
+    """The bootstrap corpus before the check-in corpus: TweetEval and UCI shuffled with a fixed seed
+    and cut into train / gold / demo. Datasets and gold sets recorded under `LEGACY_BASE` (and the
+    legacy gold name) are rebuilt from it, bit for bit."""
     rows = tweeteval() + uci()
     random.Random(seed).shuffle(rows)
     n_gold = int(len(rows) * gold_share)

@@ -18,10 +18,9 @@ import pandas as pd
 
 from services.checkins.partitions import read_scored
 from services.errors import DatasetError, InvalidKey, KeyNotFound, ModelUnavailable
-from services.lifecycle.datasets import BASE, load_manifest
+from services.lifecycle.datasets import BASES, load_manifest
 from services.lifecycle.deployment import current
 from services.lifecycle.registry import load_card
-from services.model.corpus import split_corpus
 from services.model.prediction import LABELS
 from services.store import keys
 from services.store.base import ObjectStore
@@ -78,9 +77,9 @@ SHARE_COLUMNS = [f"share_{label}" for label in LABELS]
 HEALTH_COLUMNS = ["time", "label", "confidence", "model_version", "batch"]
 
 
-@lru_cache(maxsize=1)
-def _corpus_counts() -> tuple[tuple[str, int], ...]:
-    counts = Counter(row.label for row in split_corpus().train)
+@lru_cache(maxsize=2)
+def _corpus_counts(base: str) -> tuple[tuple[str, int], ...]:
+    counts = Counter(row.label for row in BASES[base]().train)
     return tuple((label, counts.get(label, 0)) for label in LABELS)
 
 
@@ -95,8 +94,9 @@ def training_counts(store: ObjectStore, version: str) -> dict[str, int] | None:
         return dict(load_manifest(store, card.dataset).counts["train"])
     except (DatasetError, KeyNotFound, InvalidKey, ValueError, TypeError, KeyError):
         pass
-    if card.dataset.startswith(BASE):
-        return dict(_corpus_counts())
+    for base in BASES:  # a model trained on a shipped corpus directly (a bootstrap model)
+        if card.dataset.startswith(base):
+            return dict(_corpus_counts(base))
     return None
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterable
+from typing import Any
 
 import pytest
 
@@ -92,4 +94,58 @@ def test_quality_side_by_side() -> None:
             lines.append(_line(f"{name}, seed {seed}", len(train), len(test), scores))
         mean = {k: sum(s[k] for s in per_seed) / len(per_seed) for k in per_seed[0]}
         lines.append(_line(f"{name}, mean", len(train), len(test), mean))
+    print("\n".join(lines))
+
+
+def pairs(rows: Iterable[Any]) -> list[tuple[str, str]]:
+    return [(r.text, r.label) for r in rows]
+
+
+def _checkin_line(name: str, train: list[tuple[str, str]], test: list[tuple[str, str]]) -> tuple[str, dict[str, float]]:
+    pulse = run_benchmark(train, test)
+    s = {
+        "pulse": pulse["macro_f1"],
+        "neutral": pulse["neutral_recall"],
+        "ece": pulse["ece"],
+        "silent": pulse["silent_errors"],
+        "review": pulse["review_share"],
+        "fasttext": run_benchmark(train, test, family="fasttext")["macro_f1"],
+        "lr": _tfidf_lr(train, test)[0],
+        "vader": _vader(test),
+    }
+    return _checkin_text(name, len(train), len(test), s), s
+
+
+def _checkin_text(name: str, n_train: int, n_test: int, s: dict[str, float]) -> str:
+    return (
+        f"{name:<34} {n_train:>6} {n_test:>5}  {s['pulse']:.3f}  {s['neutral']:.2f}    {s['ece']:.3f}  "
+        f"{s['silent']:>6.1%}  {s['review']:>6.1%}   {s['fasttext']:.3f}    {s['lr']:.3f}      {s['vader']:.3f}"
+    )
+
+
+def test_checkins_side_by_side() -> None:
+    """Pulse's own check-ins: the gold part (never trained on) with the shipped training set, the same
+    gold with the corpus shipped before it (the baseline), and each program's gold with the other four
+    programs' check-ins only (writers and days the model has not read). Silent errors: wrong and at or
+    above the review threshold 0.6; review: below it."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("vaderSentiment")
+    from services.model.corpus import checkin_part, legacy_split, split_corpus, tweeteval
+
+    gold = pairs(checkin_part("gold"))
+    lines = [
+        "\ncheck-ins (macro-F1, neutral recall, ECE, silent errors and review share at 0.6; side by side)",
+        f"{'data':<34} {'train':>6} {'test':>5}  Pulse  neutral  ECE    silent  review   fastText TF-IDF+LR  VADER",
+        _checkin_line("gold part, shipped training set", pairs(split_corpus().train), gold)[0],
+        _checkin_line("gold part, corpus before (baseline)", pairs(legacy_split().train), gold)[0],
+    ]
+    per_program = []
+    for program in sorted({r.program for r in checkin_part("gold")}):
+        train = pairs(r for r in checkin_part("train", source=None) if r.program != program) + pairs(tweeteval())
+        test = pairs(r for r in checkin_part("gold") if r.program == program)
+        line, s = _checkin_line(f"{program} (other four trained)", train, test)
+        lines.append(line)
+        per_program.append(s)
+    mean = {k: sum(s[k] for s in per_program) / len(per_program) for k in per_program[0]}
+    lines.append(_checkin_text("leave one program out, mean", 0, 0, mean))
     print("\n".join(lines))

@@ -16,6 +16,7 @@ def promote_from_page(page, version: str, override_reason: str, screenshot: str)
     """Promote `version` on the Models page, with a written override if the gate refuses it."""
     page.locator("[data-testid=stSidebar]").get_by_role("link", name="Models & deploy").click()
     page.get_by_label("Why deploy it").wait_for()
+    settled(page)  # the override field, when the gate refuses, is drawn just after
     override = page.get_by_label("Override reason (recorded with the deployment)")
     if override.count():
         override.fill(override_reason)

@@ -142,7 +142,9 @@ class ManifestWriteFails:
 
 def one_more_label(store: LocalStore) -> None:
     """So that the next build differs from the one the fixture made (a new dataset version)."""
-    item = json.loads(store.get(next(k for k in store.list("review/unrecognized/") if k.endswith(".json"))))
+    items = [json.loads(store.get(k)) for k in store.list("review/unrecognized/") if k.endswith(".json")]
+    labelled = {lab.item_id for _, lab in read_labels(store)}
+    item = next(i for i in items if i["participant"] == WHO and i["id"] not in labelled)  # their third message
     save_label(store, Label(item["id"], item["text"], "positive", "ann", "2026-11-23T11:00:00+00:00"))
 
 
@@ -155,7 +157,7 @@ def test_the_files_of_a_build_that_failed_before_its_manifest_are_scrubbed(seede
     report = delete_participant(seeded, WHO, by="root-admin", role="admin")
     after = everything(seeded)
     assert all(secret not in after for secret in SECRETS)
-    assert report.dataset_lines == 2 + 2  # the manifested version and the orphan files
+    assert report.dataset_lines == 2 + 3  # the manifested version (two labels) and the orphan files (three)
     assert not [k for k in seeded.list("datasets/") if k in orphans and k.endswith("train.txt")]
 
 

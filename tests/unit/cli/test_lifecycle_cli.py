@@ -179,7 +179,7 @@ def test_dataset_builds_a_version(results: Results) -> None:
     [version] = list_datasets(store)
     assert proc.stdout.startswith(f"dataset {version}: train ")
     manifest = load_manifest(store, version)
-    assert (manifest.seed, manifest.created_by, manifest.base) == (3, "dana", "bootstrap-corpus")
+    assert (manifest.seed, manifest.created_by, manifest.base) == (3, "dana", "checkin-corpus")
     assert str(manifest.counts["train"]) in proc.stdout
 
 

@@ -260,7 +260,7 @@ def test_gold_texts_never_reach_train_or_validation_with_the_base_corpus(store: 
     save_label(store, lab("relabel-gold", gold_text, "neutral"))
     m = build_dataset(store, by="tests", base=BASE)
     gold = load_gold(store)
-    assert gold.sources == {"bootstrap-corpus-gold": len(split_corpus().gold)}
+    assert gold.sources == {"checkin-corpus-gold": len(split_corpus().gold)}
     prepared = gold.prepared()
     rows = texts_of(all_rows(store, m))
     assert not prepared & set(rows)
@@ -268,6 +268,23 @@ def test_gold_texts_never_reach_train_or_validation_with_the_base_corpus(store: 
     assert m.dropped["in the gold set"] >= 1
     assert m.sources.get("human", 0) == 0
     assert m.sources["base"] == len(rows)
+
+
+def test_a_dataset_built_on_the_corpus_before_the_check_ins_still_rebuilds_bit_for_bit(store: LocalStore) -> None:
+    """Datasets record their base by name: one built on the TweetEval + UCI corpus keeps rebuilding from it
+    (a participant deletion rewrites datasets this way), and the legacy gold name still loads its gold set."""
+    from services.lifecycle.gold import LEGACY_GOLD
+    from services.model.corpus import LEGACY_BASE, legacy_split
+
+    old = build_dataset(store, by="tests", base=LEGACY_BASE)
+    new = build_dataset(store, by="tests")
+    assert (old.base, new.base) == (LEGACY_BASE, BASE) and old.counts != new.counts
+    assert verify_rebuild(store, old.version) and verify_rebuild(store, new.version)
+    legacy = load_gold(store, [LEGACY_GOLD])
+    assert legacy.sources == {LEGACY_GOLD: len(legacy_split().gold)}
+    assert set(legacy.texts) == {r.text for r in legacy_split().gold}
+    with pytest.raises(DatasetError, match="unknown base corpus"):
+        build_dataset(store, by="tests", base="tweets")
 
 
 @pytest.mark.parametrize("share", [0.2, 0.25, 0.5])
@@ -393,7 +410,7 @@ def test_verify_rebuild_reports_a_corrupted_label_file_as_a_dataset_error(ws: Lo
 
 def test_verify_rebuild_holds_after_a_gold_label_is_added_later(store: LocalStore) -> None:
     m = build_dataset(store, by="tests", base=BASE)
-    assert m.dropped.get("in the gold set", 0) >= 1
+    assert m.dropped.get("in the gold set", 0) == 0  # the shipped train part holds no gold text
     assert verify_rebuild(store, m.version) is True
     save_label(store, lab("new-gold", "the new office chairs are comfy", "positive", gold=True))
     assert verify_rebuild(store, m.version) is True

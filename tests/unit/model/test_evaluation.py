@@ -186,13 +186,13 @@ def test_load_gold_falls_back_to_the_shipped_slice_on_an_empty_workspace(store: 
     shipped = split_corpus().gold
     assert gold.texts == [r.text for r in shipped]
     assert gold.labels == [r.label for r in shipped]
-    assert gold.sources == {"bootstrap-corpus-gold": len(shipped)}
+    assert gold.sources == {"checkin-corpus-gold": len(shipped)}
     assert gold.prepared() == {preprocess(r.text, 1) for r in shipped}  # "?" and "!" aside
 
 
 def test_load_gold_ignores_labels_that_are_not_gold(store: LocalStore) -> None:
     save_label(store, gold_label("i1", "not gold at all", "positive", "01", gold=False))
-    assert load_gold(store).sources == {"bootstrap-corpus-gold": len(split_corpus().gold)}
+    assert load_gold(store).sources == {"checkin-corpus-gold": len(split_corpus().gold)}
 
 
 def test_load_gold_uses_imported_files_instead_of_the_shipped_slice(store: LocalStore) -> None:
@@ -227,7 +227,7 @@ def test_load_gold_combines_imported_files_and_gold_labels(store: LocalStore) ->
 
 def test_only_unclear_gold_labels_still_fall_back(store: LocalStore) -> None:
     save_label(store, gold_label("i1", "cannot tell", "unclear", "01"))
-    assert "bootstrap-corpus-gold" in load_gold(store).sources
+    assert "checkin-corpus-gold" in load_gold(store).sources
 
 
 def test_the_gold_fingerprint_follows_content_not_order(store: LocalStore) -> None:

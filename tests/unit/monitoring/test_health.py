@@ -143,7 +143,7 @@ def test_a_model_without_a_dataset_version_has_learnt_from_no_label(store: Local
     save_label(store, lab("a", "positive", "ann"))
     since = summary.labels_since_live(store)
     assert not since.from_manifest and since.new_labels == 1 and since.dataset_created_at == T0.isoformat()
-    assert health.training_counts(store, "m0") == dict(health._corpus_counts())
+    assert health.training_counts(store, "m0") == dict(health._corpus_counts("bootstrap-corpus"))
 
 
 def test_preview_matches_what_a_build_then_writes(store: LocalStore) -> None:
@@ -217,7 +217,7 @@ def test_health_per_day_and_per_version(store: LocalStore) -> None:
     assert d.loc[0, "mean_confidence"] == pytest.approx(0.6)
     assert (d.loc[0, "share_negative"], d.loc[0, "share_neutral"], d.loc[0, "share_positive"]) == (0.25, 0.25, 0.5)
     assert list(d["model_version"]) == ["m1", "m2", "m2"]
-    corpus = dict(health._corpus_counts())
+    corpus = dict(health._corpus_counts("bootstrap-corpus"))
     mix = [corpus[c] / sum(corpus.values()) for c in ("negative", "neutral", "positive")]
     assert d.loc[0, "drift"] == pytest.approx(health.js_distance([0.25, 0.25, 0.5], mix))
     assert math.isnan(d.loc[2, "drift"])
