@@ -118,7 +118,7 @@ def _checkin_line(name: str, train: list[tuple[str, str]], test: list[tuple[str,
 
 def _checkin_text(name: str, n_train: int, n_test: int, s: dict[str, float]) -> str:
     return (
-        f"{name:<34} {n_train:>6} {n_test:>5}  {s['pulse']:.3f}  {s['neutral']:.2f}    {s['ece']:.3f}  "
+        f"{name:<38} {n_train:>6} {n_test:>5}  {s['pulse']:.3f}  {s['neutral']:.2f}    {s['ece']:.3f}  "
         f"{s['silent']:>6.1%}  {s['review']:>6.1%}   {s['fasttext']:.3f}    {s['lr']:.3f}      {s['vader']:.3f}"
     )
 
@@ -135,17 +135,19 @@ def test_checkins_side_by_side() -> None:
     gold = pairs(checkin_part("gold"))
     lines = [
         "\ncheck-ins (macro-F1, neutral recall, ECE, silent errors and review share at 0.6; side by side)",
-        f"{'data':<34} {'train':>6} {'test':>5}  Pulse  neutral  ECE    silent  review   fastText TF-IDF+LR  VADER",
+        f"{'data':<38} {'train':>6} {'test':>5}  Pulse  neutral  ECE    silent  review   fastText TF-IDF+LR  VADER",
         _checkin_line("gold part, shipped training set", pairs(split_corpus().train), gold)[0],
         _checkin_line("gold part, corpus before (baseline)", pairs(legacy_split().train), gold)[0],
     ]
-    per_program = []
+    per_program, sizes = [], []
     for program in sorted({r.program for r in checkin_part("gold")}):
         train = pairs(r for r in checkin_part("train", source=None) if r.program != program) + pairs(tweeteval())
         test = pairs(r for r in checkin_part("gold") if r.program == program)
         line, s = _checkin_line(f"{program} (other four trained)", train, test)
         lines.append(line)
         per_program.append(s)
+        sizes.append((len(train), len(test)))
     mean = {k: sum(s[k] for s in per_program) / len(per_program) for k in per_program[0]}
-    lines.append(_checkin_text("leave one program out, mean", 0, 0, mean))
+    n_train, n_test = sum(a for a, _ in sizes) // len(sizes), sum(b for _, b in sizes)
+    lines.append(_checkin_text("leave one program out, mean", n_train, n_test, mean))
     print("\n".join(lines))
