@@ -8,6 +8,7 @@ from dashboard.auth import require_page
 from dashboard.components import escape_markdown, shipped_markdown
 from dashboard.deps import labeling, show_error, workspace
 from services.errors import PulseError
+from services.lifecycle.explain import Why, why
 from services.monitoring.inbox import flag_urgent
 from services.review.items import ReviewItem
 
@@ -66,6 +67,14 @@ def act(kind: str, item_id: str, label: str | None = None) -> None:
         st.session_state["review_error"] = str(exc)
 
 
+def why_label(text: str) -> Why | None:
+    """The words the live model leant on; None when it cannot be asked now (the card still works)."""
+    try:
+        return why(workspace().endpoint, text, max_chars=workspace().settings.max_text_chars)
+    except PulseError:
+        return None
+
+
 def flag(item: ReviewItem) -> None:
     """Raise a critical alert for the managers; the item stays claimed, to be labelled as usual."""
     try:
@@ -95,6 +104,9 @@ with st.container(border=True):
         )
     )
     st.text(item.text)  # the message exactly as written: never markdown or HTML
+    reason = why_label(item.text)
+    if reason is not None and reason.words:
+        st.caption(escape_markdown(f"What weighs most for {reason.label} (live model): {', '.join(reason.words)}"))
 
 # The flag's column is wider: its label and icon do not fit the width the one-word buttons need.
 cols = st.columns([1] * (len(DECISIONS) + 2) + [1.5])

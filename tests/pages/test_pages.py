@@ -240,3 +240,17 @@ def test_review_by_group_shows_only_that_groups_messages(run_app, app_env) -> No
     assert len(held) == 1  # the first group's item went back to the queue
     shown_group = other.rsplit(" (", 1)[0]
     assert json.loads(store.get("review/unrecognized/" + held[0].rsplit("/", 1)[-1]))["group"] == shown_group
+
+
+def test_review_card_says_which_words_weigh_most(run_app) -> None:  # type: ignore[no-untyped-def]
+    at = run_app("annotator", "pages/review.py")
+    for _ in range(12):  # the least sure first can be noise ("...."), which has no words to weigh
+        why = [c.value for c in at.caption if "What weighs most for" in c.value]
+        if why:
+            break
+        next(b for b in at.button if b.label == "Skip").click()
+        at.run()
+    assert why, "no card explained its label"
+    words = why[0].replace("\\", "").split("(live model)", 1)[1].lstrip(":\u2060 ").split(", ")
+    shown = at.text[0].value.lower()
+    assert 1 <= len(words) <= 3 and all(w in shown or w in ("?", "!", "a link", "a mention") for w in words)
