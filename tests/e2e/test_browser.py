@@ -73,8 +73,12 @@ def test_annotator_labels_three_messages_from_the_keyboard(page, app_url: str, w
     _sign_in(page, app_url, "Annotator — label")
     page.get_by_role("link", name="Review queue").click()
     page.get_by_text("model says").wait_for()
+    settled(page)
     shot(page, "05-review")
     for n, key in enumerate(("1", "3", "2"), start=1):
+        settled(page)  # a key pressed while the card is still being drawn can be lost, as a click can
+        page.get_by_role("button", name="Flag urgent").wait_for()
+        page.evaluate("document.activeElement && document.activeElement.blur()")  # keys go to the page
         page.keyboard.press(key)
         page.get_by_text(f"Done today: {n} by you").wait_for()
     shot(page, "06-review-after-three-keys")
