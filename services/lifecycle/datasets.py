@@ -9,22 +9,20 @@ import hashlib
 import json
 import random
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from services.errors import DatasetError, KeyNotFound, PulseError
 from services.lifecycle.gold import gold_inputs, load_gold
-from services.model.corpus import CHECKIN_BASE, LEGACY_BASE, CorpusSplit, legacy_split, split_corpus
+from services.model.corpus import CHECKIN_BASE, SHIPPED
 from services.model.prediction import LABELS, PREFIX
 from services.model.text import PREPROCESSING, loose, preprocess
 from services.review.labels import NOT_SENTIMENT, Label, read_labels, resolve
 from services.store import keys
 from services.store.base import ObjectStore
 
-BASE = CHECKIN_BASE  # the base corpus of new datasets; LEGACY_BASE for those built before it
-BASES: dict[str, Callable[[], CorpusSplit]] = {CHECKIN_BASE: split_corpus, LEGACY_BASE: legacy_split}
+BASE = CHECKIN_BASE  # the base corpus of new datasets; services.model.corpus.SHIPPED names the others
 
 
 @dataclass
@@ -68,11 +66,11 @@ def _rows(
     """prepared text -> (label, source); sources; conflicts; dropped (reason -> count)."""
     dropped: Counter[str] = Counter()
     rows: dict[str, tuple[str, str]] = {}
-    if base in BASES:
-        for r in BASES[base]().train:
+    if base in SHIPPED:
+        for r in SHIPPED[base]().train:
             rows.setdefault(preprocess(r.text, preprocessing), (r.label, "base"))
     elif base != "none":
-        raise DatasetError(f"unknown base corpus {base!r}: use {' or '.join(map(repr, BASES))} or 'none'")
+        raise DatasetError(f"unknown base corpus {base!r}: use {' or '.join(map(repr, SHIPPED))} or 'none'")
     by_item: dict[str, list[Label]] = {}
     for _, label in labels:
         if label.gold:

@@ -28,11 +28,10 @@ def why(endpoint: Endpoint, text: str, *, max_chars: int = 2000, top: int = 3) -
     tokens = prepare(text, max_chars).split()[:MAX_WORDS]
     variants = [" ".join(tokens)] + [" ".join(tokens[:i] + tokens[i + 1 :]) for i in range(len(tokens))]
     version, scored = endpoint.score(variants)
-    label = scored[0].label
-    base = scored[0].probs.get(label, scored[0].confidence)
+    label, base = scored[0].label, scored[0].confidence
     drops: dict[str, float] = {}
     for token, p in zip(tokens, scored[1:], strict=True):
-        drop = base - p.probs.get(label, p.confidence if p.label == label else 0.0)
+        drop = base - p.probs.get(label, 0.0)
         shown = SHOWN.get(token, token)
         if drop >= MIN_DROP and drop > drops.get(shown, 0.0):
             drops[shown] = drop

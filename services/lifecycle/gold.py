@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from services.errors import PulseError
-from services.model.corpus import CorpusSplit, legacy_split, split_corpus
+from services.model.corpus import CHECKIN_BASE, GOLD_SUFFIX, LEGACY_BASE, SHIPPED
 from services.model.prediction import LABELS
 from services.model.text import loose, preprocess
 from services.review.labels import Label, read_labels, resolve
@@ -39,9 +39,8 @@ class GoldSet:
         return {loose(preprocess(t)) for t in self.texts}
 
 
-CORPUS_GOLD = "checkin-corpus-gold"  # the shipped gold set: the check-in corpus's gold part
-LEGACY_GOLD = "bootstrap-corpus-gold"  # the shipped gold set before it (TweetEval + UCI), for older records
-SHIPPED_GOLD: dict[str, Callable[[], CorpusSplit]] = {CORPUS_GOLD: split_corpus, LEGACY_GOLD: legacy_split}
+CORPUS_GOLD = CHECKIN_BASE + GOLD_SUFFIX  # the shipped gold set: the check-in corpus's gold part
+LEGACY_GOLD = LEGACY_BASE + GOLD_SUFFIX  # the shipped gold set before it (TweetEval + UCI), for older records
 
 
 def import_gold(store: ObjectStore, name: str, rows: Sequence[tuple[str, str]]) -> str:
@@ -72,8 +71,8 @@ def load_gold(store: ObjectStore, inputs: Sequence[str] | None = None) -> GoldSe
     sources: dict[str, int] = {}
     by_item: dict[str, list[Label]] = {}
     for key in keys:
-        if key in SHIPPED_GOLD:
-            corpus = SHIPPED_GOLD[key]().gold
+        if key.endswith(GOLD_SUFFIX) and key.removesuffix(GOLD_SUFFIX) in SHIPPED:
+            corpus = SHIPPED[key.removesuffix(GOLD_SUFFIX)]().gold
             texts += [r.text for r in corpus]
             labels += [r.label for r in corpus]
             sources[key] = len(corpus)

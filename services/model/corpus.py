@@ -8,6 +8,7 @@ import csv
 import functools
 import io
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -111,6 +112,7 @@ class CorpusSplit:
 
 CHECKIN_BASE = "checkin-corpus"  # the base corpus of new datasets: split_corpus().train
 LEGACY_BASE = "bootstrap-corpus"  # the base of datasets built before the check-in corpus: legacy_split().train
+GOLD_SUFFIX = "-gold"  # "<corpus name>-gold": that corpus's gold part, as gold sets and manifests name it
 
 
 @functools.cache
@@ -154,6 +156,10 @@ def legacy_split(seed: int = 0, gold_share: float = 0.15, demo_share: float = 0.
         gold=rows[:n_gold],
         demo=rows[n_gold : n_gold + n_demo],
     )
+
+
+# The shipped corpora by the name datasets record as their base (and gold sets as name + GOLD_SUFFIX).
+SHIPPED: dict[str, Callable[[], CorpusSplit]] = {CHECKIN_BASE: split_corpus, LEGACY_BASE: legacy_split}
 
 
 def read_labelled_csv(path: Path) -> list[tuple[str, str]]:

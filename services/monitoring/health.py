@@ -18,9 +18,10 @@ import pandas as pd
 
 from services.checkins.partitions import read_scored
 from services.errors import DatasetError, InvalidKey, KeyNotFound, ModelUnavailable
-from services.lifecycle.datasets import BASES, load_manifest
+from services.lifecycle.datasets import load_manifest
 from services.lifecycle.deployment import current
 from services.lifecycle.registry import load_card
+from services.model.corpus import SHIPPED
 from services.model.prediction import LABELS
 from services.store import keys
 from services.store.base import ObjectStore
@@ -79,7 +80,7 @@ HEALTH_COLUMNS = ["time", "label", "confidence", "model_version", "batch"]
 
 @lru_cache(maxsize=2)
 def _corpus_counts(base: str) -> tuple[tuple[str, int], ...]:
-    counts = Counter(row.label for row in BASES[base]().train)
+    counts = Counter(row.label for row in SHIPPED[base]().train)
     return tuple((label, counts.get(label, 0)) for label in LABELS)
 
 
@@ -94,7 +95,7 @@ def training_counts(store: ObjectStore, version: str) -> dict[str, int] | None:
         return dict(load_manifest(store, card.dataset).counts["train"])
     except (DatasetError, KeyNotFound, InvalidKey, ValueError, TypeError, KeyError):
         pass
-    for base in BASES:  # a model trained on a shipped corpus directly (a bootstrap model)
+    for base in SHIPPED:  # a model trained on a shipped corpus directly (a bootstrap model)
         if card.dataset.startswith(base):
             return dict(_corpus_counts(base))
     return None

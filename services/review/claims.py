@@ -32,6 +32,11 @@ def claim_key(item_id: str) -> str:
     return f"{keys.REVIEW_CLAIMS}{item_id}.json"
 
 
+def alive(claim: dict[str, Any] | None, now: float) -> bool:
+    """Whether a claim (as read, or None) still holds at `now`."""
+    return claim is not None and float(claim.get("expires_at", 0)) > now
+
+
 def read_claim(store: ObjectStore, key: str) -> dict[str, Any] | None:
     """The claim at `key`, or None. An unreadable claim counts as expired; its bytes name it for
     the takeover marker."""
@@ -84,7 +89,7 @@ class Claims:
                 claim_key(item_id),
                 lambda: json.dumps(claim, ensure_ascii=False).encode(),
                 takeovers=f"{keys.REVIEW_TAKEOVERS}{item_id}/",
-                alive=lambda held: float(held.get("expires_at", 0)) > now,
+                alive=lambda held: alive(held, now),
                 busy=LeaseHeld,
                 contested=LeaseContested(),
                 churning=LeaseContested(),
@@ -123,11 +128,7 @@ class Claims:
 
     def holds(self, item_id: str, annotator: str) -> bool:
         claim = self.read(item_id)
-        return (
-            claim is not None
-            and claim.get("annotator") == annotator
-            and float(claim.get("expires_at", 0)) > self.clock()
-        )
+        return alive(claim, self.clock()) and claim is not None and claim.get("annotator") == annotator
 
     def release(self, item_id: str, annotator: str, *, checked: bool = False) -> None:
         """Delete the claim if it is still this annotator's (never someone else's takeover)."""
@@ -176,6 +177,6 @@ class Claims:
         count = 0
         for key in self.store.list(keys.REVIEW_CLAIMS):
             claim = read_claim(self.store, key)
-            if claim and float(claim.get("expires_at", 0)) > now:
+            if alive(claim, now):
                 count += 1
         return count

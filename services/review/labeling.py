@@ -65,9 +65,7 @@ class LabelingService:
         if not 0.0 <= double_share <= 1.0:
             raise ValueError("double_share must be between 0 and 1")
         self.store = store
-        self.double_share = double_share
         self.clock = clock
-        self.refresh_seconds = refresh_seconds
         self._key = pseudonyms.pseudonym_key(store, pseudonym_key)
         self._lock = threading.RLock()
         self._pick = Picker(
@@ -124,9 +122,8 @@ class LabelingService:
         with self._lock:
             now = self.clock()
             self.claims.hold(item_id, annotator)
-            raw = self._pick.item(item_id)
+            raw = self._pick.item(item_id)  # None: gone, and forgotten by this replica's queue
             if raw is None:
-                self._pick.forget(item_id)
                 raise ClaimLost(f"item {item_id} is no longer in the review queue; take the next one")
             lab = Label(
                 item_id=item_id,

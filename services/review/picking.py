@@ -17,7 +17,7 @@ from typing import Any
 from services.errors import StoreError
 from services.review import actions
 from services.review.agreement import needs_two
-from services.review.claims import Claims, claim_key
+from services.review.claims import Claims, alive, claim_key
 from services.review.items import Entry, ReviewItem, entry_from, read_item, review_item
 from services.review.labels import Label, labels_for_item
 from services.review.queue import OrderKey, Queue
@@ -38,10 +38,10 @@ class _Annotator:
     looked_elsewhere: bool = False  # this replica looked for a claim they hold from another replica
 
 
-def quietly(fn: Callable[..., None], *args: Any) -> None:
+def quietly(fn: Callable[..., None], *args: Any, **kwargs: Any) -> None:
     """Clean-up that may fail without harm (a later claim finishes it)."""
     try:
-        fn(*args)
+        fn(*args, **kwargs)
     except StoreError as exc:
         log.warning("clean-up step failed (%s); a later claim will finish it", exc)
 
@@ -113,7 +113,7 @@ class Picker:
             if item_id in self.queue.gone:
                 continue
             claim = self.claims.read(item_id)
-            if claim is None or float(claim.get("expires_at", 0)) <= now or claim.get("annotator") == annotator:
+            if not alive(claim, now) or (claim is not None and claim.get("annotator") == annotator):
                 self.claims.forget_hint(item_id)
                 item = self.try_claim(item_id, annotator, person)
                 if item is not None:
@@ -181,7 +181,7 @@ class Picker:
         now = self.clock()
         for item_id in sorted(self.claims.listed):
             claim = self.claims.read(item_id)
-            if claim is None or float(claim.get("expires_at", 0)) <= now:
+            if claim is None or not alive(claim, now):
                 continue
             if claim.get("annotator") == annotator:
                 return self.try_claim(item_id, annotator, person)
@@ -189,10 +189,7 @@ class Picker:
         return None
 
     def release(self, item_id: str, annotator: str, *, checked: bool = False) -> None:
-        try:
-            self.claims.release(item_id, annotator, checked=checked)
-        except StoreError as exc:
-            log.warning("clean-up step failed (%s); a later claim will finish it", exc)
+        quietly(self.claims.release, item_id, annotator, checked=checked)
         person = self.person(annotator)
         if person.held == item_id:
             person.held = None
