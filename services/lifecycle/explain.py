@@ -9,9 +9,8 @@ from dataclasses import dataclass
 
 from services.lifecycle.endpoint import Endpoint
 from services.model.prediction import prepare
+from services.model.text import readable
 
-# Tokens the preprocessing writes for things that are not words, shown as the reader saw them.
-SHOWN = {"QUESTION": "?", "EXCLAIM": "!", "httpurl": "a link", "USER": "a mention"}
 MAX_WORDS = 60  # longer messages: the first 60 prepared words are weighed (one scoring call in all)
 MIN_DROP = 0.02  # a word whose removal moves the label's probability less than this explains nothing
 
@@ -32,7 +31,7 @@ def why(endpoint: Endpoint, text: str, *, max_chars: int = 2000, top: int = 3) -
     drops: dict[str, float] = {}
     for token, p in zip(tokens, scored[1:], strict=True):
         drop = base - p.probs.get(label, 0.0)
-        shown = SHOWN.get(token, token)
+        shown = readable(token)
         if drop >= MIN_DROP and drop > drops.get(shown, 0.0):
             drops[shown] = drop
     words = sorted(drops, key=lambda w: -drops[w])[:top]

@@ -101,6 +101,21 @@ def preprocess(text: str, version: int = PREPROCESSING) -> str:
     return out
 
 
+_READABLE = {"QUESTION": "?", "EXCLAIM": "!", "URL": "a link", "USER": "a mention"}
+
+
+def readable(token: str) -> str:
+    """A prepared token as a reader would recognise it in the message: "?", "!", "a link", "a
+    mention", the emoji itself (or its name when it cannot be drawn back), else the word."""
+    if token in _READABLE:
+        return _READABLE[token]
+    if token.startswith("emoji_"):
+        name = token.removeprefix("emoji_")
+        drawn = emoji.emojize(f":{name}:")
+        return drawn if drawn != f":{name}:" else name.replace("_", " ")
+    return token
+
+
 def loose(prepared: str) -> str:
     """A prepared text without the "?" and "!" tokens: by the rules of version 1, and the key on
     which a copy of a gold message with an extra "!" is still a copy."""

@@ -214,3 +214,11 @@ def test_chunk_cache_is_bounded_and_skips_long_chunks(monkeypatch) -> None:  # t
     assert text.preprocess("the sad dogs barked loudly") == "sad dogs barked loudly"
     assert len(text._CHUNKS) <= 3  # started over when full
     assert text.preprocess("the sad dogs barked loudly") == "sad dogs barked loudly"  # same with a warm cache
+
+
+def test_prepared_tokens_read_back_as_the_reader_saw_them() -> None:
+    from services.model.text import readable
+
+    prepared = preprocess("Quiet on-call 😴 see https://x.example @bob ?!").split()
+    assert [readable(t) for t in prepared] == ["quiet", "oncall", "😴", "see", "a link", "a mention", "?", "!"]
+    assert readable("emoji_no_such_emoji_name") == "no such emoji name"  # its name when it cannot be drawn
