@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from playwright.sync_api import expect
+
 from tests.e2e.conftest import settled, shot
 
 
@@ -16,13 +18,17 @@ def promote_from_page(page, version: str, override_reason: str, screenshot: str)
     """Promote `version` on the Models page, with a written override if the gate refuses it."""
     page.locator("[data-testid=stSidebar]").get_by_role("link", name="Models & deploy").click()
     page.get_by_label("Why deploy it").wait_for()
-    settled(page)  # the override field, when the gate refuses, is drawn just after
-    override = page.get_by_label("Override reason (recorded with the deployment)")
-    if override.count():
+    settled(page)
+    promote = page.get_by_role("button", name=f"Promote {version}")
+    # The gate's verdict is drawn above the inputs: a refusal asks for the override field below them.
+    if page.get_by_text("needs a written override reason").count():
+        override = page.get_by_label("Override reason (recorded with the deployment)")
+        override.wait_for()
         override.fill(override_reason)
         page.get_by_label("Why deploy it").click()  # leave the text area so the app sees the reason
+        expect(promote).to_be_enabled()
     settled(page)
-    page.get_by_role("button", name=f"Promote {version}").click()
+    promote.click()
     confirm = page.get_by_role("button", name="Confirm promote")
     confirm.wait_for()
     settled(page)
