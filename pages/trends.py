@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+import pandas as pd
 import streamlit as st
 
 from dashboard.auth import require_page
@@ -11,6 +12,7 @@ from dashboard.deps import settings, show_error, workspace
 from services.checkins import trends
 from services.checkins.exports import csv_bytes
 from services.errors import PulseError
+from services.lifecycle.explain import why
 
 user = require_page("trends")
 
@@ -139,6 +141,7 @@ person = st.selectbox(
     [None, *heat.participants, *others],
     format_func=lambda p: "Choose a participant…" if p is None else p,
     key="trend_person",
+    on_change=lambda: st.session_state.update(trend_row={"selection": {"rows": []}}),  # another person's rows
 )
 if person is None:
     st.caption("Choose a participant to read their check-ins, newest first.")
@@ -152,8 +155,11 @@ st.markdown(
 if line.empty:
     st.info("No check-ins from this participant in the range: widen the date range.")
     st.stop()
-st.dataframe(
+picked = st.dataframe(
     line,
+    key="trend_row",
+    on_select="rerun",
+    selection_mode="single-row",
     hide_index=True,
     width="stretch",
     column_order=["time", "text", "label", "confidence", "human_label", "relabelled", "model_version"],
@@ -173,3 +179,45 @@ st.dataframe(
 )
 if len(line) == trends.TIMELINE_ROWS:
     st.caption(f"Showing the newest {trends.TIMELINE_ROWS:,}; narrow the date range to read older ones.")
+
+
+def why_panel(row: pd.Series) -> None:
+    """One check-in as written, and the words the live model leans on for its label: what a red day
+    is made of. Without the endpoint the message still shows, with no explanation."""
+    with st.container(border=True):
+        st.caption(
+            escape_markdown(
+                f"{row['time']:%Y-%m-%d %H:%M} UTC · {row['group']} · the model said {row['label']} "
+                f"({row['confidence']:.0%} sure)"
+            )
+        )
+        st.text(row["text"])  # the message exactly as written: never markdown or HTML
+        try:
+            reason = why(workspace().endpoint, str(row["text"]), max_chars=settings().max_text_chars)
+        except PulseError:
+            st.caption("The live model cannot be asked right now: no explanation of the label.")
+            return
+        # A check-in scored by an earlier model: the live one is what is explained, and it may disagree.
+        before = (
+            f"Scored {row['label']} by {row['model_version']}; the live model now says {reason.label}. "
+            if reason.version != row["model_version"]
+            else ""
+        )
+        live = f"live model, {reason.version}"
+        if reason.words:
+            st.caption(
+                escape_markdown(f"{before}What weighs most for {reason.label} ({live}): {', '.join(reason.words)}")
+            )
+        else:
+            st.caption(
+                escape_markdown(
+                    f"{before}No single word decides {reason.label} ({live}): it weighs the message as a whole."
+                )
+            )
+
+
+rows = [i for i in picked.selection.rows if 0 <= i < len(line)]  # a kept selection may outlive its rows
+if rows:
+    why_panel(line.iloc[rows[0]])
+else:
+    st.caption("Select a check-in to see what weighed most for its label.")

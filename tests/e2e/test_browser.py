@@ -108,6 +108,18 @@ def test_manager_reads_trends_and_one_participant(page, app_url: str) -> None:  
     page.get_by_text("newest first").first.wait_for()
     page.locator("[data-testid=stDataFrame]").wait_for()
     shot(page, "08-trends-drill-down")
+    page.get_by_text("Select a check-in to see what weighed most").wait_for()
+    settled(page)
+    grid = page.locator("[data-testid=stDataFrame]")
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + 18, box["y"] + 35 + 17)  # the first row's checkbox (the grid is a canvas)
+    page.locator("[data-testid=stText]").wait_for()  # the message, as plain text
+    why = page.get_by_text("(live model, ").first  # what weighs most, or that no single word does
+    why.scroll_into_view_if_needed()
+    expect(why).to_be_visible()
+    shot(page, "09-trends-why-this-label")
 
 
 def test_admin_trains_a_model_and_promotes_it(page, app_url: str, workspace_copy) -> None:  # type: ignore[no-untyped-def]
