@@ -68,17 +68,21 @@ def balance(lines: list[str], seed: int = 0) -> list[str]:
 # fastText's 25 epochs are for small data too: on large data the same number of updates takes
 # fewer passes, so "auto" uses max(MIN_EPOCHS, min(epoch, UPDATES / rows)) epochs.
 LARGE_TRAINING_SET = 50_000
-
-
 UPDATES = 500_000
-
-
 MIN_EPOCHS = 5
+
+# Small data (up to SMALL_DATA labelled rows, train + validation): one 20% validation slice of a few
+# hundred rows is too noisy to choose by, so candidates are compared by FOLDS-fold cross-validation
+# over all the rows, and "auto" also tries the linear model at each C of LINEAR_C_GRID.
+SMALL_DATA = 3_000
+FOLDS = 5
+LINEAR_C_GRID = (0.03, 0.1, 0.3, 1.0)
 
 
 def candidates_for(params: TrainParams, *, search: bool = False, rows: int = 0) -> list[TrainParams]:
     """What to train, in order: the requested family (both for "auto", linear second; fastText only
-    for "auto" on more than LARGE_TRAINING_SET `rows`), then, with `search`, the fastText search space."""
+    for "auto" on more than LARGE_TRAINING_SET `rows`), for "auto" on small data the linear model at
+    the other C of LINEAR_C_GRID, then, with `search`, the fastText search space."""
     if params.family != "auto":
         families: tuple[str, ...] = (params.family,)
     elif rows > LARGE_TRAINING_SET:
@@ -88,6 +92,8 @@ def candidates_for(params: TrainParams, *, search: bool = False, rows: int = 0) 
     if params.family == "auto" and rows:
         params = replace(params, epoch=max(MIN_EPOCHS, min(params.epoch, math.ceil(UPDATES / rows))))
     out = [replace(params, family=f) for f in families]
+    if params.family == "auto" and 0 < rows <= SMALL_DATA:
+        out += [replace(params, family="linear", c=c) for c in LINEAR_C_GRID if c != params.c]
     if search and "fasttext" in families:
         tried = out[0].fasttext_args()
         more = (replace(p, seed=params.seed, family="fasttext") for p in SEARCH_SPACE)
@@ -103,6 +109,33 @@ def fit_one(lines: list[str], params: TrainParams, *, max_chars: int = 2000) -> 
     return train(lines, params, max_chars=max_chars)
 
 
+def stratified_folds(lines: list[str], folds: int = FOLDS, seed: int = 0) -> list[list[str]]:
+    """`lines` dealt into `folds` parts, each label spread evenly over them (a fixed shuffle first)."""
+    by_label: dict[str, list[str]] = {}
+    for line in lines:
+        by_label.setdefault(line.split(" ", 1)[0], []).append(line)
+    parts: list[list[str]] = [[] for _ in range(folds)]
+    rng, i = random.Random(seed), 0
+    for label in sorted(by_label):
+        rows = by_label[label][:]
+        rng.shuffle(rows)
+        for row in rows:
+            parts[i % folds].append(row)
+            i += 1
+    return parts
+
+
+def cross_validated_macro_f1(lines: list[str], params: TrainParams, folds: int = FOLDS) -> float:
+    """Mean validation macro-F1 of `params` over `folds` stratified folds of `lines`."""
+    parts = stratified_folds(lines, folds, seed=params.seed)
+    scores = []
+    for k, held in enumerate(parts):
+        rest = [line for j, part in enumerate(parts) if j != k for line in part]
+        if held and rest:
+            scores.append(validation_macro_f1(fit_one(rest, params), held))
+    return sum(scores) / len(scores) if scores else 0.0
+
+
 def search(
     train_lines: list[str],
     val_lines: list[str],
@@ -111,10 +144,14 @@ def search(
     note: Progress,
     should_stop: ShouldStop | None = None,
 ) -> tuple[float, Model, TrainParams] | Literal["stopped"] | None:
-    """Train each candidate in turn (the first two families always; the search space while the
-    budget lasts) and return (validation macro-F1, model, parameters) of the best, "stopped", or
-    None if all failed."""
+    """Train each candidate in turn (the first two families and the linear C grid always; the
+    fastText search space while the budget lasts) and return (validation macro-F1, model, parameters) of the best, "stopped", or
+    None if all failed. On small data (SMALL_DATA) the score is the cross-validated macro-F1 over
+    train + validation, and the model returned is the best candidate trained on train."""
     started = time.perf_counter()
+    cross_validate = len(candidates) > 1 and len(train_lines) + len(val_lines) <= SMALL_DATA
+    if cross_validate:
+        note(0.0, f"small data: comparing candidates by {FOLDS}-fold cross-validation")
     best: tuple[float, Model, TrainParams] | None = None
     families_seen: set[str] = set()
     for i, params in enumerate(candidates):
@@ -123,15 +160,19 @@ def search(
             return "stopped"
         first_of_family = params.family not in families_seen
         families_seen.add(params.family)
-        if not first_of_family and time.perf_counter() - started > budget_seconds:
+        # The budget bounds fastText's search space; the linear model's C grid (small data) is cheap.
+        if not first_of_family and params.family != "linear" and time.perf_counter() - started > budget_seconds:
             note(i / len(candidates), f"search budget of {budget_seconds:.0f}s used; keeping the best")
             break
         try:
             model = fit_one(train_lines, params)
+            if cross_validate:
+                score = cross_validated_macro_f1(train_lines + val_lines, params)
+            else:
+                score = validation_macro_f1(model, val_lines) if val_lines else 0.0
         except (RuntimeError, ValueError) as exc:
             note((i + 1) / len(candidates), f"candidate {i + 1} failed: {exc}")
             continue
-        score = validation_macro_f1(model, val_lines) if val_lines else 0.0
         note((i + 1) / len(candidates), f"candidate {i + 1}/{len(candidates)} {_describe(params)}: F1 {score:.3f}")
         if best is None or score > best[0]:
             best = (score, model, params)
