@@ -208,7 +208,9 @@ with st.expander("How alerts are raised"):
         f"- **Group mostly negative**{'' if gs.enabled else off}: more than {gs.share:.0%} of a group's check-ins "
         f"of the last 7 days are negative, with at least {gs.min_checkins:,} check-ins.\n"
         f"- **Crisis language**{'' if cp.enabled else off}: a check-in holds one of {len(cp.phrases):,} crisis or "
-        "self-harm phrases, whatever the model says (critical).\n"
+        "self-harm phrases, matches one of the shipped patterns of indirect crisis language (hopelessness, "
+        "feeling a burden, no one would notice, saying goodbye, giving things away), or reads as crisis "
+        "language to a signal learned from Pulse's check-in corpus; whatever the model says (critical).\n"
         "- **Flagged as urgent**: an annotator flagged a message while labelling it (critical)."
     )
     if rules.updated_by:

@@ -18,7 +18,8 @@ from services.lifecycle.deployment import Deployer, current
 from services.lifecycle.endpoint import Endpoint
 from services.lifecycle.training import train_bootstrap
 from services.model.corpus import checkin_part
-from services.monitoring.rules import default_phrases, has_crisis_phrase
+from services.monitoring.crisis import find_crisis
+from services.monitoring.rules import default_phrases
 from services.store.base import ObjectStore
 
 DAYS = 90
@@ -55,14 +56,16 @@ CRISIS_GROUP = "Support desk"  # its bad-week participant writes one crisis mess
 
 def _pools() -> tuple[dict[tuple[str, str], list[str]], dict[str, list[str]]]:
     """Texts per (program, label) from the check-in corpus's every-day messages (demo and train
-    parts, never gold), and per program the crisis messages the shipped phrase list recognises."""
+    parts, never gold), and per program the crisis messages the crisis alert recognises."""
     phrases = default_phrases()
     pools: dict[tuple[str, str], list[str]] = {}
     crisis: dict[str, list[str]] = {}
     for part in ("demo", "train"):
-        for r in checkin_part(part, source=None, sentiment_only=False):
+        rows = checkin_part(part, source=None, sentiment_only=False)
+        found = find_crisis([r.text for r in rows], phrases)
+        for r, finding in zip(rows, found, strict=True):
             if r.crisis:
-                if has_crisis_phrase(r.text, phrases):
+                if finding is not None:
                     crisis.setdefault(r.program, []).append(r.text)
                 continue  # crisis language only where the story puts it
             if r.source == "checkins":  # the crisis part's look-alikes are a test set, rarer in real life

@@ -30,27 +30,23 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import pandas as pd
 
 from services.checkins.partitions import read_scored
 from services.errors import AlreadyExists
+from services.monitoring.crisis import find_crisis
 from services.monitoring.rules import (
     BaselineDrop,
     ConsecutiveNegative,
     GroupNegativeShare,
     Rules,
-    crisis_matcher,
     load_rules,
-    normalise,
     stamp,
 )
 from services.store import keys
 from services.store.base import ObjectStore
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +73,6 @@ SEVERITY = {
 }
 MAX_IDS = 200  # check-in ids kept on one alert (a group window can hold thousands)
 ALERT_ID = re.compile(r"^[0-9a-f]{24}$")
-
-
-# ------------------------------------------------------------------------------------------- rules
-
-
-# ---------------------------------------------------------------------------------- crisis phrases
 
 
 # ------------------------------------------------------------------------------------------ alerts
@@ -184,10 +174,8 @@ def _newest_ids(rows: pd.DataFrame) -> tuple[str, ...]:
 
 
 def _crisis_alerts(fresh: pd.DataFrame, phrases: Sequence[str], created_at: str) -> list[Alert]:
-    matcher = crisis_matcher(tuple(phrases))
-    if matcher is None:
-        return []
-    hits = [matcher.search(normalise(str(text))) is not None for text in fresh["text"]]
+    findings = find_crisis([str(text) for text in fresh["text"]], phrases)
+    rows = fresh[["id", "participant", "group", "time"]].itertuples(index=False)
     return [
         Alert(
             id=alert_id("crisis_phrases", row.group, row.participant, str(row.id)),
@@ -198,9 +186,10 @@ def _crisis_alerts(fresh: pd.DataFrame, phrases: Sequence[str], created_at: str)
             created_at=created_at,
             at=iso_utc(row.time),
             checkin_ids=(str(row.id),),
-            reason="a check-in holds crisis or self-harm language from the phrase list",
+            reason=finding.reason,
         )
-        for row in fresh.loc[hits, ["id", "participant", "group", "time"]].itertuples(index=False)
+        for row, finding in zip(rows, findings, strict=True)
+        if finding is not None
     ]
 
 
@@ -352,12 +341,6 @@ def _store_new(store: ObjectStore, alerts: list[Alert], notifier: Notifier | Non
         counts = Counter(a.rule for a in new)
         log.info("%d new alerts: %s", len(new), ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return new
-
-
-# ----------------------------------------------------------------------------------- manual flags
-
-
-# ---------------------------------------------------------------------------------------- queries
 
 
 # ------------------------------------------------------------------------------ delivery (SNS)

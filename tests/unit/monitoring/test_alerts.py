@@ -370,8 +370,36 @@ def test_a_positive_message_with_a_crisis_phrase_alerts_at_once(store: LocalStor
 
 def test_crisis_phrases_are_configurable(store: LocalStore) -> None:
     only(store, crisis_phrases=CrisisPhrases(phrases=("zorblax",)))
-    rows = [("p1", "g", day(0), "Zorblax!"), ("p2", "g", day(0), "I want to end it all")]
-    assert run(store, rows).alerts == 1
+    rows = [("p1", "g", day(0), "Zorblax!"), ("p2", "g", day(0), "Lovely walk by the river at lunch")]
+    run(store, rows)
+    (alert,) = stored(store)
+    assert alert["participant"] == "p1" and alert["reason"].endswith("(phrase list)")
+
+
+@pytest.mark.parametrize(
+    ("text", "signal"),
+    [
+        ("I want to end it all", "pattern: ending it or self-harm"),
+        ("Honestly everyone would be better off without me.", "pattern: others better off without them"),
+        ("I don't know how much longer I can keep doing this", "pattern: cannot go on, not coping"),
+        ("gave my guitar to my brother today, won't be needing it", "pattern: final arrangements"),
+    ],
+)
+def test_indirect_crisis_language_alerts_whatever_the_phrase_list_says(
+    store: LocalStore, text: str, signal: str
+) -> None:
+    """An admin editing the phrase list cannot switch off the shipped patterns and the learned signal:
+    only switching the rule off does."""
+    only(store, crisis_phrases=CrisisPhrases(phrases=("zorblax",)))
+    run(store, [("p1", "g", day(0), text)])
+    (alert,) = stored(store)
+    assert alert["severity"] == "critical" and signal in alert["reason"]
+    assert text.lower() not in json.dumps(alert).lower()
+
+
+def test_the_crisis_rule_switched_off_raises_nothing(store: LocalStore) -> None:
+    only(store, crisis_phrases=CrisisPhrases(enabled=False))
+    assert run(store, [("p1", "g", day(0), "I want to end it all")]).alerts == 0
 
 
 # --- status changes and access ----------------------------------------------------------------------
