@@ -21,6 +21,7 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 # Shown in this order; anything else found in RESULTS follows, by name.
 EXPECTED = {
     "learning_loop": "pytest -m benchmark tests/benchmarks/test_learning_loop.py",
+    "learning_loop_checkins": "pytest -m benchmark tests/benchmarks/test_learning_loop.py",
     "serve_load": "pytest -m benchmark tests/benchmarks/test_serve_load.py",
     "annotator_load": "pytest -m benchmark tests/benchmarks/test_annotator_load.py",
     "app_sessions": "pytest -m benchmark tests/benchmarks/test_app_sessions.py",
