@@ -1,8 +1,19 @@
 """Pulse entry point: sign-in, then the pages the signed-in user's role may open."""
 
+from collections.abc import Callable
+
 import streamlit as st
 
-from dashboard.auth import current_user, no_access_page, sign_in_page, sign_out, signed_in_without_role
+from dashboard.auth import (
+    NAVIGATING,
+    current_user,
+    no_access_page,
+    not_for_you,
+    sign_in_page,
+    sign_out,
+    signed_in_without_role,
+    sync_cookie,
+)
 from dashboard.components import escape_markdown
 from dashboard.deps import settings
 from services.access.policy import pages_for
@@ -22,6 +33,18 @@ PAGES = {
     "audit": st.Page("pages/admin_audit.py", title="Audit log", icon=":material/policy:"),
 }
 
+
+def stand_in(name: str, run: Callable[[str], None], title: str) -> st.Page:
+    """A page at `name`'s address that runs `run(name)`: an address never leads to "Page not
+    found", whoever follows it (sign-in first, then the page itself; a page for another role says so)."""
+
+    def page() -> None:
+        run(name)
+
+    page.__name__ = f"{name}_{run.__name__}"
+    return st.Page(page, title=title, url_path=PAGES[name].url_path)
+
+
 config = settings()  # a bad setting stops here, with a message naming it
 user = current_user()
 if config.auth_mode == "demo":
@@ -29,13 +52,23 @@ if config.auth_mode == "demo":
 if user is None and signed_in_without_role():
     page = st.navigation([st.Page(no_access_page, title="No access", icon=":material/lock:")], position="hidden")
 elif user is None:
-    page = st.navigation([st.Page(sign_in_page, title="Sign in", icon=":material/login:")], position="hidden")
+    # Every address leads to sign-in, and after it to the page the address named.
+    signing_in = [st.Page(sign_in_page, title="Sign in", icon=":material/login:", default=True)]
+    signing_in += [stand_in(name, lambda _name: sign_in_page(), "Sign in") for name in PAGES if name != "home"]
+    page = st.navigation(signing_in, position="hidden")
 else:
     # The menu is drawn here with page links: config hides Streamlit's own sidebar list, which
     # would otherwise advertise every file of pages/ to visitors who are not signed in.
-    page = st.navigation([PAGES[name] for name in pages_for(user.role)], position="hidden")
+    allowed = pages_for(user.role)
+    here = {name: PAGES[name] if name in allowed else stand_in(name, not_for_you, PAGES[name].title) for name in PAGES}
+    page = st.navigation(list(here.values()), position="hidden")
+    wanted = st.query_params.get("next")  # a page opened by URL before the app's first run
+    if wanted is not None:
+        del st.query_params["next"]
+        if wanted in here and wanted != "home":
+            st.switch_page(here[wanted])
     with st.sidebar:
-        for name in pages_for(user.role):
+        for name in allowed:
             st.page_link(PAGES[name])
         st.divider()
         st.markdown(f"Signed in as **{escape_markdown(user.role)}**")
@@ -44,4 +77,9 @@ else:
             st.caption("Groups: " + (escape_markdown(", ".join(user.groups)) or "none assigned"))
         if st.button("Sign out", icon=":material/logout:"):
             sign_out()
-page.run()
+sync_cookie()  # after any switch above: a switch ends the run before its output reaches the browser
+st.session_state[NAVIGATING] = True
+try:
+    page.run()
+finally:
+    st.session_state.pop(NAVIGATING, None)

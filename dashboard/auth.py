@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import re
+from datetime import UTC, datetime
 
 import streamlit as st
 from streamlit.errors import StreamlitAPIException, StreamlitSecretNotFoundError
 
 from dashboard.components import escape_markdown
 from dashboard.deps import settings, show_error, throttle, workspace
-from services.access import policy
+from services.access import policy, sessions
 from services.access.audit import try_record
 from services.access.users import ROLES, User, demo_users, password_sign_in, user_from_claims
 from services.checkins.overview import group_names
@@ -17,12 +19,20 @@ from services.errors import PulseError, SignInRefused
 
 _KEY = "pulse_user"
 _AUDITED = "pulse_sign_in_audited"
+_TOKEN = "pulse_session_token"  # noqa: S105 (a session_state key, not a secret): this browser session's token (the cookie's value)
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9_-]{0,100}")  # what secrets.token_urlsafe gives: safe in a script
+NAVIGATING = "pulse_navigating"  # set by app.py while it runs the page its navigation chose
+_COOKIE_TODO = "pulse_cookie_todo"  # ("set", token, seconds) or ("clear",): done by `sync_cookie`
 
 
 def _from_session() -> User | None:
     raw = st.session_state.get(_KEY)
-    if not isinstance(raw, dict):
+    expires_at = raw.get("expires_at") if isinstance(raw, dict) else None
+    if isinstance(expires_at, str) and expires_at <= datetime.now(UTC).isoformat():
+        _forget()  # the session expired while the page was open
         return None
+    if not isinstance(raw, dict):
+        return _from_cookie()
     name, role, groups = raw.get("name"), raw.get("role"), raw.get("groups", ())
     valid = (
         isinstance(name, str)
@@ -34,6 +44,59 @@ def _from_session() -> User | None:
         st.session_state.pop(_KEY, None)
         return None
     return User(str(name), str(role), tuple(groups))
+
+
+def _from_cookie() -> User | None:
+    """A reload or a pasted link: the session the browser's cookie names, if it is still alive."""
+    token = st.context.cookies.get(sessions.COOKIE)
+    if not token:
+        return None
+    try:
+        found = sessions.resume(workspace().store, token)
+    except PulseError:
+        return None
+    if found is None or found.mode != settings().auth_mode:
+        st.session_state[_COOKIE_TODO] = ("clear",)
+        return None
+    _keep(found.user, token, found.expires_at)
+    return found.user
+
+
+def _keep(user: User, token: str, expires_at: datetime) -> None:
+    st.session_state[_KEY] = {
+        "name": user.name,
+        "role": user.role,
+        "groups": list(user.groups),
+        "expires_at": expires_at.isoformat(),
+    }
+    st.session_state[_TOKEN] = token
+
+
+def _forget() -> None:
+    token = st.session_state.pop(_TOKEN, None)
+    st.session_state.pop(_KEY, None)
+    st.session_state.pop(_AUDITED, None)
+    if token:
+        with contextlib.suppress(PulseError):
+            sessions.end(workspace().store, token)
+        st.session_state[_COOKIE_TODO] = ("clear",)
+
+
+def sync_cookie() -> None:
+    """Set or clear the session cookie in the browser when sign-in or sign-out asked for it (once).
+    The script holds only the cookie (the token), never anything a user typed."""
+    todo = st.session_state.pop(_COOKIE_TODO, None)
+    if not todo:
+        return
+    secure = "; Secure" if str(st.context.url or "").startswith("https:") else ""
+    value, age = (str(todo[1]), int(todo[2])) if todo[0] == "set" else ("", 0)
+    if not _TOKEN_CHARS.fullmatch(value):
+        return
+    st.html(
+        f"<script>document.cookie = '{sessions.COOKIE}={value}; Path=/; Max-Age={age}; SameSite=Strict{secure}';"
+        "</script>",
+        unsafe_allow_javascript=True,
+    )
 
 
 def _from_oidc() -> User | None:
@@ -72,6 +135,11 @@ def signed_in_without_role() -> str | None:
 def require_page(page: str) -> User:
     """Stop the page unless the signed-in user's role may open it (`services.access.policy.PAGES`).
     Call it first in every page: Streamlit can run a page file directly, without app.py."""
+    if not st.session_state.get(NAVIGATING) and current_user() is None:
+        # Streamlit ran this page file directly (a link followed before the server's first run of
+        # app.py): sign in through app.py, which then comes back here.
+        with contextlib.suppress(StreamlitAPIException):
+            st.switch_page("app.py", query_params={"next": page})
     return require_role(*policy.PAGES[page])
 
 
@@ -91,16 +159,31 @@ def require_role(*roles: str) -> User:
     return user  # type: ignore[return-value]  # st.stop() never returns
 
 
+def not_for_you(page: str) -> None:
+    """What a signed-in user sees at the address of a page their role may not open."""
+    user = current_user()
+    who = " and ".join(f"{r}s" for r in policy.PAGES[page])
+    st.title("Not for your role")
+    st.error(
+        escape_markdown(f"This page is for {who}; you are signed in as {user.role if user else 'nobody'}."),
+        icon=":material/lock:",
+    )
+    st.page_link("pages/home.py", label="Go to Home", icon=":material/home:")
+
+
 def _remember(user: User, mode: str, *, audited: bool = False) -> None:
-    st.session_state[_KEY] = {"name": user.name, "role": user.role, "groups": list(user.groups)}
+    """Signed in: keep the user for this session and, in a cookie, for a reload or a pasted link."""
+    hours = settings().session_hours
+    token, session = sessions.issue(workspace().store, user, mode, hours=hours)
+    _keep(user, token, session.expires_at)
+    st.session_state[_COOKIE_TODO] = ("set", token, int(hours * 3600))
     if not audited:
         try_record(workspace().store, user.name, user.role, "sign_in", mode)
 
 
 def sign_out() -> None:
-    """Forget the user and show the sign-in page."""
-    st.session_state.pop(_KEY, None)
-    st.session_state.pop(_AUDITED, None)
+    """Forget the user, end the session (its cookie is worth nothing after) and show the sign-in page."""
+    _forget()
     if settings().auth_mode == "oidc":
         st.logout()  # ends the identity cookie too; the browser is sent through the provider's logout
     else:

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     signin_max_failures: int = Field(default=5, ge=1, le=100)
     signin_client_max_failures: int = Field(default=20, ge=1, le=1000)
     signin_lockout_minutes: float = Field(default=15.0, gt=0.0, le=24 * 60.0)
+    # Demo and password sign-in: how long a browser stays signed in across reloads and links (hours).
+    session_hours: float = Field(default=12.0, gt=0.0, le=24 * 30.0)
     # Model lifecycle
     gate_margin: float = Field(default=0.01, ge=0.0, le=1.0)  # largest macro-F1 drop a promotion may cause
     # SageMaker (backend "aws")

@@ -158,6 +158,16 @@ def verify(store: ObjectStore, name: str, password: str) -> User | None:
         return None
     if not bcrypt.checkpw(password.encode(), str(entry["password_hash"]).encode()):
         return None
+    return _user(name, entry)
+
+
+def lookup(store: ObjectStore, name: str) -> User | None:
+    """The user `name` of the users file as it is now (role and groups), or None."""
+    entry = _load(store).get(name)
+    return None if entry is None else _user(name, entry)
+
+
+def _user(name: str, entry: dict[str, object]) -> User:
     groups = entry.get("groups") or []
     return User(name, str(entry["role"]), tuple(str(g) for g in groups) if isinstance(groups, list) else ())
 

@@ -62,6 +62,7 @@ ALERT_RULES_HISTORY = "alerts/rules-history/"
 AUDIT = "audit/"
 USERS = "auth/users.json"
 SIGN_IN_ATTEMPTS = "auth/attempts/"
+SESSIONS = "auth/sessions/"
 
 REVIEW_THRESHOLD = "settings/review_threshold.json"
 REVIEW_THRESHOLD_HISTORY = "settings/history/review_threshold/"
@@ -82,6 +83,11 @@ def dataset_key(version: str, name: str) -> str:
 
 def review_item_key(item_id: str) -> str:
     return f"{REVIEW_ITEMS}{item_id}.json"
+
+
+def session_key(token_hash: str) -> str:
+    """A browser session, named by the SHA-256 of its token (the token itself is never stored)."""
+    return f"{SESSIONS}{token_hash}.json"
 
 
 def batch_key(batch: str) -> str:

@@ -52,15 +52,44 @@ def test_sign_in_and_see_home(page, app_url: str) -> None:  # type: ignore[no-un
     assert "Upload check-ins" in body  # admin navigation
 
 
-def test_page_url_without_sign_in_shows_no_data(page, app_url: str) -> None:  # type: ignore[no-untyped-def]
-    """Opening a page by URL on a fresh server must not show its data (Streamlit may run it directly)."""
+def test_page_url_without_sign_in_shows_no_data_and_leads_there_after_sign_in(page, app_url: str) -> None:  # type: ignore[no-untyped-def]
+    """Opening a page by URL signed out shows sign-in and none of its data (Streamlit may run the page
+    file directly on a fresh server); signing in lands on the page the link named."""
     page.goto(f"{app_url}/upload")
-    page.get_by_text("Please sign in to see this page.").wait_for()
+    page.get_by_text("Sign in as").wait_for()
     shot(page, "03-upload-by-url-signed-out")
     body = page.inner_text("body")
-    assert "Check-ins file" not in body and "Upload check-ins" not in body
-    page.get_by_text("Go to the sign-in page").click()
+    assert "Check-ins file" not in body and "Page not found" not in body
+    settled(page)
+    page.get_by_text("Admin — data").click()
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Upload check-ins").wait_for()
+    assert page.url.rstrip("/").endswith("/upload")
+
+
+def test_a_reload_keeps_the_user_and_the_page_until_sign_out(page, app_url: str) -> None:  # type: ignore[no-untyped-def]
+    _sign_in(page, app_url, "Manager — trends")
+    page.get_by_text("Check-ins per day").wait_for()
+    settled(page)
+    page.locator("[data-testid=stSidebar]").get_by_role("link", name="Trends").click()
+    page.get_by_role("heading", name="Trends").wait_for()
+    settled(page)
+    page.reload()
+    page.get_by_role("heading", name="Trends").wait_for()
+    assert page.url.rstrip("/").endswith("/trends") and "Sign in as" not in page.inner_text("body")
+    shot(page, "03b-trends-after-reload")
+    # A pasted link to a page of another role says so, signed in as before.
+    page.goto(f"{app_url}/admin_models")
+    page.get_by_text("This page is for admins; you are signed in as manager.").wait_for()
+    assert "Page not found" not in page.inner_text("body")
+    shot(page, "03c-admin-page-as-manager")
+    settled(page)
+    page.get_by_role("button", name="Sign out").click()
     page.get_by_text("Sign in as").wait_for()
+    settled(page)
+    page.goto(f"{app_url}/trends")  # the old session is over: sign-in again, no data
+    page.get_by_text("Sign in as").wait_for()
+    assert "Check-ins per day" not in page.inner_text("body")
 
 
 def test_manager_does_not_get_admin_pages(page, app_url: str) -> None:  # type: ignore[no-untyped-def]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
@@ -179,7 +180,13 @@ def test_password_sign_in(app_env, monkeypatch) -> None:  # type: ignore[no-unty
     at.button[0].click()
     at.run()
     assert not at.exception
-    assert at.session_state["pulse_user"] == {"name": "maria", "role": "manager", "groups": ["Support desk"]}
+    kept = at.session_state["pulse_user"]
+    assert {k: kept[k] for k in ("name", "role", "groups")} == {
+        "name": "maria",
+        "role": "manager",
+        "groups": ["Support desk"],
+    }
+    assert kept["expires_at"] > datetime.now(UTC).isoformat()  # a session of PULSE_SESSION_HOURS
     assert {m.label: m.value for m in at.metric}["Groups"] == "1"
 
 
