@@ -65,11 +65,29 @@ def patterns() -> tuple[Pattern, ...]:
     return tuple(out)
 
 
-def matching_pattern(normalised: str) -> str | None:
-    """The name of the first shipped pattern `normalised` (see `rules.normalise`) holds, or None."""
-    for pattern in patterns():
-        if pattern.regex.search(normalised):
-            return pattern.name
+# A sentence that tells of the past from a safe place, or reports someone else's words, is not the
+# writer's crisis now ("I spent a long time feeling like a burden", "a patient told me she wished she
+# wouldn't wake up"): the shipped patterns do not fire on it. The phrase list fires whatever the context.
+_NOT_NOW = re.compile(
+    r"\b(used to|spent (a long time|years|months)|there was a (time|winter|year|period|point)|back (then|when)|"
+    r"(a|one|two|three|\d+) (years?|months?) (ago|free|clean|since)|last (year|winter|spring|summer|autumn)|"
+    r"free of|since i last|in recovery|not anymore|no longer)\b|"
+    r"\b(he|she|they|patient|colleague|client|customer|caller|friend|resident|student|mate) "
+    r"(told me|said|says|mentioned|admitted|disclosed|was saying|keeps saying)\b"
+)
+_SENTENCE = re.compile(r"(?<=[.!?;\n])\s+|\n+")
+
+
+def matching_pattern(text: str) -> str | None:
+    """The name of the first shipped pattern one of `text`'s sentences holds (not one told of the
+    past or reported from someone else), or None."""
+    for sentence in _SENTENCE.split(text):
+        norm = normalise(sentence)
+        if not norm or _NOT_NOW.search(norm):
+            continue
+        for pattern in patterns():
+            if pattern.regex.search(norm):
+                return pattern.name
     return None
 
 
@@ -111,9 +129,8 @@ def find_crisis(
     matcher = crisis_matcher(tuple(phrases))
     found: list[Finding | None] = []
     for text in texts:
-        norm = normalise(str(text))
-        pattern = matching_pattern(norm)
-        if matcher is not None and matcher.search(norm):
+        pattern = matching_pattern(str(text))
+        if matcher is not None and matcher.search(normalise(str(text))):
             found.append(Finding("phrase list"))
         elif pattern is not None:
             found.append(Finding(f"pattern: {pattern}"))
