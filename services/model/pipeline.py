@@ -145,9 +145,10 @@ def search(
     should_stop: ShouldStop | None = None,
 ) -> tuple[float, Model, TrainParams] | Literal["stopped"] | None:
     """Train each candidate in turn (the first two families and the linear C grid always; the
-    fastText search space while the budget lasts) and return (validation macro-F1, model, parameters) of the best, "stopped", or
-    None if all failed. On small data (SMALL_DATA) the score is the cross-validated macro-F1 over
-    train + validation, and the model returned is the best candidate trained on train."""
+    fastText search space while the budget lasts) and return (validation macro-F1, model,
+    parameters) of the best, "stopped", or None if all failed. On small data (SMALL_DATA) the
+    score is the cross-validated macro-F1 over train + validation, and the model returned is the
+    best candidate trained on train."""
     started = time.perf_counter()
     cross_validate = len(candidates) > 1 and len(train_lines) + len(val_lines) <= SMALL_DATA
     if cross_validate:

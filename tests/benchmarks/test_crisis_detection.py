@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from services.model.corpus import checkin_part, tweeteval
 from services.monitoring.crisis import LEARNED_THRESHOLD, find_crisis, learned_signal, matching_pattern
-from services.monitoring.rules import default_phrases, has_crisis_phrase, normalise
+from services.monitoring.rules import default_phrases, has_crisis_phrase
 
 GOAL_RECALL = 0.95
 GOAL_FALSE_ALARMS = 5.0  # per 1,000 ordinary check-ins
@@ -46,7 +46,7 @@ def measure(threshold: float = LEARNED_THRESHOLD) -> list[Row]:
     phrases = default_phrases()
     signals = {
         "phrase list": lambda texts: [has_crisis_phrase(t, phrases) for t in texts],
-        "patterns": lambda texts: [matching_pattern(normalise(t)) is not None for t in texts],
+        "patterns": lambda texts: [matching_pattern(t) is not None for t in texts],
         "learned signal": lambda texts: [s >= threshold for s in learned_signal().scores(texts)],
         "phrase list + patterns": lambda texts: [f is not None for f in find_crisis(texts, phrases, learned=False)],
         "Pulse: all three": lambda texts: [f is not None for f in find_crisis(texts, phrases, threshold=threshold)],
