@@ -57,13 +57,19 @@ def act(kind: str, alert_id: str) -> None:
     st.session_state["alerts_flash"] = "Alert acknowledged." if kind == "acknowledge" else "Alert resolved."
 
 
+def minute(iso: str) -> str:
+    """A stored time to the minute, as plain text (tables and select boxes show text as it is)."""
+    return iso[:16].replace("T", " ")
+
+
 def when(iso: str) -> str:
-    return escape_markdown(iso[:16].replace("T", " "))
+    """`minute`, for Markdown."""
+    return escape_markdown(minute(iso))
 
 
 def describe(alert: Alert) -> str:
     who = alert.participant or "whole group"
-    return f"{alert.severity} · {alert.title} · {alert.group} · {who} · {when(alert.at)} · {alert.status}"
+    return f"{alert.severity} · {alert.title} · {alert.group} · {who} · {minute(alert.at)} · {alert.status}"
 
 
 try:
@@ -108,7 +114,7 @@ else:
                 "severity": a.severity,
                 "group": a.group,
                 "participant": a.participant or "(whole group)",
-                "when": when(a.at),
+                "when": minute(a.at),
                 "alert": a.title,
                 "reason": a.reason,
             }
@@ -160,7 +166,7 @@ else:
         st.markdown("**History**")
         if alert.history:
             history = pd.DataFrame(
-                [{"status": c.status, "by": c.by, "when (UTC)": when(c.at), "note": c.note} for c in alert.history]
+                [{"status": c.status, "by": c.by, "when (UTC)": minute(c.at), "note": c.note} for c in alert.history]
             )
             st.dataframe(history, hide_index=True, width="stretch")
         else:
@@ -210,7 +216,8 @@ with st.expander("How alerts are raised"):
         f"- **Crisis language**{'' if cp.enabled else off}: a check-in holds one of {len(cp.phrases):,} crisis or "
         "self-harm phrases, matches one of the shipped patterns of indirect crisis language (hopelessness, "
         "feeling a burden, no one would notice, saying goodbye, giving things away), or reads as crisis "
-        "language to a signal learned from Pulse's check-in corpus; whatever the model says (critical).\n"
+        "language to a signal learned from Pulse's check-in corpus; whatever the model says (critical; a "
+        "warning when only the learned signal finds it, and less surely: read it today).\n"
         "- **Flagged as urgent**: an annotator flagged a message while labelling it (critical)."
     )
     if rules.updated_by:

@@ -180,7 +180,7 @@ def _crisis_alerts(fresh: pd.DataFrame, phrases: Sequence[str], created_at: str)
         Alert(
             id=alert_id("crisis_phrases", row.group, row.participant, str(row.id)),
             rule="crisis_phrases",
-            severity=SEVERITY["crisis_phrases"],
+            severity=SEVERITY["crisis_phrases"] if finding.critical else "warning",
             group=str(row.group),
             participant=str(row.participant),
             created_at=created_at,

@@ -50,6 +50,7 @@ def measure(threshold: float = LEARNED_THRESHOLD) -> list[Row]:
         "learned signal": lambda texts: [s >= threshold for s in learned_signal().scores(texts)],
         "phrase list + patterns": lambda texts: [f is not None for f in find_crisis(texts, phrases, learned=False)],
         "Pulse: all three": lambda texts: [f is not None for f in find_crisis(texts, phrases, threshold=threshold)],
+        "Pulse: critical ones": lambda texts: [f is not None and f.critical for f in find_crisis(texts, phrases)],
     }
     rows = []
     for name, flags in signals.items():

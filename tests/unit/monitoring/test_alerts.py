@@ -397,6 +397,21 @@ def test_indirect_crisis_language_alerts_whatever_the_phrase_list_says(
     assert text.lower() not in json.dumps(alert).lower()
 
 
+def test_the_learned_signal_alone_raises_a_warning_below_its_critical_score(
+    store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.monitoring import crisis
+
+    class Fixed:
+        def scores(self, texts: list[str]) -> list[float]:
+            return [{"sure": 0.9, "unsure": 0.7}.get(t.split()[0], 0.1) for t in texts]
+
+    monkeypatch.setattr(crisis, "learned_signal", Fixed)
+    only(store, crisis_phrases=CrisisPhrases())
+    run(store, [("p1", "g", day(0), "sure day"), ("p2", "g", day(0), "unsure day"), ("p3", "g", day(0), "fine day")])
+    assert {a["participant"]: a["severity"] for a in stored(store)} == {"p1": "critical", "p2": "warning"}
+
+
 def test_the_crisis_rule_switched_off_raises_nothing(store: LocalStore) -> None:
     only(store, crisis_phrases=CrisisPhrases(enabled=False))
     assert run(store, [("p1", "g", day(0), "I want to end it all")]).alerts == 0

@@ -7,7 +7,14 @@ import pytest
 
 from services.model.corpus import checkin_part
 from services.model.text import loose, preprocess
-from services.monitoring.crisis import find_crisis, learned_signal, matching_pattern, patterns
+from services.monitoring.crisis import (
+    LEARNED_CRITICAL,
+    Finding,
+    find_crisis,
+    learned_signal,
+    matching_pattern,
+    patterns,
+)
 from services.monitoring.rules import default_phrases
 
 PHRASES = default_phrases()
@@ -87,3 +94,9 @@ def test_nothing_is_found_in_ordinary_days_and_an_empty_batch_is_fine() -> None:
         None,
         None,
     ]
+
+
+def test_what_only_the_learned_signal_finds_less_surely_is_a_warning_to_read_today() -> None:
+    unsure, sure = Finding("learned signal", LEARNED_CRITICAL - 0.1), Finding("learned signal", LEARNED_CRITICAL)
+    assert not unsure.critical and "read it today" in unsure.reason
+    assert sure.critical and Finding("pattern: feeling a burden").critical and Finding("phrase list").critical
