@@ -153,7 +153,7 @@ def search(
     cross_validate = len(candidates) > 1 and len(train_lines) + len(val_lines) <= SMALL_DATA
     if cross_validate:
         note(0.0, f"small data: comparing candidates by {FOLDS}-fold cross-validation")
-    best: tuple[float, Model, TrainParams] | None = None
+    best: tuple[float, Model | None, TrainParams] | None = None
     families_seen: set[str] = set()
     for i, params in enumerate(candidates):
         if should_stop and should_stop():
@@ -165,11 +165,12 @@ def search(
         if not first_of_family and params.family != "linear" and time.perf_counter() - started > budget_seconds:
             note(i / len(candidates), f"search budget of {budget_seconds:.0f}s used; keeping the best")
             break
+        model: Model | None = None  # cross-validation: only the winner is trained on train, below
         try:
-            model = fit_one(train_lines, params)
             if cross_validate:
                 score = cross_validated_macro_f1(train_lines + val_lines, params)
             else:
+                model = fit_one(train_lines, params)
                 score = validation_macro_f1(model, val_lines) if val_lines else 0.0
         except (RuntimeError, ValueError) as exc:
             note((i + 1) / len(candidates), f"candidate {i + 1} failed: {exc}")
@@ -177,7 +178,16 @@ def search(
         note((i + 1) / len(candidates), f"candidate {i + 1}/{len(candidates)} {_describe(params)}: F1 {score:.3f}")
         if best is None or score > best[0]:
             best = (score, model, params)
-    return best
+    if best is None:
+        return None
+    score, model, params = best
+    if model is None:
+        try:
+            model = fit_one(train_lines, params)
+        except (RuntimeError, ValueError) as exc:
+            note(1.0, f"the chosen candidate failed on the train split: {exc}")
+            return None
+    return score, model, params
 
 
 def fit_pipeline(

@@ -141,10 +141,9 @@ def find_crisis(
     matcher = crisis_matcher(tuple(phrases))
     found: list[Finding | None] = []
     for text in texts:
-        pattern = matching_pattern(str(text))
         if matcher is not None and matcher.search(normalise(str(text))):
             found.append(Finding("phrase list"))
-        elif pattern is not None:
+        elif (pattern := matching_pattern(str(text))) is not None:
             found.append(Finding(f"pattern: {pattern}"))
         else:
             found.append(None)
