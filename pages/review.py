@@ -99,11 +99,11 @@ st.session_state.setdefault("review_shown", {}).setdefault(item.id, time.monoton
 with st.container(border=True):
     st.caption(
         escape_markdown(
-            f"{item.group} · {item.time[:10]} · written by {item.pseudonym} · "
+            f"{item.group} · {item.time[:10]} · written by {item.pseudonym} · model says {item.predicted_label} "
             + (
-                f"model says {item.predicted_label} ({item.confidence:.0%} sure)"
+                f"({item.confidence:.0%} sure)"
                 if item.confidence > 0
-                else "the model found no words it can read (emoji, symbols or another script only)"
+                else "but found no words it can read (emoji, symbols or another script only)"
             )
         )
     )
