@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 import pytest
+from playwright.sync_api import expect
 
 from services.access.users import add_user
 from services.checkins.ingest import ingest
@@ -198,8 +199,12 @@ def visit(page, title: str, watch: Watch, who: str, shown: list[str]) -> None:  
             )
             page.locator("[data-testid=stFileUploader]").get_by_text(name[-10:]).wait_for()
             settled(page)
+            result = page.locator("[data-testid=stAlert]").first
+            before = result.inner_text() if result.count() else None  # the previous upload's result
             page.get_by_role("button", name="Score and add to the workspace").click()
-            page.locator("[data-testid=stAlert]").first.wait_for()
+            result.wait_for()
+            if before is not None:
+                expect(result).not_to_have_text(before)  # this upload's, not the one still on screen
             watch.check(page, f"{where} upload {name[:12]}")
             shown.append(page.inner_text("[data-testid=stMain]"))
 
