@@ -54,6 +54,13 @@ st.caption(
 
 
 def act(kind: str, item_id: str, label: str | None = None) -> None:
+    if kind != "undo" and item_id == st.session_state.get("review_last"):
+        # A key pressed while the next card was still being drawn reaches the buttons of the card
+        # before, which is done: say so rather than "you do not hold it".
+        st.session_state["review_toast"] = (
+            "That key reached the message before this one, which is saved already. Press it again for this one."
+        )
+        return
     shown = st.session_state.get("review_shown", {})
     seconds = time.monotonic() - shown.get(item_id, time.monotonic())
     try:
@@ -65,6 +72,8 @@ def act(kind: str, item_id: str, label: str | None = None) -> None:
             service.undo(user.name)
     except (PulseError, ValueError) as exc:
         st.session_state["review_error"] = str(exc)
+        return
+    st.session_state["review_last"] = None if kind == "undo" else item_id
 
 
 def why_label(text: str) -> Why | None:

@@ -156,6 +156,10 @@ def shot(page, name: str) -> Path:  # type: ignore[no-untyped-def]
 
 
 def settled(page) -> None:  # type: ignore[no-untyped-def]
-    """Wait until the app's script run has finished (its "running" status gone). A click that lands
-    while a run is still drawing the page can be lost, as a person who waits would not see happen."""
+    """Wait until the app's script run has finished. A click or key that lands while a run is still
+    drawing the page reaches the widgets of the run before (a person who waits would not see it).
+
+    The app root's script state is what Streamlit's own browser tests wait on: the "running" status
+    widget is drawn only after a delay, so a short run can be half drawn while it is still hidden."""
+    page.locator("[data-testid=stApp][data-test-script-state=notRunning]").wait_for()
     page.locator("[data-testid=stStatusWidget]").wait_for(state="hidden")

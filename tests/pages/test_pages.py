@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from services.review.agreement import needs_two
 from services.review.labeling import LabelingService
+from services.review.labels import labels_for_item
 from services.store.local import LocalStore
 from tests.pages.conftest import APP, PAGE_FILES, ROOT, rendered_text, shown
 
@@ -227,6 +228,26 @@ def test_review_labels_from_the_buttons_and_the_queue_shrinks(run_app, app_env) 
     at.run()
     assert not at.exception
     assert at.text[0].value == shown
+    # ... and it can be labelled again, differently.
+    at.button(key="b-positive").click()
+    at.run()
+    assert not at.exception and not at.error
+    assert [lab.label for _, lab in labels_for_item(store, item["id"])] == ["positive"]
+
+
+def test_a_key_that_reaches_the_card_before_saves_nothing_and_says_so(run_app, app_env) -> None:  # type: ignore[no-untyped-def]
+    """A key pressed while the next card is still being drawn reaches the buttons of the card just
+    labelled: nothing is saved, and the annotator reads why instead of 'you do not hold it'."""
+    store = LocalStore(app_env)
+    at = run_app("annotator", "pages/review.py")
+    (claim,) = [k for k in store.list("review/claims/") if json.loads(store.get(k))["annotator"] == "demo-annotator"]
+    item_id = claim.rsplit("/", 1)[-1].removesuffix(".json")
+    at.session_state["review_last"] = item_id  # as if this card's buttons were those of the one just done
+    at.button(key="b-negative").click()
+    at.run()
+    assert not at.exception and not at.error
+    assert labels_for_item(store, item_id) == []
+    assert "reached the message before this one" in shown(at.toast[0].value)
 
 
 def test_review_by_group_shows_only_that_groups_messages(run_app, app_env) -> None:  # type: ignore[no-untyped-def]
