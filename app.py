@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from dashboard import urlstate
 from dashboard.auth import (
     NAVIGATING,
     current_user,
@@ -45,7 +46,14 @@ def stand_in(name: str, run: Callable[[str], None], title: str) -> st.Page:
     return st.Page(page, title=title, url_path=PAGES[name].url_path)
 
 
+def no_such_page() -> None:
+    st.title("No page here")
+    st.info("There is no page at this address: the link may be mistyped or out of date.", icon=":material/link_off:")
+    st.page_link(PAGES["home"], label="Go to Home", icon=":material/home:")
+
+
 config = settings()  # a bad setting stops here, with a message naming it
+stray = urlstate.unknown_address(p.url_path for p in PAGES.values())
 user = current_user()
 if config.auth_mode == "demo":
     st.sidebar.warning("Demo sign-in: anyone can take any role.", icon=":material/science:")
@@ -55,18 +63,23 @@ elif user is None:
     # Every address leads to sign-in, and after it to the page the address named.
     signing_in = [st.Page(sign_in_page, title="Sign in", icon=":material/login:", default=True)]
     signing_in += [stand_in(name, lambda _name: sign_in_page(), "Sign in") for name in PAGES if name != "home"]
+    if stray is not None:
+        signing_in.append(st.Page(sign_in_page, title="Sign in", url_path=stray))
     page = st.navigation(signing_in, position="hidden")
 else:
     # The menu is drawn here with page links: config hides Streamlit's own sidebar list, which
     # would otherwise advertise every file of pages/ to visitors who are not signed in.
     allowed = pages_for(user.role)
     here = {name: PAGES[name] if name in allowed else stand_in(name, not_for_you, PAGES[name].title) for name in PAGES}
-    page = st.navigation(list(here.values()), position="hidden")
+    listed = list(here.values())
+    if stray is not None:
+        listed.append(st.Page(no_such_page, title="No page here", url_path=stray))
+    page = st.navigation(listed, position="hidden")
     wanted = st.query_params.get("next")  # a page opened by URL before the app's first run
     if wanted is not None:
         del st.query_params["next"]
         if wanted in here and wanted != "home":
-            st.switch_page(here[wanted])
+            st.switch_page(here[wanted], query_params=urlstate.carried())  # with the link's filters
     with st.sidebar:
         for name in allowed:
             st.page_link(PAGES[name])

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import streamlit as st
 from streamlit.errors import StreamlitAPIException, StreamlitSecretNotFoundError
 
+from dashboard import urlstate
 from dashboard.components import escape_markdown
 from dashboard.deps import settings, show_error, throttle, workspace
 from services.access import policy, sessions
@@ -139,7 +140,7 @@ def require_page(page: str) -> User:
         # Streamlit ran this page file directly (a link followed before the server's first run of
         # app.py): sign in through app.py, which then comes back here.
         with contextlib.suppress(StreamlitAPIException):
-            st.switch_page("app.py", query_params={"next": page})
+            st.switch_page("app.py", query_params={**urlstate.carried(), "next": [page]})
     return require_role(*policy.PAGES[page])
 
 

@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from dashboard import urlstate
 from dashboard.auth import require_page
 from dashboard.components import escape_markdown
 from dashboard.deps import show_error, workspace
@@ -84,11 +85,20 @@ cols[1].metric("Open and critical", sum(a.status == "open" and a.severity == "cr
 cols[2].metric("Acknowledged", sum(a.status == "acknowledged" for a in everything))
 cols[3].metric("Resolved", sum(a.status == "resolved" for a in everything))
 
-filters = st.columns(3)
-statuses = filters[0].multiselect("Status", STATUSES, default=["open", "acknowledged"], key="alert-status")
+filters = st.columns(3)  # kept in the address, as on Trends
+known_groups = sorted({a.group for a in everything})
+urlstate.seed("alert-status", "status", STATUSES, ["open", "acknowledged"], many=True)
+urlstate.seed("alert-severity", "severity", SEVERITIES, [], many=True)
+urlstate.seed("alert-group", "group", known_groups, [], many=True)
+statuses = filters[0].multiselect("Status", STATUSES, key="alert-status")
 severities = filters[1].multiselect("Severity", SEVERITIES, placeholder="All severities", key="alert-severity")
-groups = filters[2].multiselect(
-    "Group", sorted({a.group for a in everything}), placeholder="All groups", key="alert-group"
+groups = filters[2].multiselect("Group", known_groups, placeholder="All groups", key="alert-group")
+urlstate.publish(
+    {
+        "status": None if set(statuses) == {"open", "acknowledged"} else statuses or list(STATUSES),
+        "severity": severities or None,
+        "group": groups or None,
+    }
 )
 shown = [
     a

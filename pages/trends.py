@@ -1,10 +1,9 @@
 """Trends: how the manager's groups feel over time, who may need attention, and one person's check-ins."""
 
-from datetime import timedelta
-
 import pandas as pd
 import streamlit as st
 
+from dashboard import urlstate
 from dashboard.auth import require_page
 from dashboard.charts import heatmap_figure, trend_figure
 from dashboard.components import escape_markdown
@@ -34,31 +33,26 @@ if not groups:
         )
     st.stop()
 
-# --- filters ---------------------------------------------------------------------------------
+# --- filters (kept in the address: a reload or a bookmark opens the same view) ------------------
 top = st.columns([3, 3, 2.4, 1.4], vertical_alignment="bottom")
-chosen = top[0].multiselect("Groups", groups, default=groups, key="trend_groups", placeholder="Pick groups")
+urlstate.seed("trend_groups", "group", groups, groups, many=True)
+chosen = top[0].multiselect("Groups", groups, key="trend_groups", placeholder="Pick groups")
 if not chosen:
     st.info("Pick at least one group to see its trends.")
     st.stop()
+everyone = trends.participants(store, user, chosen)
+urlstate.seed("trend_people", "person", everyone, [], many=True)
 people = top[1].multiselect(
-    "Participants (optional)",
-    trends.participants(store, user, chosen),
-    key="trend_people",
-    placeholder="Everyone in these groups",
+    "Participants (optional)", everyone, key="trend_people", placeholder="Everyone in these groups"
 )
 known = trends.date_range(store, user, chosen)
 if known is None:
     st.info("These groups have no check-ins yet: pick other groups, or ask an admin to upload check-ins.")
     st.stop()
 first, last = known
-dates = top[2].date_input(
-    "Dates",
-    value=(max(first, last - timedelta(days=89)), last),
-    min_value=first,
-    max_value=last,
-    key="trend_dates",
-    format="YYYY-MM-DD",
-)
+usual = urlstate.seed_dates("trend_dates", first, last, default_days=90)
+dates = top[2].date_input("Dates", min_value=first, max_value=last, key="trend_dates", format="YYYY-MM-DD")
+urlstate.seed("trend_grain", "per", ["day", "week"], "day")
 grain = top[3].radio(
     "Per", ["day", "week"], key="trend_grain", horizontal=True, format_func=lambda g: "Day" if g == "day" else "Week"
 )
@@ -66,6 +60,14 @@ if not isinstance(dates, tuple) or len(dates) != 2:
     st.info("Pick the last day of the range as well.")
     st.stop()
 start, end = dates
+urlstate.publish(
+    {
+        "group": None if set(chosen) == set(groups) else chosen,
+        "person": people or None,
+        "per": None if grain == "day" else grain,
+        **urlstate.date_params(start, end, last, usual),
+    }
+)
 
 # --- over time -------------------------------------------------------------------------------
 frame = trends.series(store, user, chosen, participants=people, start=start, end=end, granularity=grain)

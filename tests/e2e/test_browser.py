@@ -92,6 +92,37 @@ def test_a_reload_keeps_the_user_and_the_page_until_sign_out(page, app_url: str)
     assert "Check-ins per day" not in page.inner_text("body")
 
 
+def test_a_bookmarked_view_opens_with_its_filters_after_sign_in(page, app_url: str) -> None:  # type: ignore[no-untyped-def]
+    """ "Night shift, last 30 days, weekly" as a link: sign-in first, then Trends with those filters,
+    kept in the address as they change; an address with no page says so, with no dialog."""
+    page.goto(f"{app_url}/trends?group=Night+shift&days=30&per=week")
+    page.get_by_text("Sign in as").wait_for()
+    settled(page)
+    page.get_by_text("Manager — trends").click()
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Trends").wait_for()
+    settled(page)
+    chips = page.locator("[data-testid=stMultiSelect]").first  # the group filter's chips
+    expect(chips).to_contain_text("Night shift")
+    expect(chips).not_to_contain_text("Support desk")
+    expect(page.get_by_role("radio", name="Week")).to_be_checked()
+    shot(page, "03d-trends-from-a-bookmark")
+    assert "group=Night+shift" in page.url and "days=30" in page.url and "per=week" in page.url
+    page.get_by_text("Day", exact=True).click()  # a filter changed: the address follows
+    page.wait_for_url(lambda url: "per=" not in url and "days=30" in url)
+    settled(page)
+    page.reload()
+    page.get_by_role("heading", name="Trends").wait_for()
+    settled(page)
+    expect(page.get_by_role("radio", name="Day")).to_be_checked()
+    expect(chips).not_to_contain_text("Support desk")
+    page.goto(f"{app_url}/no-such-page")
+    page.get_by_role("heading", name="No page here").wait_for()
+    settled(page)
+    assert "Page not found" not in page.inner_text("body")
+    shot(page, "03e-no-page-here")
+
+
 def test_manager_does_not_get_admin_pages(page, app_url: str) -> None:  # type: ignore[no-untyped-def]
     _sign_in(page, app_url, "Manager — trends")
     page.get_by_text("Check-ins per day").wait_for()

@@ -133,6 +133,22 @@ def test_filters_and_the_empty_state(run_app, app_env: Path) -> None:  # type: i
     assert not at.exception and "No open alerts for your groups" in at.info[0].value
 
 
+def test_filters_come_from_the_address_and_go_back_to_it(run_app, app_env: Path) -> None:  # type: ignore[no-untyped-def]
+    """A bookmarked inbox ("critical, Support desk"); values the user may not pick are ignored."""
+    at = AppTest.from_file(str(ROOT / PAGE), default_timeout=30)
+    at.session_state["pulse_user"] = {"name": "demo-manager", "role": "manager", "groups": list(USERS["manager"].groups)}
+    at.query_params["severity"] = "critical"
+    at.query_params["group"] = ["Support desk", "A group that is not theirs"]
+    at.run()
+    assert not at.exception and not at.error
+    assert at.multiselect(key="alert-severity").value == ["critical"]
+    assert at.multiselect(key="alert-group").value == ["Support desk"]
+    assert set(inbox(at)["severity"]) == {"critical"} and set(inbox(at)["group"]) == {"Support desk"}
+    at.multiselect(key="alert-severity").set_value([])
+    at.run()
+    assert "severity" not in at.query_params and at.query_params["group"] in ("Support desk", ["Support desk"])
+
+
 NASTY = "<script>alert(1)</script> **bold**"
 
 
