@@ -136,7 +136,11 @@ def test_filters_and_the_empty_state(run_app, app_env: Path) -> None:  # type: i
 def test_filters_come_from_the_address_and_go_back_to_it(run_app, app_env: Path) -> None:  # type: ignore[no-untyped-def]
     """A bookmarked inbox ("critical, Support desk"); values the user may not pick are ignored."""
     at = AppTest.from_file(str(ROOT / PAGE), default_timeout=30)
-    at.session_state["pulse_user"] = {"name": "demo-manager", "role": "manager", "groups": list(USERS["manager"].groups)}
+    at.session_state["pulse_user"] = {
+        "name": "demo-manager",
+        "role": "manager",
+        "groups": list(USERS["manager"].groups),
+    }
     at.query_params["severity"] = "critical"
     at.query_params["group"] = ["Support desk", "A group that is not theirs"]
     at.run()
