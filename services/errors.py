@@ -51,7 +51,13 @@ class LeaseContested(PulseError):
 
 
 class InvalidUpload(PulseError):
-    """An uploaded file cannot be read at all (as opposed to single bad rows)."""
+    """An uploaded file cannot be read at all (as opposed to single bad rows). `rejected_key`: where
+    its rows were set aside with their reasons, when it had rows but none could be accepted."""
+
+    def __init__(self, message: str, rejected_key: str | None = None) -> None:
+        super().__init__(message + (f" Reasons per row: {rejected_key}." if rejected_key else ""))
+        self.message = message  # without the store key (the app shows the rows themselves)
+        self.rejected_key = rejected_key
 
 
 # --- Access: sign-in and the policy -----------------------------------------------------------------

@@ -64,3 +64,27 @@ def read_rejected(store: ObjectStore, quarantine_key: str) -> pd.DataFrame:
 def _fields(items: Iterable[tuple[str, Any]]) -> dict[str, str]:
     """A rejected row's fields as columns; names that clash with row/reason get a prefix."""
     return {(f"field {k}" if k in ("row", "reason") else str(k)): "" if v is None else str(v) for k, v in items}
+
+
+# A file to start from on the Upload page: the columns Pulse reads, times with and without a zone.
+SAMPLE_ROWS = (
+    (
+        "p-001",
+        "Support desk",
+        "2026-12-01T09:12:00+01:00",
+        "Calm queue this morning, backlog cleared by lunch.",
+    ),
+    ("p-002", "Support desk", "2026-12-01 17:40", "Long call with an angry customer. Drained."),
+    ("p-003", "Night shift", "2026-12-02T06:55:00Z", "Handover went fine, nothing to report."),
+    ("p-004", "Student cohort", "2026-12-02T21:03:00-05:00", "Finally understood recursion 🎉"),
+    ("p-005", "Student cohort", "2026-12-02T12:30:00", "Is the lab moved to Thursday this week?"),
+)
+
+
+def sample_csv() -> bytes:
+    """A small CSV in the upload format (UTF-8): participant, group, time, text."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["participant", "group", "time", "text"])
+    writer.writerows(SAMPLE_ROWS)
+    return out.getvalue().encode("utf-8")

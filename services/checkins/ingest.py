@@ -57,6 +57,7 @@ class IngestReport:
     finished_at: str = ""
     repeated: bool = False
     alerts: int = 0  # new alerts raised by these check-ins
+    labels: dict[str, int] = field(default_factory=dict)  # the model's label -> accepted rows
 
     def summary(self) -> str:
         parts = [
@@ -200,8 +201,9 @@ def ingest(
     quarantine_key = _write_quarantine(store, batch, parsed)
     frame = parsed.checkins
     if frame.empty:
-        where = f" Reasons per row: {quarantine_key}." if quarantine_key else ""
-        raise InvalidUpload(f"no row of {filename!r} could be accepted ({len(parsed.rejected)} rejected).{where}")
+        raise InvalidUpload(
+            f"no row of {filename!r} could be accepted ({len(parsed.rejected)} rejected).", rejected_key=quarantine_key
+        )
     frame = frame.assign(date=frame["time"].dt.strftime("%Y-%m-%d"))
     known: set[str] = set()
     for date in sorted(frame["date"].unique()):
@@ -211,12 +213,14 @@ def ingest(
     version = endpoint.version()
     unrecognized = 0
     alerts = 0
+    labels: dict[str, int] = {}
     if not fresh.empty:
         scored = score_frame(endpoint, fresh, max_chars=max_chars, progress=progress).assign(batch=batch)
         version = scored["model_version"].iloc[0]
         low = scored[scored["confidence"] < threshold]
         _queue_for_review(store, low, batch)
         unrecognized = len(low)
+        labels = {str(k): int(v) for k, v in scored["label"].value_counts().items()}
         for date, blob in partitions(scored):
             store.put(partition_key(date, batch), blob)
         alerts = len(evaluate_alerts(store, scored, notifier=notifier))
@@ -234,6 +238,7 @@ def ingest(
         quarantine_key=quarantine_key,
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
         alerts=alerts,
+        labels=labels,
     )
     store.put(manifest_key, json.dumps(asdict(report), indent=2).encode())
     log.info("ingested batch %s: %d accepted, %d rejected", batch, report.accepted, report.rejected)

@@ -123,6 +123,35 @@ def test_a_bookmarked_view_opens_with_its_filters_after_sign_in(page, app_url: s
     shot(page, "03e-no-page-here")
 
 
+def test_an_upload_shows_what_became_of_every_row(page, app_url: str) -> None:  # type: ignore[no-untyped-def]
+    _sign_in(page, app_url, "Admin — data")
+    page.get_by_text("Check-ins per day").wait_for()
+    settled(page)
+    page.locator("[data-testid=stSidebar]").get_by_role("link", name="Upload check-ins").click()
+    page.get_by_text("A time without a zone is read as UTC").wait_for()
+    body = (
+        "participant,group,time,text\n"
+        "e2e-1,Support desk,2026-11-30T09:00:00+01:00,Cleared the backlog and went home early.\n"
+        "e2e-2,Support desk,2026-11-30 10:00,Three escalations before lunch. Wiped.\n"
+        "e2e-3,Support desk,next tuesday,Meeting moved again.\n"
+    )
+    page.locator("[data-testid=stFileUploaderDropzoneInput]").set_input_files(
+        files=[{"name": "three.csv", "mimeType": "text/csv", "buffer": body.encode()}]
+    )
+    page.locator("[data-testid=stFileUploader]").get_by_text("three.csv").wait_for()
+    settled(page)
+    page.get_by_role("button", name="Score and add to the workspace").click()
+    page.get_by_text("2 check-ins added").wait_for(timeout=60_000)
+    page.get_by_text("1 row set aside").wait_for()
+    settled(page)
+    main = page.inner_text("[data-testid=stMain]")
+    assert "Rows in the file" in main and "Sent to review" in main and "ingest/" not in main
+    assert page.get_by_role("button", name="Download rejected rows (CSV)").count() == 1
+    grid = page.locator("[data-testid=stDataFrame]").last
+    expect(grid).to_contain_text("not a date and time")
+    shot(page, "05b-upload-result")
+
+
 def test_manager_does_not_get_admin_pages(page, app_url: str) -> None:  # type: ignore[no-untyped-def]
     _sign_in(page, app_url, "Manager — trends")
     page.get_by_text("Check-ins per day").wait_for()

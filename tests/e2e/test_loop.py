@@ -51,7 +51,7 @@ def upload(page, path: Path) -> str:  # type: ignore[no-untyped-def]
     page.locator("input[type=file]").set_input_files(str(path))
     settled(page)
     page.get_by_role("button", name="Score and add to the workspace").click()
-    done = page.get_by_text("accepted,").first
+    done = page.get_by_text(" added, scored by ").first
     done.wait_for(timeout=120_000)
     return done.inner_text()
 
@@ -101,7 +101,7 @@ def the_loop(page, app_url: str, store: ObjectStore, tmp_path: Path, name: str) 
     _sign_in(page, app_url, "Admin — data")
     page.get_by_text("Check-ins per day").wait_for()
     summary = upload(page, tmp_path / "first.csv")
-    assert "80 accepted" in summary and live_before.version in summary
+    assert "80 check-ins added" in summary and live_before.version in summary
     shot(page, f"{name}-1-uploaded")
     sign_out(page)
 
@@ -164,7 +164,7 @@ def the_loop(page, app_url: str, store: ObjectStore, tmp_path: Path, name: str) 
 
     # 5. New check-ins are scored by the new version: on the home page and in the stored rows.
     summary = upload(page, tmp_path / "second.csv")
-    assert "40 accepted" in summary and new in summary
+    assert "40 check-ins added" in summary and new in summary
     page.locator("[data-testid=stSidebar]").get_by_role("link", name="Home").click()
     page.get_by_text(f"{new}").first.wait_for()
     shot(page, f"{name}-7-home-new-version")

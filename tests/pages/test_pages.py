@@ -131,12 +131,39 @@ def test_upload_scores_and_reports(run_app, app_env) -> None:  # type: ignore[no
     rows += "bob,Platform team,2026-11-01T09:05:00Z,\n"
     at = _upload(run_app, "week.csv", rows.encode())
     assert not at.exception
-    assert "1 accepted, 1 rejected" in at.success[0].value
-    table = at.dataframe[0].value
-    assert list(table["reason"]) == ["text is empty"]
+    assert "week.csv: 1 check-in added" in shown(at.success[0].value)
+    figures = {m.label: m.value for m in at.metric}
+    assert figures["Rows in the file"] == "2" and figures["Accepted"] == "1" and figures["Set aside"] == "1"
+    shares = at.dataframe[0].value
+    assert list(shares["label"]) == ["negative", "neutral", "positive"] and shares["check-ins"].sum() == 1
+    table = at.dataframe[-1].value
+    assert list(table["reason"]) == ["text is empty"] and list(table["row"]) == [2]
+    assert "ingest/" not in rendered_text(at)  # counts and reasons, never a store key
     store = LocalStore(app_env)
     manifest = [json.loads(store.get(k)) for k in store.list("ingest/batches/") if "week.csv" in store.get(k).decode()]
     assert manifest and manifest[0]["accepted"] == 1
+
+
+def test_an_upload_with_no_good_row_shows_every_row_and_its_reason(run_app) -> None:  # type: ignore[no-untyped-def]
+    rows = "participant,group,time,text\nann,Platform team,2026-11-01T09:00:00Z,\nbob,,2026-11-01T09:05:00Z,hi\n"
+    at = _upload(run_app, "none.csv", rows.encode())
+    assert not at.exception
+    assert "no row of 'none.csv' could be accepted (2 rejected)" in shown(at.error[0].value)
+    assert list(at.dataframe[-1].value["reason"]) == ["text is empty", "group is empty"]
+    assert "ingest/" not in rendered_text(at)
+
+
+def test_the_upload_page_states_the_time_rule_and_offers_a_sample(run_app) -> None:  # type: ignore[no-untyped-def]
+    from services.checkins.upload import parse_upload
+
+    at = run_app("admin", "pages/upload.py")
+    assert "A time without a zone is read as UTC" in shown(rendered_text(at))
+    (sample,) = [b for b in at.get("download_button") if "Sample" in str(b.proto.label)]
+    from services.checkins.exports import sample_csv
+
+    parsed = parse_upload(sample_csv(), "sample.csv")  # the sample itself is accepted whole
+    assert len(parsed.checkins) == parsed.total_rows == 5 and not parsed.rejected
+    assert sample is not None
 
 
 def test_upload_of_unreadable_file_says_what_is_wrong(run_app) -> None:  # type: ignore[no-untyped-def]
