@@ -49,7 +49,7 @@ except PulseError as exc:
 
 st.caption(
     f"Done today: {stats.get('labelled_today_by_me', 0):,} by you, {stats.get('labelled_today', 0):,} in all · "
-    f"about {stats.get('queue_left', 0):,} left in the queue"
+    f"about {stats.get('queue_left', 0):,} messages left in the queue (repeated texts counted once)"
 )
 
 
@@ -105,19 +105,28 @@ if item is None:
     st.stop()
 
 st.session_state.setdefault("review_shown", {}).setdefault(item.id, time.monotonic())
+show_guess = workspace().settings.review_show_guess  # hidden, the guess cannot anchor the annotator
 with st.container(border=True):
-    st.caption(
-        escape_markdown(
-            f"{item.group} · {item.time[:10]} · written by {item.pseudonym} · model says {item.predicted_label} "
-            + (
-                f"({item.confidence:.0%} sure)"
-                if item.confidence > 0
-                else "but found no words it can read (emoji, symbols or another script only)"
-            )
+    guess = (
+        f" · model says {item.predicted_label} "
+        + (
+            f"({item.confidence:.0%} sure)"
+            if item.confidence > 0
+            else "but found no words it can read (emoji, symbols or another script only)"
         )
+        if show_guess
+        else ""
     )
+    by = (
+        f"written by {item.pseudonym}"
+        if item.copies == 1
+        else f"×{item.copies} (the same text in {item.copies} check-ins)"
+    )
+    st.caption(escape_markdown(f"{item.group} · {item.time[:10]} · {by}{guess}"))
     st.text(item.text)  # the message exactly as written: never markdown or HTML
-    reason = why_label(item.text)
+    if item.copies > 1:
+        st.caption(escape_markdown(f"Your label applies to all {item.copies} check-ins with this text (one task)."))
+    reason = why_label(item.text) if show_guess else None
     if reason is not None and reason.words:
         st.caption(escape_markdown(f"What weighs most for {reason.label} (live model): {', '.join(reason.words)}"))
 

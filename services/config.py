@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     oidc_provider: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,40}$")
     # Privacy: may managers' CSV exports include message text? (Default no: ids, times, scores.)
     export_text: bool = False
+    review_show_guess: bool = True  # the review card shows the model's label and confidence
     review_threshold: float = Field(default=0.6, gt=0.0, lt=1.0)
     max_text_chars: int = Field(default=2000, ge=100, le=100_000)
     max_upload_mb: int = Field(default=50, ge=1, le=2000)

@@ -29,6 +29,7 @@ from services.errors import AlreadyExists, InvalidUpload, KeyNotFound
 from services.lifecycle.endpoint import Endpoint
 from services.model.prediction import LABELS, PREFIX, Prediction, prepare
 from services.monitoring.alerts import Notifier, evaluate_alerts
+from services.review.items import text_key
 from services.store import keys
 from services.store.base import ObjectStore
 
@@ -162,6 +163,7 @@ def _queue_for_review(store: ObjectStore, low: pd.DataFrame, batch: str) -> None
             "margin": round(float(r["margin"]), 4),
             "group": r["group"],
             "time": r["time"].isoformat(),
+            "text_key": text_key(str(r["text"])),
         }
         for r in records
     ]

@@ -5,8 +5,10 @@ so one bad file never blocks the queue."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import unicodedata
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +43,20 @@ class ReviewItem:
     margin: float
     claimed_by: str
     claim_expires_at: float
+    copies: int = 1  # queued messages with the same text (after preprocessing): one label for all
+
+
+def text_key(text: str) -> str:
+    """What makes two queued messages one review task: the same text as a reader sees it (Unicode
+    compatibility forms, case, spacing and curly quotes aside), hashed; "" for an empty text.
+
+    Not the model's preprocessing: that drops numbers and small words, so "scored 2/10 today" and
+    "scored 9/10 today" would become one task."""
+    plain = " ".join(unicodedata.normalize("NFKC", text).casefold().translate(_QUOTES).split())
+    return hashlib.sha256(plain.encode("utf-8", "surrogatepass")).hexdigest()[:20] if plain else ""
+
+
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
 
 
 @dataclass(frozen=True)
@@ -52,6 +68,7 @@ class Entry:
     time: str
     group: str
     confidence: float = 0.0
+    text_key: str = ""  # see `text_key`; "" in index files written before tasks grouped copies
 
 
 def parse_entry(line: str) -> Entry | None:
@@ -66,6 +83,7 @@ def parse_entry(line: str) -> Entry | None:
             time=str(row.get("time", "")),
             group=str(row.get("group", "")),
             confidence=float(row.get("confidence", 0.0)),
+            text_key=str(row.get("text_key", "")),
         )
     except (ValueError, TypeError, KeyError):
         log.warning("skipping an unreadable review index line")
@@ -78,7 +96,12 @@ def entry_from(raw: dict[str, Any]) -> Entry:
     top = [*sorted((float(v) for v in probs.values()), reverse=True), 0.0, 0.0]
     margin = top[0] - top[1] if probs else float(raw.get("confidence", 0.0))
     return Entry(
-        str(raw["id"]), round(margin, 4), str(raw.get("time", "")), str(raw.get("group", "")), float(raw["confidence"])
+        str(raw["id"]),
+        round(margin, 4),
+        str(raw.get("time", "")),
+        str(raw.get("group", "")),
+        float(raw["confidence"]),
+        text_key(str(raw.get("text", ""))),
     )
 
 
@@ -144,8 +167,10 @@ def quarantine(store: ObjectStore, item_id: str, body: bytes, reason: str, now: 
     log.warning("review item %s quarantined: %s", item_id, reason)
 
 
-def review_item(raw: dict[str, Any], entry: Entry, claim: dict[str, Any], pseudonym: str) -> ReviewItem:
-    """What the annotator holding `claim` sees of an item file."""
+def review_item(
+    raw: dict[str, Any], entry: Entry, claim: dict[str, Any], pseudonym: str, copies: int = 1
+) -> ReviewItem:
+    """What the annotator holding `claim` sees of an item file (`copies`: queued messages of the task)."""
     return ReviewItem(
         id=str(raw["id"]),
         text=str(raw["text"]),
@@ -162,6 +187,7 @@ def review_item(raw: dict[str, Any], entry: Entry, claim: dict[str, Any], pseudo
         margin=entry.margin,
         claimed_by=str(claim["annotator"]),
         claim_expires_at=float(claim["expires_at"]),
+        copies=copies,
     )
 
 

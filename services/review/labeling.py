@@ -42,6 +42,8 @@ Order = Literal["uncertain", "oldest", "group", "random"]
 # "random": a fixed pseudo-random order (by a hash of the item id), for spot checks that estimate
 # how the model does on live data without the bias of least-sure-first.
 ORDERS = ("uncertain", "oldest", "group", "random")
+# Copies of one text labelled by one click; more come back as one task (a click stays quick on S3).
+COPIES_PER_LABEL = 100
 
 
 class LabelingService:
@@ -147,7 +149,18 @@ class LabelingService:
                     retract_label(self.store, k, by=annotator, reason="replaced by a repeated submit")
             lab, key = (same[1], same[0]) if same else write_label(self.store, lab)
             entry = self.queue.entries.get(item_id) or entry_from(raw)
-            actions.record(self.store, annotator, "label", item_id, now, label_key=key, item=raw, entry=asdict(entry))
+            copies = self._label_copies(item_id, entry.text_key, label, annotator, now)
+            actions.record(
+                self.store,
+                annotator,
+                "label",
+                item_id,
+                now,
+                label_key=key,
+                item=raw,
+                entry=asdict(entry),
+                copies=copies,
+            )
             person = self._pick.person(annotator)
             if not self._pick.finish_if_complete(item_id, [lab]):
                 person.labelled.add(item_id)
@@ -157,6 +170,43 @@ class LabelingService:
             self._pick.release(item_id, annotator, checked=True)  # checked as ours just before the label
             self._doubtful.discard(attempt)
             return lab
+
+    def _label_copies(self, item_id: str, text: str, label: str, annotator: str, now: float) -> list[dict[str, Any]]:
+        """The same label for the other queued copies of the item's text that nobody else holds (at
+        most COPIES_PER_LABEL; the rest come back as one task). Each copy is claimed, labelled and
+        released like the item itself; what undo needs to put them back is returned."""
+        done: list[dict[str, Any]] = []
+        person = self._pick.person(annotator)
+        for other in self.queue.copies(item_id)[:COPIES_PER_LABEL]:
+            if self.claims.busy(other) or self.claims.take(other, annotator) is None:
+                continue
+            raw = self._pick.item(other)
+            entry = self.queue.entries.get(other)
+            stored = labels_for_item(self.store, other) if raw is not None else []
+            if (
+                raw is None
+                or entry is None
+                or entry.text_key != text
+                or any(e.annotator == annotator for _, e in stored)
+            ):
+                self._pick.release(other, annotator)
+                continue
+            lab = Label(
+                item_id=other,
+                text=str(raw["text"]),
+                label=label,
+                annotator=annotator,
+                labelled_at=actions.iso(now),
+                model_label=raw.get("predicted_label"),
+                model_version=raw.get("model_version"),
+                group=str(raw.get("group", "")),
+            )
+            lab, key = write_label(self.store, lab)
+            if not self._pick.finish_if_complete(other, [lab, *(e for _, e in stored)]):
+                person.labelled.add(other)
+            self._pick.release(other, annotator, checked=True)
+            done.append({"item_id": other, "label_key": key, "item": raw, "entry": asdict(entry)})
+        return done
 
     def skip(self, item_id: str, annotator: str) -> None:
         """Release the claim and remember the skip: the item comes back to this annotator after the rest."""
@@ -186,11 +236,15 @@ class LabelingService:
             item_id = str(action["item_id"])
             person = self._pick.person(annotator)
             if action["kind"] == "label":
-                retract_label(self.store, str(action["label_key"]), by=annotator, at=actions.iso(now))
-                person.labelled.discard(item_id)
-                entry = requeue(self.store, item_id, action.get("item"), action.get("entry"), now)
-                if entry is not None:
-                    self.queue.add(entry)
+                copies = action.get("copies") or []
+                undone = [{"item_id": item_id, **action}, *(c for c in copies if isinstance(c, dict))]
+                for each in undone:  # the item, and the copies its label was applied to
+                    retract_label(self.store, str(each["label_key"]), by=annotator, at=actions.iso(now))
+                    person.labelled.discard(str(each["item_id"]))
+                    entry = requeue(self.store, str(each["item_id"]), each.get("item"), each.get("entry"), now)
+                    if entry is not None:
+                        self.queue.add(entry)
+                    self.queue.gone.discard(str(each["item_id"]))
             else:
                 self.store.delete(actions.skip_key(annotator, item_id))
                 person.skipped.discard(item_id)

@@ -92,8 +92,8 @@ class Picker:
             ):
                 if (item_id in person.skipped) != deferred or item_id in person.labelled:
                     continue
-                if self.claims.busy(item_id):
-                    busy.append(item_id)
+                if self.claims.busy(item_id) or any(self.claims.busy(c) for c in self.queue.copies(item_id)):
+                    busy.append(item_id)  # it, or a copy of its text, is someone else's task now
                     continue
                 item = self.try_claim(item_id, annotator, person)
                 if item is not None:
@@ -161,7 +161,8 @@ class Picker:
             return None
         person.held = item_id
         entry: Entry = self.queue.entries.get(item_id) or entry_from(raw)
-        return review_item(raw, entry, claim, self.pseudonym(str(raw["participant"])))
+        copies = 1 + len(self.queue.copies(item_id))
+        return review_item(raw, entry, claim, self.pseudonym(str(raw["participant"])), copies)
 
     def resume(self, annotator: str, person: _Annotator) -> ReviewItem | None:
         """The item this annotator holds on this replica, lease renewed; None if they hold none."""

@@ -50,6 +50,7 @@ class Queue:
         self._read_at = -1e18
         self._sorted: dict[OrderKey, list[str]] = {}
         self._start: dict[OrderKey, int] = {}
+        self._by_text: dict[str, list[str]] | None = None  # text key -> queued ids (built on demand)
         self._rng = random.Random()
 
     def refresh(self, *, force: bool = False) -> None:
@@ -97,6 +98,23 @@ class Queue:
     def _reorder(self) -> None:
         self._sorted.clear()
         self._start.clear()
+        self._by_text = None
+
+    def _texts(self) -> dict[str, list[str]]:
+        if self._by_text is None:
+            by_text: dict[str, list[str]] = {}
+            for entry in self.entries.values():
+                if entry.text_key:
+                    by_text.setdefault(entry.text_key, []).append(entry.id)
+            self._by_text = {k: ids for k, ids in by_text.items() if len(ids) > 1}
+        return self._by_text
+
+    def copies(self, item_id: str) -> list[str]:
+        """The other queued items with the same text as `item_id` (one review task with it)."""
+        entry = self.entries.get(item_id)
+        if entry is None or not entry.text_key:
+            return []
+        return [i for i in self._texts().get(entry.text_key, ()) if i != item_id and i not in self.gone]
 
     def walk(self, key: OrderKey) -> Iterator[str]:
         """Item ids in queue order, from the first one not known to be gone."""
@@ -152,12 +170,21 @@ class Queue:
         self.found_gone = 0
 
     def groups(self) -> dict[str, int]:
-        """Items waiting per group (this replica's view), largest first."""
+        """Tasks waiting per group (this replica's view), largest first."""
         counts: dict[str, int] = {}
+        seen: set[tuple[str, str]] = set()
         for item_id, entry in self.entries.items():
-            if item_id not in self.gone:
-                counts[entry.group] = counts.get(entry.group, 0) + 1
+            if item_id in self.gone:
+                continue
+            if entry.text_key:
+                if (entry.group, entry.text_key) in seen:
+                    continue
+                seen.add((entry.group, entry.text_key))
+            counts[entry.group] = counts.get(entry.group, 0) + 1
         return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def left(self) -> int:
-        return len(self.entries) - len(self.gone & self.entries.keys())
+        """Review tasks left: queued items, the copies of one text counted once."""
+        items = len(self.entries) - len(self.gone & self.entries.keys())
+        extra = sum(max(sum(i not in self.gone for i in ids) - 1, 0) for ids in self._texts().values())
+        return items - extra

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from services.errors import KeyNotFound, PulseError
 from services.model.prediction import prepare
+from services.review.items import text_key
 from services.store import keys
 from services.store.base import ObjectStore
 
@@ -58,6 +59,7 @@ def rerank_queue(
                 "margin": round(top[0] - top[1], 4),
                 "group": str(raw.get("group", "")),
                 "time": str(raw.get("time", "")),
+                "text_key": text_key(str(raw["text"])),
             }
         )
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")

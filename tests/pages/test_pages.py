@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from services.review.agreement import needs_two
@@ -309,3 +310,16 @@ def test_review_card_says_which_words_weigh_most(run_app) -> None:  # type: igno
     words = why[0].replace("\\", "").split("(live model)", 1)[1].lstrip(":\u2060 ").split(", ")
     shown = at.text[0].value.lower()
     assert 1 <= len(words) <= 3 and all(w in shown or w in ("?", "!", "a link", "a mention") for w in words)
+
+
+def test_the_models_guess_can_be_hidden_from_annotators(run_app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """PULSE_REVIEW_SHOW_GUESS=false: no label, confidence or leaning words that could anchor the annotator."""
+    shown_with = rendered_text(run_app("annotator", "pages/review.py"))
+    assert "model says" in shown_with
+    monkeypatch.setenv("PULSE_REVIEW_SHOW_GUESS", "false")
+    st.cache_resource.clear()
+    at = run_app("annotator", "pages/review.py")
+    assert not at.exception and not at.error and at.text
+    page = rendered_text(at)
+    assert "model says" not in page and "sure)" not in page and "What weighs most" not in page
+    assert "written by" in page or "the same text in" in page

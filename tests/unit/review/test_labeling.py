@@ -18,6 +18,7 @@ import pytest
 from services.errors import ClaimLost, PulseError, StoreUnavailable
 from services.model.prediction import Prediction
 from services.review.agreement import cohen_kappa, needs_two
+from services.review.items import text_key
 from services.review.labeling import LabelingService
 from services.review.labels import DECISIONS, Label, labels_for_item, read_labels, save_label
 from services.review.queue import SPREAD
@@ -72,6 +73,7 @@ def queue(store: ObjectStore, items: Iterable[dict[str, Any]], *, batch: str = "
                     "margin": round(top[0] - top[1], 4),
                     "group": item["group"],
                     "time": item["time"],
+                    "text_key": text_key(item["text"]),
                 }
             )
         body = "\n".join(json.dumps(r) for r in rows) + "\n"
@@ -795,3 +797,55 @@ def test_a_signed_in_manager_gets_no_review_items_and_the_attempt_is_audited(sto
     assert [(e.actor, e.target) for e in read_events(store, actions=["access_denied"])] == [("meg", "review queue")]
     item = svc.claim_next(User("ann", "annotator"))
     assert item is not None and list(store.list("review/claims/"))
+
+
+# ------------------------------------------------------------------------- one task per text
+
+
+def test_copies_of_one_text_are_one_task_labelled_once(store: LocalStore) -> None:
+    same = "Long shift,   no break again."
+    items = [make_item(i, margin=0.01 * i, text=same if i < 4 else None) for i in range(6)]
+    items[2]["text"] = "long shift, no break AGAIN."  # the same text as a reader sees it
+    queue(store, items)
+    svc = LabelingService(store, double_share=0)
+    assert svc.stats("ann")["queue_left"] == 3  # tasks: the repeated text once, two others
+    item = svc.claim_next("ann")
+    assert item is not None and item.id == "c000000" and item.copies == 4
+    svc.submit(item.id, "negative", "ann")
+    for i in range(4):
+        assert [lab.label for _, lab in labels_for_item(store, f"c{i:06d}")] == ["negative"]
+        assert not store.exists(f"review/unrecognized/c{i:06d}.json")
+    assert svc.stats("ann")["labelled_today_by_me"] == 1 and svc.stats("ann")["queue_left"] == 2
+    nxt = svc.claim_next("ann")
+    assert nxt is not None and nxt.id == "c000004" and nxt.copies == 1
+    # Undo takes back the label of every copy and puts them all back in the queue.
+    assert svc.undo("ann") == "c000000"
+    for i in range(4):
+        assert labels_for_item(store, f"c{i:06d}") == []
+        assert store.exists(f"review/unrecognized/c{i:06d}.json")
+    again = LabelingService(store, double_share=0)  # another replica sees them back too
+    assert again.stats()["queue_left"] == 3
+
+
+def test_a_copy_someone_else_holds_is_left_to_them(store: LocalStore) -> None:
+    same = "Quiet night, slept a bit on the break."
+    queue(store, [make_item(i, margin=0.01 * i, text=same if i < 3 else None) for i in range(4)])
+    one, two = LabelingService(store, double_share=0), LabelingService(store, double_share=0)
+    held = one.claim_next("ann")
+    assert held is not None and held.id == "c000000"
+    other = two.claim_next("bob")  # another replica: the repeated text is ann's task now
+    assert other is not None and other.id == "c000003"
+    bob_copy = two.claims.take("c000002", "bob")  # bob holds one copy all the same
+    assert bob_copy is not None
+    one.claims.refresh(force=True)
+    one.submit(held.id, "neutral", "ann")
+    assert [lab.annotator for _, lab in labels_for_item(store, "c000001")] == ["ann"]
+    assert labels_for_item(store, "c000002") == []  # bob's to label
+    assert store.exists("review/unrecognized/c000002.json")
+
+
+def test_numbers_keep_texts_apart(store: LocalStore) -> None:
+    queue(store, [make_item(0, text="Scored 2/10 on the quiz."), make_item(1, text="Scored 9/10 on the quiz.")])
+    svc = LabelingService(store, double_share=0)
+    item = svc.claim_next("ann")
+    assert item is not None and item.copies == 1 and svc.stats()["queue_left"] == 2
