@@ -27,7 +27,9 @@ from services.lifecycle.label_summary import (
 from services.monitoring.costs import Volume, current_volume
 from services.monitoring.health import Health, model_health, training_counts
 from services.monitoring.threshold import ThresholdOverride, effective_threshold, load_threshold_override
+from services.review.labels import labels_for_item
 from services.store import keys
+from services.store.base import ObjectStore
 
 
 def _live() -> str:
@@ -169,3 +171,9 @@ def utc_minute(stamp: str | None) -> str:
         return escape_markdown(pd.Timestamp(stamp).tz_convert("UTC").strftime("%Y-%m-%d %H:%M UTC"))
     except (ValueError, TypeError):
         return escape_markdown(stamp or "an unknown time")
+
+
+def message_text(store: ObjectStore, item_id: str) -> str:
+    """The text of a labelled message, as its labels keep it (for admins), or "" when none is left."""
+    labels = labels_for_item(store, item_id)
+    return labels[0][1].text if labels else ""

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.admin_charts import class_balance_figure, label_bars
-from dashboard.admin_views import dataset_preview, dataset_versions, label_data, utc_minute
+from dashboard.admin_views import dataset_preview, dataset_versions, label_data, message_text, utc_minute
 from dashboard.auth import require_page
 from dashboard.components import escape_markdown
 from dashboard.deps import settings, show_error, workspace
@@ -44,8 +44,8 @@ if summary.labels == 0:
 else:
     st.caption(
         f"{summary.items:,} messages carry {summary.labels:,} labels; {summary.retracted:,} "
-        f"{'label was' if summary.retracted == 1 else 'labels were'} undone and do not count. When labels of a "
-        "message differ, the latest final label wins, else the latest one — the "
+        f"{'label was undone and does' if summary.retracted == 1 else 'labels were undone and do'} not count. When "
+        "labels of a message differ, the latest final label wins, else the latest one — the "
         f"rule a dataset build applies. {summary.gold_items:,} messages are held out as gold (evaluated on, never "
         "trained on)."
     )
@@ -136,19 +136,45 @@ if st.button("Build dataset version", type="primary", icon=":material/dataset:")
 built_version = st.session_state.get("admin_data_built")
 detail = st.session_state.get("admin_data_built_detail")
 if built_version and isinstance(detail, dict):
-    rows = sum(sum(split.values()) for split in detail["counts"].values())
+    counts, sources, conflicts = detail["counts"], detail["sources"], detail["conflicts"]
+    train, validation = (sum(counts[split].values()) for split in ("train", "validation"))
+    people, corpus = sources.get("human", 0), sources.get("base", 0)
     st.success(
-        f"Built dataset version {escape_markdown(built_version)}: {rows:,} rows "
-        f"({detail['sources'].get('human', 0):,} from people), {len(detail['conflicts']):,} conflicts resolved. "
-        "Train on it from the Training page."
+        f"Built dataset version {escape_markdown(built_version)}: {train + validation:,} messages, "
+        f"{train:,} to train on and {validation:,} to validate. Train on it from the Training page."
     )
-    st.dataframe(
-        pd.DataFrame(detail["counts"]).rename_axis("label").reset_index(),
-        hide_index=True,
+    st.markdown(
+        f"{people:,} of the messages carry a label from people and {corpus:,} come from the shipped corpus "
+        "(a label from people replaces the corpus's on the same text). "
+        + (
+            f"{len(conflicts):,} {'conflict was' if len(conflicts) == 1 else 'conflicts were'} settled: two "
+            "annotators gave one message different labels, or two messages with the same text were labelled "
+            "differently. The table says which label was kept and why."
+            if conflicts
+            else "No labels disagreed."
+        )
     )
-    if detail["conflicts"]:
-        conflicts = pd.DataFrame(detail["conflicts"]).astype(str)
-        st.dataframe(conflicts, hide_index=True, width="stretch")
+    number = st.column_config.NumberColumn(format="localized")
+    split_table = pd.DataFrame(counts).rename_axis("label").reset_index()
+    st.dataframe(split_table, hide_index=True, column_config={"train": number, "validation": number})
+    if conflicts:
+        texts = {c["item_id"]: message_text(workspace().store, str(c["item_id"])) for c in conflicts}
+        table = pd.DataFrame(
+            [
+                {
+                    "message": texts.get(c["item_id"], ""),
+                    "conflict": c.get("kind", "labels differ"),
+                    "who labelled what": c.get("labels")
+                    if isinstance(c.get("labels"), str)
+                    else ", ".join(c["labels"]),
+                    "kept": c.get("chosen", ""),
+                    "why": c.get("why", ""),
+                }
+                for c in conflicts
+            ]
+        )
+        wide = st.column_config.TextColumn(width="large")
+        st.dataframe(table, hide_index=True, width="stretch", column_config={"message": wide})
 
 versions = dataset_versions()
 if not versions.empty:

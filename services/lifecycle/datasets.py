@@ -77,14 +77,21 @@ def _rows(
             continue  # gold labels are evaluated on, never trained on
         by_item.setdefault(label.item_id, []).append(label)
     conflicts: list[dict[str, Any]] = []
-    for item_id in sorted(by_item):
-        chosen, disagree = resolve(by_item[item_id])
+    chosen_of = {item_id: resolve(labels) for item_id, labels in by_item.items()}
+    human: dict[str, tuple[str, Label]] = {}  # prepared text -> (item, label) that holds its row
+    # Oldest choice first: of two messages with the same text, the newer label is the one kept.
+    for item_id in sorted(by_item, key=lambda i: (chosen_of[i][0].labelled_at, i)):
+        chosen, disagree = chosen_of[item_id]
         if disagree:
             conflicts.append(
                 {
+                    "kind": "annotators disagree",
                     "item_id": item_id,
-                    "labels": sorted({lab.label for lab in by_item[item_id]}),
+                    "labels": _who_said(by_item[item_id]),
                     "chosen": chosen.label,
+                    "why": f"final label by {chosen.annotator}"
+                    if chosen.final
+                    else f"latest label ({chosen.annotator}); no final label",
                     "final": chosen.final,
                 }
             )
@@ -95,9 +102,21 @@ def _rows(
             dropped["label outside the label set"] += 1
             continue
         text = preprocess(chosen.text, preprocessing)
-        if text in rows and rows[text][1] == "human" and rows[text][0] != chosen.label:
-            conflicts.append({"text_duplicate_of": item_id, "labels": sorted({rows[text][0], chosen.label})})
+        earlier = human.get(text)
+        if earlier is not None and earlier[1].label != chosen.label:
+            conflicts.append(
+                {
+                    "kind": "same text, two messages",
+                    "item_id": item_id,
+                    "other_item": earlier[0],
+                    "labels": _who_said([earlier[1], chosen]),
+                    "chosen": chosen.label,
+                    "why": "the newer label of the same text",
+                    "final": chosen.final,
+                }
+            )
         rows[text] = (chosen.label, "human")  # a human label beats the base corpus on the same text
+        human[text] = (item_id, chosen)
     for text in [t for t in rows if not t]:
         del rows[text]
         dropped["no words left after preprocessing"] += 1
@@ -106,6 +125,15 @@ def _rows(
         dropped["in the gold set"] += 1
     sources = Counter(source for _, source in rows.values())
     return rows, dict(sources), conflicts, dict(dropped)
+
+
+def _who_said(labels: list[Label]) -> str:
+    """ "ann: negative · bob: neutral" (each annotator's latest label, in the order they labelled)."""
+    latest: dict[str, str] = {}
+    for lab in sorted(labels, key=lambda lab: lab.labelled_at):
+        latest.pop(lab.annotator, None)
+        latest[lab.annotator] = lab.label + (" (final)" if lab.final else "")
+    return " · ".join(f"{who}: {label}" for who, label in latest.items())
 
 
 def split_lines(lines: list[str], *, seed: int, share: float) -> tuple[list[str], list[str]]:

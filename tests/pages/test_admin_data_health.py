@@ -73,7 +73,14 @@ def test_building_a_dataset_from_the_page(run_app, app_env: Path) -> None:  # ty
     (manifest_key,) = [k for k in store.list("datasets/") if k.endswith("manifest.json")]
     version = manifest_key.split("/")[1]
     assert store.exists(f"datasets/{version}/train.txt") and store.exists(f"datasets/{version}/validation.txt")
-    assert version in shown(at.success[0].value) and "conflicts resolved" in at.success[0].value
+    assert version in shown(at.success[0].value) and "to train on" in at.success[0].value
+    assert "1 conflict was settled" in rendered_text(at)
+    (conflicts,) = [df.value for df in at.dataframe if "who labelled what" in df.value.columns]
+    row = conflicts.iloc[0]
+    assert row["message"] == NASTY  # the text itself, for admins (a text column: never markup)
+    assert row["who labelled what"] == "ann: negative · bob: neutral" and row["kept"] == "neutral"
+    assert row["conflict"] == "annotators disagree" and "latest label (bob)" in row["why"]
+    assert not any(c.startswith("text_duplicate") for c in conflicts.columns)
     manifest = json.loads(store.get(manifest_key))
     assert manifest["created_by"] == "demo-admin" and manifest["sources"]["human"] == 3
 

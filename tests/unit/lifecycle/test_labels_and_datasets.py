@@ -216,9 +216,14 @@ def test_conflicts_are_reported_in_the_manifest(ws: LocalStore) -> None:
     save_label(ws, lab("twin-a", "coffee machine is back", "positive", when=at(3)))
     save_label(ws, lab("twin-b", "Coffee machine is back", "negative", when=at(4)))
     m = build_dataset(ws, by="tests", base="none")
-    assert {"item_id": "item-x", "labels": ["negative", "neutral"], "chosen": "neutral", "final": False} in m.conflicts
-    assert {"text_duplicate_of": "twin-b", "labels": ["negative", "positive"]} in m.conflicts
+    by_kind = {c["kind"]: c for c in m.conflicts}
     assert len(m.conflicts) == 2
+    disagree = by_kind["annotators disagree"]
+    assert disagree["item_id"] == "item-x" and disagree["chosen"] == "neutral" and not disagree["final"]
+    assert disagree["labels"] == "ann: negative · bob: neutral" and disagree["why"].startswith("latest label (bob)")
+    twins = by_kind["same text, two messages"]
+    assert (twins["item_id"], twins["other_item"], twins["chosen"]) == ("twin-b", "twin-a", "negative")
+    assert twins["why"] == "the newer label of the same text"
     train, validation = both(ws, m)
     rows = train + validation
     assert "__label__neutral meeting ran long" in rows
