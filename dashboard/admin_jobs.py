@@ -20,6 +20,7 @@ from services.lifecycle.deployment import current, history
 from services.lifecycle.promotion import GateVerdict, gate
 from services.lifecycle.registry import ModelCard, list_versions, load_card
 from services.lifecycle.runs import TrainingJob
+from services.model.evaluation import rounded
 from services.model.prediction import LABELS
 from services.store import keys
 
@@ -97,6 +98,23 @@ def runs_frame(jobs: list[TrainingJob]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def live_figure() -> tuple[str, float] | None:
+    """The live version and its gold macro-F1 from its card, or None (nothing live, no card)."""
+    store = workspace().store
+    dep = current(store)
+    if dep is None:
+        return None
+    try:
+        value = load_card(store, dep.version).metrics.get("macro_f1")
+    except (PulseError, TypeError, ValueError):
+        return None
+    return (dep.version, float(value)) if isinstance(value, int | float) else None
+
+
+def _shown(value: object) -> float | None:
+    return rounded(value) if isinstance(value, int | float) else None
+
+
 # --- the registry --------------------------------------------------------------------------------
 
 
@@ -118,9 +136,9 @@ def _registry(key: tuple[str, ...]) -> tuple[pd.DataFrame, dict[str, ModelCard]]
             {
                 "live": "● live" if version == live else "",
                 "version": version,
-                "macro-F1": card.metrics.get("macro_f1"),
-                "accuracy": card.metrics.get("accuracy"),
-                "ECE": card.metrics.get("ece"),
+                "macro-F1": _shown(card.metrics.get("macro_f1")),
+                "accuracy": _shown(card.metrics.get("accuracy")),
+                "ECE": _shown(card.metrics.get("ece")),
                 "family": card.family,
                 "created": card.created_at.replace("T", " ")[:16],
                 "by": card.created_by,
@@ -157,20 +175,28 @@ def gate_verdict(version: str) -> GateVerdict:
     return _gate(version, ws.settings.gate_margin, _models_key(), _gold_key())
 
 
+METRIC_NAMES = {
+    "macro_f1": "macro-F1",
+    "accuracy": "accuracy",
+    "ece": "calibration error (ECE, lower is better)",
+    "f1_negative": "F1 negative",
+    "f1_neutral": "F1 neutral",
+    "f1_positive": "F1 positive",
+}
+
+
 def verdict_frame(verdict: GateVerdict) -> pd.DataFrame:
-    names = ("macro_f1", "accuracy", "ece", "f1_negative", "f1_neutral", "f1_positive")
+    """Candidate and live model side by side, every figure rounded as the verdict's words round it."""
     live = verdict.live_metrics or {}
-    return pd.DataFrame(
-        [
-            {
-                "metric": name,
-                "candidate": verdict.candidate_metrics.get(name),
-                "live": live.get(name),
-                "change": verdict.candidate_metrics.get(name, 0.0) - live[name] if name in live else None,
-            }
-            for name in names
-        ]
-    )
+    rows = []
+    for name, title in METRIC_NAMES.items():
+        cand = verdict.candidate_metrics.get(name)
+        was = live.get(name)
+        cand_r = rounded(cand) if cand is not None else None
+        was_r = rounded(was) if was is not None else None
+        change = rounded(cand_r - was_r) if cand_r is not None and was_r is not None else None
+        rows.append({"metric": title, "candidate": cand_r, "live": was_r, "change": change})
+    return pd.DataFrame(rows)
 
 
 def history_frame() -> pd.DataFrame:

@@ -21,6 +21,7 @@ from dashboard.deps import show_error, workspace
 from services.errors import DeployFailed, GateFailed, ModelUnavailable, PulseError
 from services.lifecycle.deployment import current
 from services.lifecycle.switch import roll_back, switch_to
+from services.model.evaluation import rounded
 
 user = require_page("models")
 
@@ -83,7 +84,9 @@ m = card.metrics
 
 def _number(name: str, fmt: str) -> str:
     value = m.get(name)
-    return escape_markdown(format(value, fmt)) if isinstance(value, int | float) else "—"
+    if not isinstance(value, int | float):
+        return "—"
+    return escape_markdown(format(rounded(value) if name != "n" else value, fmt))
 
 
 cols = st.columns(4)

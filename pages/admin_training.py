@@ -3,13 +3,14 @@ replica, after a refresh), cancel it, and see past runs."""
 
 import streamlit as st
 
-from dashboard.admin_jobs import dataset_choices, duration, link_to, runs_frame
+from dashboard.admin_jobs import dataset_choices, duration, link_to, live_figure, runs_frame
 from dashboard.auth import require_page
 from dashboard.components import age, escape_markdown
-from dashboard.deps import show_error, workspace
+from dashboard.deps import settings, show_error, workspace
 from services.errors import JobNotRunning, PulseError
 from services.lifecycle.jobs import start_training
 from services.lifecycle.runs import TrainingJob, cancel, list_runs, load_run, running_job
+from services.model.evaluation import rounded
 from services.model.params import FAMILIES, PARAM_RANGES, TrainParams, validate_params
 
 user = require_page("training")
@@ -46,7 +47,7 @@ def _show(job: TrainingJob) -> None:
     cols[0].metric("Status", escape_markdown(job.status))
     cols[1].metric("Elapsed" if job.running else "Took", duration(job.elapsed_seconds()))
     macro_f1 = run.metrics.get("macro_f1")
-    cols[2].metric("Gold macro-F1", f"{macro_f1:.3f}" if macro_f1 is not None else "—")
+    cols[2].metric("Gold macro-F1", f"{rounded(macro_f1):.3f}" if macro_f1 is not None else "—")
     ended = f"; ended {age(run.finished_at)}" if run.finished_at and not job.running else ""
     st.caption(
         escape_markdown(f"Run {run.job_name} on dataset {run.dataset} with {run.trainer}, started by {run.started_by} ")
@@ -57,10 +58,29 @@ def _show(job: TrainingJob) -> None:
     if run.log:
         st.code("\n".join(run.log[-10:]), language=None, wrap_lines=True)
     if job.status == "Completed" and run.model_version:
-        st.success(
-            f"Model version {escape_markdown(run.model_version)} is registered; nothing was deployed. "
-            "Compare it with the live model and deploy it on the Models & deploy page."
-        )
+        live = live_figure()
+        version = escape_markdown(run.model_version)
+        change = rounded(rounded(macro_f1) - rounded(live[1])) if live and macro_f1 is not None else None
+        if change is not None and live is not None and -change > settings().gate_margin:
+            st.warning(
+                f"Model version {version} is registered, but the gate would refuse it: gold macro-F1 "
+                f"{rounded(macro_f1 or 0):.3f} is {-change:.3f} below the live {escape_markdown(live[0])} "
+                f"({rounded(live[1]):.3f}), more than the {settings().gate_margin:.3f} it allows. Nothing was "
+                "deployed; look at its dataset before training again.",
+                icon=":material/warning:",
+            )
+        else:
+            where = (
+                ""
+                if change is None
+                else f" It is {abs(change):.3f} {'above' if change > 0 else 'below'} the live model on gold."
+                if change
+                else " It is level with the live model on gold."
+            )
+            st.success(
+                f"Model version {version} is registered; nothing was deployed.{where} "
+                "Compare it with the live model and deploy it on the Models & deploy page."
+            )
         link_to("pages/admin_models.py", "Models & deploy", ":material/rocket_launch:")
     elif job.status == "Failed":
         st.error(f"The run failed: {escape_markdown(run.failure_reason or 'no reason recorded')}")

@@ -14,7 +14,7 @@ from services.errors import DeployFailed, GateFailed, KeyNotFound, ModelUnavaila
 from services.lifecycle.deployment import Deployer, Deployment, current, record_deployment
 from services.lifecycle.gold import load_gold
 from services.lifecycle.registry import fetch_model, load_card, model_cache_dir
-from services.model.evaluation import evaluate, summary
+from services.model.evaluation import evaluate, rounded, summary
 from services.store import keys, lease
 from services.store.base import ObjectStore
 
@@ -38,14 +38,27 @@ class GateVerdict:
     live_metrics: dict[str, float] | None
 
     def explain(self) -> str:
-        if self.live is None:
-            return f"{self.candidate}: macro-F1 {self.candidate_f1:.3f} on {self.n} gold messages (nothing live yet)"
-        drop = (self.live_f1 or 0.0) - self.candidate_f1
-        verdict = "passes" if self.passed else "is refused"
-        return (
-            f"{self.candidate} {verdict}: macro-F1 {self.candidate_f1:.3f} vs live {self.live} "
-            f"{self.live_f1:.3f} on {self.n} gold messages (change {-drop:+.3f}, allowed drop {self.margin:.3f})"
-        )
+        """The verdict in words and numbers, rounded as every table shows them; a candidate below the
+        live model says so even when the gate lets it through."""
+        cand = rounded(self.candidate_f1)
+        if self.live is None or self.live_f1 is None:
+            return f"{self.candidate}: macro-F1 {cand:.3f} on {self.n:,} gold messages (nothing live yet)"
+        live = rounded(self.live_f1)
+        change = rounded(cand - live)
+        figures = f"macro-F1 {cand:.3f} against {live:.3f} for the live {self.live}, on {self.n:,} gold messages"
+        if not self.passed:
+            return (
+                f"{self.candidate} is refused: it is {-change:.3f} below the live model, more than the "
+                f"{self.margin:.3f} the gate allows ({figures})"
+            )
+        if change < 0:
+            return (
+                f"{self.candidate} passes, but it is {-change:.3f} below the live model: a drop within the "
+                f"{self.margin:.3f} the gate allows ({figures})"
+            )
+        if change == 0:
+            return f"{self.candidate} passes: level with the live model ({figures})"
+        return f"{self.candidate} passes: {change:.3f} above the live model ({figures})"
 
 
 def gate(store: ObjectStore, candidate: str, *, margin: float, cache_dir: Path | None = None) -> GateVerdict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from services.errors import PulseError
@@ -92,3 +93,10 @@ def summary(ev: Evaluation) -> dict[str, float]:
         "n": float(ev.n),
         **{f"f1_{k}": round(v["f1"], 4) for k, v in ev.per_class.items()},
     }
+
+
+def rounded(value: float, places: int = 3) -> float:
+    """A metric as Pulse shows it: to `places` decimals, halves rounded up from the stored decimal
+    figure (so 0.0265 reads 0.027 in every table, whatever binary float holds it)."""
+    step = Decimal(1).scaleb(-places)
+    return float(Decimal(repr(float(value))).quantize(step, rounding=ROUND_HALF_UP))

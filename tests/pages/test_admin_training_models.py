@@ -128,7 +128,11 @@ def test_a_run_started_from_the_page_ends_in_the_registry(run_app, app_env: Path
 
     at.run()  # the page finds the run in the store (as after a browser refresh)
     assert not at.exception
-    assert any(done.run.model_version in shown(s.value) and "Models & deploy" in shown(s.value) for s in at.success)
+    said = [shown(s.value) for s in [*at.success, *at.warning] if done.run.model_version in shown(s.value)]
+    assert len(said) == 1 and "is registered" in said[0] and "nothing was deployed" in said[0].lower()
+    # A run below the live model by more than the gate's margin is a warning that says so.
+    warned = any(done.run.model_version in shown(w.value) for w in at.warning)
+    assert ("gate would refuse it" in said[0]) == warned
     table = at.dataframe[-1].value
     assert list(table["status"]) == ["Completed"]
     assert list(table["model version"]) == [done.run.model_version]

@@ -27,6 +27,7 @@ from services.lifecycle.promotion import GateVerdict, gate
 from services.lifecycle.registry import ModelCard, list_versions, load_card, new_version, register
 from services.lifecycle.runs import RUNS
 from services.model.corpus import split_corpus
+from services.model.evaluation import rounded
 from services.model.fasttext import fasttext_line, train
 from services.model.params import TrainParams
 from services.review.labels import Label, save_label
@@ -209,7 +210,7 @@ def test_evaluate_compares_a_version_with_the_live_one(results: Results) -> None
     proc = ok(results.steps["evaluate"])
     first, _, rest = proc.stdout.partition("\n")
     assert first.startswith(f"{results.trained} ")
-    assert f"vs live {results.bootstrap}" in first
+    assert f"for the live {results.bootstrap}" in first
     metrics = json.loads(rest)
     card = load_card(LocalStore(results.lifecycle), results.trained or "")
     assert metrics == {k: v for k, v in card.metrics.items() if k != "gold_set"}
@@ -224,7 +225,11 @@ def test_promote_of_a_worse_version_exits_2_with_the_gate_message(results: Resul
     v = results.expected_gate
     assert not v.passed
     assert "is refused" in line
-    assert f"macro-F1 {v.candidate_f1:.3f} vs live {results.bootstrap} {v.live_f1:.3f}" in line
+    assert f"below the live model, more than the {v.margin:.3f} the gate allows" in line
+    figures = (
+        f"macro-F1 {rounded(v.candidate_f1):.3f} against {rounded(v.live_f1 or 0):.3f} for the live {results.bootstrap}"
+    )
+    assert figures in line
     assert "override" in line
     assert results.steps["promote-refused"].proc.stdout == ""
     assert results.steps["promote-refused"].live_after == results.bootstrap

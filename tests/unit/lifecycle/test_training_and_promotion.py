@@ -20,7 +20,7 @@ from services.errors import AlreadyExists, DeployFailed, GateFailed, ModelUnavai
 from services.lifecycle.datasets import build_dataset
 from services.lifecycle.deployment import CURRENT, LocalDeployer, current, history
 from services.lifecycle.gold import load_gold
-from services.lifecycle.promotion import LOCK, gate, promote, rollback
+from services.lifecycle.promotion import LOCK, GateVerdict, gate, promote, rollback
 from services.lifecycle.registry import (
     ARTIFACT,
     ModelCard,
@@ -657,3 +657,34 @@ def test_promotions_refusals_and_rollbacks_are_in_the_audit_log(ws: LocalStore, 
     ]
     assert events[1].details["gate_passed"] is False and events[1].details["override_reason"] == "demo"
     assert events[2].details == {"from": prepared.worse, "reason": "complaints"}
+
+
+def _verdict(candidate: float, live: float, margin: float = 0.010) -> GateVerdict:
+    return GateVerdict(
+        candidate="m-new",
+        live="m-live",
+        candidate_f1=candidate,
+        live_f1=live,
+        margin=margin,
+        passed=live - candidate <= margin,
+        gold_set="g",
+        n=600,
+        candidate_metrics={"macro_f1": candidate},
+        live_metrics={"macro_f1": live},
+    )
+
+
+def test_the_gate_says_in_words_when_a_candidate_passes_below_the_live_model() -> None:
+    said = _verdict(0.728, 0.730).explain()
+    assert said.startswith("m-new passes, but it is 0.002 below the live model")
+    assert "0.728 against 0.730" in said and "600 gold messages" in said
+    assert _verdict(0.7125, 0.730).explain().startswith("m-new is refused: it is 0.017 below")
+    assert _verdict(0.745, 0.730).explain().startswith("m-new passes: 0.015 above")
+    assert _verdict(0.7301, 0.7304).explain().startswith("m-new passes: level with")  # 0.730 both, as shown
+
+
+def test_figures_round_the_same_way_everywhere() -> None:
+    from services.model.evaluation import rounded
+
+    assert rounded(0.0265) == 0.027 and rounded(0.0264) == 0.026 and rounded(0.7285) == 0.729
+    assert f"{rounded(0.0265):.3f}" == "0.027"
