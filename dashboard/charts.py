@@ -169,7 +169,26 @@ def heatmap_figure(heat: Heatmap, periods: pd.Series, granularity: str) -> go.Fi
             xgap=1,
             ygap=1,
             colorbar={"title": {"text": "mean<br>sentiment"}, "thickness": 12},
-            hovertemplate="%{y}<br>%{x|" + when + "}<br>mean %{z:+.2f} over %{customdata} check-in(s)<extra></extra>",
+            hoverinfo="skip",  # the points below answer hovers and clicks
+        )
+    )
+    # Plotly heatmaps send no selection events to Streamlit: an invisible point on each filled cell
+    # carries the hover text and the click that opens the participant's check-ins.
+    filled = grid.stack().dropna()
+    rows = {p: i for i, p in enumerate(heat.participants)}
+    fig.add_trace(
+        go.Scatter(
+            x=filled.index.get_level_values(1),
+            y=[labels[rows[p]] for p in filled.index.get_level_values(0)],
+            mode="markers",
+            marker={"size": 14, "opacity": 0, "symbol": "square"},
+            customdata=[
+                [rows[p], int(counts.loc[p, t]), float(v)] for (p, t), v in zip(filled.index, filled, strict=True)
+            ],
+            hovertemplate="%{y}<br>%{x|"
+            + when
+            + "}<br>mean %{customdata[2]:+.2f} over %{customdata[1]} check-in(s)<br>click to read them<extra></extra>",
+            showlegend=False,
         )
     )
     fig.update_layout(
@@ -177,5 +196,17 @@ def heatmap_figure(heat: Heatmap, periods: pd.Series, granularity: str) -> go.Fi
         margin={"l": 10, "r": 10, "t": 10, "b": 10},
         yaxis={"autorange": "reversed", "type": "category"},
         plot_bgcolor="#f8f9fa",
+        clickmode="event+select",
+        dragmode=False,
     )
     return fig
+
+
+def clicked_participant(heat: Heatmap, event: Any) -> str | None:
+    """The participant of the heatmap cell a user clicked (`st.plotly_chart`'s selection), or None."""
+    try:
+        points = event["selection"]["points"]
+        row = int(points[0]["customdata"][0])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    return heat.participants[row] if 0 <= row < len(heat.participants) else None

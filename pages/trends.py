@@ -5,7 +5,7 @@ import streamlit as st
 
 from dashboard import urlstate
 from dashboard.auth import require_page
-from dashboard.charts import heatmap_figure, trend_figure
+from dashboard.charts import clicked_participant, heatmap_figure, trend_figure
 from dashboard.components import escape_markdown
 from dashboard.deps import settings, show_error, workspace
 from services.checkins import trends
@@ -135,7 +135,20 @@ if shown < heat.total:
     right.caption(f"The {shown:,} of {heat.total:,} participants with the lowest mean sentiment, lowest first.")
 else:
     right.caption(f"All {heat.total:,} participants with check-ins in the range, lowest mean sentiment first.")
-st.plotly_chart(heatmap_figure(heat, frame["period"], grain), width="stretch", key="trend_heatmap")
+clicked = st.plotly_chart(
+    heatmap_figure(heat, frame["period"], grain),
+    width="stretch",
+    key="trend_heatmap",
+    on_select="rerun",
+    selection_mode="points",
+)
+st.caption("Click a cell to read that participant's check-ins below, or pick them from the list.")
+picked_in_heatmap = clicked_participant(heat, clicked)
+if picked_in_heatmap is not None and picked_in_heatmap != st.session_state.get("trend_heat_applied"):
+    # A new click (not the one still selected from before): it chooses the person below.
+    st.session_state["trend_person"] = picked_in_heatmap
+    st.session_state["trend_row"] = {"selection": {"rows": []}}
+st.session_state["trend_heat_applied"] = picked_in_heatmap
 
 others = [p for p in trends.participants(store, user, [group]) if p not in set(heat.participants)]
 person = st.selectbox(
@@ -158,25 +171,25 @@ if line.empty:
     st.info("No check-ins from this participant in the range: widen the date range.")
     st.stop()
 picked = st.dataframe(
-    line,
+    line.assign(human_label=line["human_label"].fillna("")),  # no reviewer's label: a blank cell
     key="trend_row",
     on_select="rerun",
     selection_mode="single-row",
     hide_index=True,
     width="stretch",
-    column_order=["time", "text", "label", "confidence", "human_label", "relabelled", "model_version"],
+    # Fits 1280 px: the model version is in the panel of a selected check-in, and in the CSV.
+    column_order=["time", "text", "label", "confidence", "human_label", "relabelled"],
     column_config={
-        "time": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm", width=135),
-        "text": st.column_config.TextColumn("Message", width="large"),
+        "time": st.column_config.DatetimeColumn("Time (UTC)", format="YYYY-MM-DD HH:mm", width=130),
+        "text": st.column_config.TextColumn("Message", width=380, help="Select the row to read it whole"),
         "label": st.column_config.TextColumn("Model's label", width=105),
         "confidence": st.column_config.ProgressColumn(
             "Confidence", format="%.2f", min_value=0.0, max_value=1.0, width=100
         ),
-        "human_label": st.column_config.TextColumn("Reviewer's label", width=120),
+        "human_label": st.column_config.TextColumn("Reviewer's label", width=110),
         "relabelled": st.column_config.CheckboxColumn(
-            "Relabelled", help="A reviewer chose a different label than the model", width=90
+            "Relabelled", help="A reviewer chose a different label than the model", width=85
         ),
-        "model_version": st.column_config.TextColumn("Model version", width=150),
     },
 )
 if len(line) == trends.TIMELINE_ROWS:
@@ -189,7 +202,7 @@ def why_panel(row: pd.Series) -> None:
     with st.container(border=True):
         st.caption(
             escape_markdown(
-                f"{row['time']:%Y-%m-%d %H:%M} UTC · {row['group']} · the model said {row['label']} "
+                f"{row['time']:%Y-%m-%d %H:%M} UTC · {row['group']} · {row['model_version']} said {row['label']} "
                 f"({row['confidence']:.0%} sure)"
             )
         )
@@ -222,4 +235,4 @@ rows = [i for i in picked.selection.rows if 0 <= i < len(line)]  # a kept select
 if rows:
     why_panel(line.iloc[rows[0]])
 else:
-    st.caption("Select a check-in to see what weighed most for its label.")
+    st.caption("Select a check-in to see what weighed most for its label, and to read it whole.")

@@ -223,6 +223,27 @@ def test_a_text_sent_three_times_is_one_review_task(page, app_url: str, workspac
     assert sum(1 for k in store.list("review/labels/") if "/e2e-copy-" in k) == 3
 
 
+def test_a_click_on_the_heatmap_opens_that_participants_checkins(page, app_url: str) -> None:  # type: ignore[no-untyped-def]
+    _sign_in(page, app_url, "Manager — trends")
+    page.get_by_role("link", name="Trends").click()
+    heatmap = page.locator("[data-testid=stMain] .js-plotly-plot").nth(1)
+    heatmap.wait_for()
+    settled(page)
+    heatmap.scroll_into_view_if_needed()
+    cell = heatmap.locator(".scatterlayer path.point").first  # the invisible point on a filled cell
+    box = cell.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.get_by_text("newest first").first.wait_for()
+    settled(page)
+    person = page.get_by_role("combobox", name="Read the check-ins of")
+    chosen = page.locator("[data-testid=stSelectbox]").filter(has=person).inner_text()
+    assert "Choose a participant" not in chosen  # the click chose someone
+    grid = page.locator("[data-testid=stDataFrame]").last
+    grid.wait_for()
+    shot(page, "08b-heatmap-click-drill-down")
+
+
 def test_manager_reads_trends_and_one_participant(page, app_url: str) -> None:  # type: ignore[no-untyped-def]
     _sign_in(page, app_url, "Manager — trends")
     page.get_by_role("link", name="Trends").click()

@@ -23,6 +23,9 @@ NASTY_TEXT = "<script>alert(1)</script>"
 NASTY_NAME = "<b>Eve</b> **[x](javascript:alert(1))**"
 
 
+SELECT_HINT = "Select a check-in to see what weighed most for its label, and to read it whole."
+
+
 def charts(at: AppTest) -> int:
     return len(at.get("plotly_chart"))
 
@@ -158,7 +161,7 @@ def open_wordy_checkin(run_app, app_env: Path) -> AppTest:  # type: ignore[no-un
 def test_a_selected_checkin_says_which_words_weigh_most(run_app, app_env: Path) -> None:  # type: ignore[no-untyped-def]
     at = open_wordy_checkin(run_app, app_env)
     assert not at.exception and not at.error
-    assert "Select a check-in to see what weighed most for its label." in [c.value for c in at.caption]
+    assert SELECT_HINT in [c.value for c in at.caption]
     assert not at.text
     select_row(at, 0)
     assert not at.exception and not at.error
@@ -196,7 +199,7 @@ def test_another_participant_starts_with_nothing_selected(run_app, app_env: Path
     at.selectbox(key="trend_person").set_value(other)
     at.run()
     assert not at.exception and not at.text
-    assert "Select a check-in to see what weighed most for its label." in [c.value for c in at.caption]
+    assert SELECT_HINT in [c.value for c in at.caption]
 
 
 def test_the_drill_down_works_when_the_endpoint_cannot_be_asked(run_app, app_env: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
