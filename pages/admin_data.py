@@ -128,10 +128,15 @@ if st.button("Build dataset version", type="primary", icon=":material/dataset:")
                 audit.rows_per_split(built.counts),
             )
             st.session_state["admin_data_built"] = built.version
+            conflicts = built.conflicts
             st.session_state["admin_data_built_detail"] = {
                 "counts": built.counts,
                 "conflicts": built.conflicts,
                 "sources": built.sources,
+                # read once at the build, not on every rerun while the result is on screen
+                "texts": {
+                    str(c["item_id"]): message_text(workspace().store, str(c["item_id"])) for c in built.conflicts
+                },
             }
 built_version = st.session_state.get("admin_data_built")
 detail = st.session_state.get("admin_data_built_detail")
@@ -158,11 +163,11 @@ if built_version and isinstance(detail, dict):
     split_table = pd.DataFrame(counts).rename_axis("label").reset_index()
     st.dataframe(split_table, hide_index=True, column_config={"train": number, "validation": number})
     if conflicts:
-        texts = {c["item_id"]: message_text(workspace().store, str(c["item_id"])) for c in conflicts}
+        texts = detail.get("texts", {})
         table = pd.DataFrame(
             [
                 {
-                    "message": texts.get(c["item_id"], ""),
+                    "message": texts.get(str(c["item_id"]), ""),
                     "conflict": c.get("kind", "labels differ"),
                     "who labelled what": c.get("labels")
                     if isinstance(c.get("labels"), str)

@@ -93,13 +93,9 @@ def result_panel(report: IngestReport) -> None:
         help=f"Accepted rows the model was less than {report.threshold:.0%} sure of: annotators label them",
     )
     if report.labels:
-        shares = pd.DataFrame(
-            [
-                {"label": label, "check-ins": report.labels.get(label, 0), "share": report.labels.get(label, 0) / total}
-                for label in LABELS
-                for total in [max(sum(report.labels.values()), 1)]
-            ]
-        )
+        total = max(sum(report.labels.values()), 1)
+        counts = [report.labels.get(label, 0) for label in LABELS]
+        shares = pd.DataFrame({"label": list(LABELS), "check-ins": counts, "share": [n / total for n in counts]})
         st.caption("How the live model read the accepted check-ins")
         st.dataframe(
             shares,

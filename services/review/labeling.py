@@ -127,17 +127,7 @@ class LabelingService:
             raw = self._pick.item(item_id)  # None: gone, and forgotten by this replica's queue
             if raw is None:
                 raise ClaimLost(f"item {item_id} is no longer in the review queue; take the next one")
-            lab = Label(
-                item_id=item_id,
-                text=str(raw["text"]),
-                label=label,
-                annotator=annotator,
-                labelled_at=actions.iso(now),
-                model_label=raw.get("predicted_label"),
-                model_version=raw.get("model_version"),
-                seconds=float(seconds),
-                group=str(raw.get("group", "")),
-            )
+            lab = _label_of(raw, item_id, label, annotator, now, seconds=float(seconds))
             attempt = (item_id, annotator)
             # A submit that failed here may have stored its label all the same (the write landed, its
             # answer was lost): this one reuses it, or replaces it if the annotator chose differently.
@@ -191,17 +181,7 @@ class LabelingService:
             ):
                 self._pick.release(other, annotator)
                 continue
-            lab = Label(
-                item_id=other,
-                text=str(raw["text"]),
-                label=label,
-                annotator=annotator,
-                labelled_at=actions.iso(now),
-                model_label=raw.get("predicted_label"),
-                model_version=raw.get("model_version"),
-                group=str(raw.get("group", "")),
-            )
-            lab, key = write_label(self.store, lab)
+            lab, key = write_label(self.store, _label_of(raw, other, label, annotator, now))
             if not self._pick.finish_if_complete(other, [lab, *(e for _, e in stored)]):
                 person.labelled.add(other)
             self._pick.release(other, annotator, checked=True)
@@ -294,3 +274,18 @@ class LabelingService:
     def _stored_by(self, item_id: str, annotator: str) -> list[tuple[str, Label]]:
         """The labels of `annotator` on an item that still count, with their keys."""
         return [(k, lab) for k, lab in labels_for_item(self.store, item_id) if lab.annotator == annotator]
+
+
+def _label_of(raw: dict[str, Any], item_id: str, label: str, annotator: str, now: float, seconds: float = 0.0) -> Label:
+    """The label record of one queued item file, as a submit (or a copy of its text) stores it."""
+    return Label(
+        item_id=item_id,
+        text=str(raw["text"]),
+        label=label,
+        annotator=annotator,
+        labelled_at=actions.iso(now),
+        model_label=raw.get("predicted_label"),
+        model_version=raw.get("model_version"),
+        seconds=seconds,
+        group=str(raw.get("group", "")),
+    )
