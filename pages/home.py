@@ -29,8 +29,7 @@ if view.deployment:
     dep = view.deployment
     st.markdown(f"**Live model** {escape_markdown(dep.version)}")
     st.caption(
-        f"Deployed {escape_markdown(when(dep.deployed_at))} by {escape_markdown(dep.deployed_by)}. "
-        f"Reason: {escape_markdown(dep.reason)}"
+        f"Deployed {when(dep.deployed_at)} by {escape_markdown(dep.deployed_by)}. Reason: {escape_markdown(dep.reason)}"
     )
 else:
     st.warning("No model is deployed yet: an admin can run `python -m services.cli bootstrap`.")

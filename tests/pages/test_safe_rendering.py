@@ -31,6 +31,8 @@ EVIL_GROUP = "<script>g()</script> [g](javascript:g()) **G**"
 MARKDOWN_KINDS = ("markdown", "caption", "title", "header", "subheader", "info", "warning", "error", "success")
 # A marker counts when it is not backslash-escaped ("\\<script" is escaped markdown: shown literally).
 RAW_MARKERS = [re.compile(r"(?<!\\)" + re.escape(m)) for m in ("<script", "<img", "](javascript:", "**bold**", "**p**")]
+# Text escaped twice: the reader sees the first escape's backslashes ("2026\\-12\\-04").
+TWICE_ESCAPED = re.compile(r"\\\\\\[-.:()!_*]")
 
 
 @pytest.fixture
@@ -56,6 +58,7 @@ def check_no_markup(at: AppTest, where: str) -> None:
                 assert not marker.search(value), (
                     f"{where}: {kind} renders {marker.pattern!r} as markup: {value[:200]!r}"
                 )
+            assert not TWICE_ESCAPED.search(value), f"{where}: {kind} shows escapes as backslashes: {value[:200]!r}"
 
 
 def shown_as_text(at: AppTest) -> str:
