@@ -34,15 +34,17 @@ if not groups:
     st.stop()
 
 # --- filters (kept in the address: a reload or a bookmark opens the same view) ------------------
-top = st.columns([3, 3, 2.4, 1.4], vertical_alignment="bottom")
+# Groups as pills on a row of their own: every group stays in sight and a click turns it on or off (a
+# multiselect folded all but two of six groups out of view at 1400 px).
 urlstate.seed("trend_groups", "group", groups, groups, many=True)
-chosen = top[0].multiselect("Groups", groups, key="trend_groups", placeholder="Pick groups")
+chosen = st.pills("Groups", groups, key="trend_groups", selection_mode="multi", format_func=escape_markdown) or []
+top = st.columns([3, 2.4, 1.4], vertical_alignment="bottom")
 if not chosen:
     st.info("Pick at least one group to see its trends.")
     st.stop()
 everyone = trends.participants(store, user, chosen)
 urlstate.seed("trend_people", "person", everyone, [], many=True)
-people = top[1].multiselect(
+people = top[0].multiselect(
     "Participants (optional)", everyone, key="trend_people", placeholder="Everyone in these groups"
 )
 known = trends.date_range(store, user, chosen)
@@ -51,9 +53,9 @@ if known is None:
     st.stop()
 first, last = known
 usual = urlstate.seed_dates("trend_dates", first, last, default_days=90)
-dates = top[2].date_input("Dates", min_value=first, max_value=last, key="trend_dates", format="YYYY-MM-DD")
+dates = top[1].date_input("Dates", min_value=first, max_value=last, key="trend_dates", format="YYYY-MM-DD")
 urlstate.seed("trend_grain", "per", ["day", "week"], "day")
-grain = top[3].radio(
+grain = top[2].radio(
     "Per", ["day", "week"], key="trend_grain", horizontal=True, format_func=lambda g: "Day" if g == "day" else "Week"
 )
 if not isinstance(dates, tuple) or len(dates) != 2:
