@@ -314,26 +314,28 @@ def confidence_histogram(confidence: pd.Series, threshold: float, current: float
 
 def review_preview_figure(preview: pd.DataFrame, in_force: pd.DataFrame, threshold: float, current: float) -> go.Figure:
     """Check-ins per day that would go to review at `threshold`, against the threshold in force."""
+    same = abs(current - threshold) < 1e-9  # nothing moved yet: one series, named once
     fig = go.Figure()
     fig.add_trace(
         go.Bar(
             x=preview["date"],
             y=preview["to_review"],
-            name=f"at {threshold:.2f}",
+            name=f"at {threshold:.2f}" + (" (in force)" if same else " (preview)"),
             marker_color=REVIEW,
             hovertemplate="%{x|%a %d %b}: %{y:,} to review<extra>at " + f"{threshold:.2f}" + "</extra>",
         )
     )
-    fig.add_trace(
-        go.Scatter(
-            x=in_force["date"],
-            y=in_force["to_review"],
-            name=f"at {current:.2f} (in force)",
-            mode="lines",
-            line={"color": "#495057", "width": 2, "shape": "hv"},
-            hovertemplate="%{x|%a %d %b}: %{y:,} to review<extra>in force</extra>",
+    if not same:
+        fig.add_trace(
+            go.Scatter(
+                x=in_force["date"],
+                y=in_force["to_review"],
+                name=f"at {current:.2f} (in force)",
+                mode="lines",
+                line={"color": "#495057", "width": 2, "shape": "hv"},
+                hovertemplate="%{x|%a %d %b}: %{y:,} to review<extra>in force</extra>",
+            )
         )
-    )
     fig.update_layout(height=320, margin=MARGIN, yaxis={"title": "check-ins to review", "rangemode": "tozero"})
     _legend(fig)
     return fig

@@ -57,11 +57,9 @@ def _datasets(keys: tuple[str, ...]) -> list[tuple[str, str]]:
         except (DatasetError, ValueError, TypeError):
             continue
         rows = sum(m.counts.get("train", {}).values()) + sum(m.counts.get("validation", {}).values())
+        built = m.created_at[:16].replace("T", " ")
         out.append(
-            (
-                version,
-                f"{version} — {rows:,} rows, {m.sources.get('human', 0):,} from people, built {m.created_at[:16]}",
-            )
+            (version, f"{version} — {rows:,} rows, {m.sources.get('human', 0):,} from people, built {built} UTC")
         )
     return out
 

@@ -16,12 +16,13 @@ from dashboard.admin_jobs import (
     verdict_frame,
 )
 from dashboard.auth import require_page
-from dashboard.components import escape_markdown, when
+from dashboard.components import WRAP_ROW, escape_markdown, when
 from dashboard.deps import show_error, workspace
 from services.errors import DeployFailed, GateFailed, ModelUnavailable, PulseError
 from services.lifecycle.deployment import current
 from services.lifecycle.switch import roll_back, switch_to
 from services.model.evaluation import rounded
+from services.model.params import describe_params
 
 user = require_page("models")
 
@@ -62,11 +63,28 @@ cols[1].metric("Deployments", len(hist))
 cols[2].metric("Gate margin", f"{ws.settings.gate_margin:.3f}", help="Largest macro-F1 drop a promotion may cause")
 
 st.subheader("Registry")
+# Columns that fit 1280 px, rows that wrap: who made a version goes with when, and the artifact column
+# shows only when one is missing (that is the only time it says something).
+table = table.assign(created=table["created"] + " by " + table["by"])
+shown_columns = ["live", "version", "macro-F1", "accuracy", "ECE", "family", "created", "dataset"]
+if (table["artifact"] != "ok").any():
+    shown_columns.append("artifact")
 st.dataframe(
     table,
     hide_index=True,
     width="stretch",
-    column_config={name: st.column_config.NumberColumn(format="%.3f") for name in ("macro-F1", "accuracy", "ECE")},
+    row_height=WRAP_ROW,
+    height=min(len(table), 6) * WRAP_ROW + 38,
+    column_order=shown_columns,
+    column_config={
+        "live": st.column_config.TextColumn(width=55),
+        "version": st.column_config.TextColumn(width=165),
+        **{name: st.column_config.NumberColumn(format="%.3f", width=72) for name in ("macro-F1", "accuracy", "ECE")},
+        "family": st.column_config.TextColumn(width=65),
+        "created": st.column_config.TextColumn("created (UTC)", width=140),
+        "dataset": st.column_config.TextColumn(width=150),  # stretched to the table's edge
+        "artifact": st.column_config.TextColumn(width=70),
+    },
 )
 
 
@@ -80,6 +98,18 @@ default = next((i for i, v in enumerate(versions) if v != live_version), 0)
 version = st.selectbox("Version", versions, index=default, format_func=_name, key="models_version")
 card = cards[version]
 m = card.metrics
+
+
+def _pairs(facts: dict[str, str], what: str = "about this version") -> None:
+    """Name and value, one per row, the value wrapped when it runs long."""
+    st.dataframe(
+        pd.DataFrame({what: list(facts), "value": list(facts.values())}),
+        hide_index=True,
+        width="stretch",
+        row_height=WRAP_ROW if any(len(v) > 40 for v in facts.values()) else None,
+        height="content",
+        column_config={what: st.column_config.TextColumn(width=150), "value": st.column_config.TextColumn(width=200)},
+    )
 
 
 def _number(name: str, fmt: str) -> str:
@@ -97,7 +127,7 @@ cols[3].metric("Gold messages", _number("n", ",.0f"))
 left, right = st.columns(2)
 with left:
     facts = {
-        "created": f"{card.created_at} by {card.created_by}",
+        "created": f"{card.created_at[:16].replace('T', ' ')} UTC by {card.created_by}",
         "family": card.family,
         "trainer": card.trainer,
         "dataset": card.dataset,
@@ -106,13 +136,12 @@ with left:
         "temperature": f"{card.temperature:g}",
         "gold set": str(m.get("gold_set", "—")),
     }
-    st.dataframe(pd.DataFrame({"": list(facts), "value": list(facts.values())}), hide_index=True, width="stretch")
+    _pairs(facts)
     if card.notes:
         st.caption("Notes")
         st.text(card.notes)
 with right:
-    st.caption("Hyperparameters")
-    st.json(card.params, expanded=True)
+    _pairs(describe_params(card.params), "hyperparameter")
 
 # --- deploy
 st.subheader("Deploy")

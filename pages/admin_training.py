@@ -11,7 +11,7 @@ from services.errors import JobNotRunning, PulseError
 from services.lifecycle.jobs import start_training
 from services.lifecycle.runs import TrainingJob, cancel, list_runs, load_run, running_job
 from services.model.evaluation import rounded
-from services.model.params import FAMILIES, PARAM_RANGES, TrainParams, validate_params
+from services.model.params import FAMILIES, PARAM_NAMES, PARAM_RANGES, TrainParams, validate_params
 
 user = require_page("training")
 
@@ -34,7 +34,8 @@ except PulseError as exc:
     st.stop()
 
 
-def _label(name: str, text: str) -> str:
+def _label(name: str) -> str:
+    text = PARAM_NAMES[name]
     lo, hi = PARAM_RANGES[name]
     fmt = (lambda x: f"{int(x):,}") if float(lo).is_integer() and float(hi).is_integer() else (lambda x: f"{x:g}")
     return escape_markdown(f"{text} ({fmt(lo)}–{fmt(hi)})")
@@ -139,27 +140,30 @@ current_run(running.job_name if running else None)
 def _params() -> TrainParams | None:
     """The hyperparameters as entered, or None (with the error shown) if one is out of range."""
     family = st.selectbox(
-        "Model family", FAMILIES, format_func=lambda f: FAMILY_HELP[f], index=FAMILIES.index(DEFAULTS.family)
+        escape_markdown(PARAM_NAMES["family"]),
+        FAMILIES,
+        format_func=lambda f: FAMILY_HELP[f],
+        index=FAMILIES.index(DEFAULTS.family),
     )
     if ws.settings.backend == "aws":
         st.caption("This workspace trains on SageMaker BlazingText: it trains fastText whatever the family says.")
     st.markdown("**fastText**")
-    cols = st.columns(6)
-    epoch = cols[0].number_input(_label("epoch", "Epochs"), value=DEFAULTS.epoch, step=1)
-    lr = cols[1].number_input(_label("lr", "Learning rate"), value=DEFAULTS.lr, step=0.05, format="%.3f")
-    dim = cols[2].number_input(_label("dim", "Dimensions"), value=DEFAULTS.dim, step=10)
-    word_ngrams = cols[3].number_input(_label("word_ngrams", "Word n-grams"), value=DEFAULTS.word_ngrams, step=1)
+    cols = st.columns(6, vertical_alignment="bottom")
+    epoch = cols[0].number_input(_label("epoch"), value=DEFAULTS.epoch, step=1)
+    lr = cols[1].number_input(_label("lr"), value=DEFAULTS.lr, step=0.05, format="%.3f")
+    dim = cols[2].number_input(_label("dim"), value=DEFAULTS.dim, step=10)
+    word_ngrams = cols[3].number_input(_label("word_ngrams"), value=DEFAULTS.word_ngrams, step=1)
     minn = cols[4].number_input(
-        _label("minn", "Subwords from"), value=DEFAULTS.minn, step=1, help="0 and 0: no subwords (character n-grams)"
+        _label("minn"), value=DEFAULTS.minn, step=1, help="0 and 0: no subwords (character n-grams)"
     )
-    maxn = cols[5].number_input(_label("maxn", "Subwords to"), value=DEFAULTS.maxn, step=1)
+    maxn = cols[5].number_input(_label("maxn"), value=DEFAULTS.maxn, step=1)
     st.markdown("**Linear model and data**")
-    cols = st.columns([1, 2, 3])
+    cols = st.columns([1, 2, 3], vertical_alignment="bottom")
     c = cols[0].number_input(
-        _label("c", "C"), value=DEFAULTS.c, step=0.05, format="%.4f", help="Regularisation: smaller is smoother"
+        _label("c"), value=DEFAULTS.c, step=0.05, format="%.4f", help="Regularisation: smaller is smoother"
     )
     balance_classes = cols[1].checkbox(
-        "Balance classes",
+        escape_markdown(PARAM_NAMES["balance_classes"]),
         value=DEFAULTS.balance_classes,
         help="Repeat rows of the smaller classes up to the largest one's count",
     )

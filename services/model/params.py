@@ -74,6 +74,35 @@ PARAM_RANGES: dict[str, tuple[float, float]] = {
 
 FAMILIES = ("auto", "fasttext", "linear")
 
+# Each hyperparameter in words, as the Training form asks for it and a model card shows it.
+PARAM_NAMES: dict[str, str] = {
+    "family": "Model family",
+    "epoch": "Epochs",
+    "lr": "Learning rate",
+    "dim": "Dimensions",
+    "word_ngrams": "Word n-grams",
+    "minn": "Subwords from",
+    "maxn": "Subwords to",
+    "bucket": "Hash buckets",
+    "seed": "Random seed",
+    "c": "Regularisation C",
+    "balance_classes": "Balance classes",
+}
+
+
+def describe_params(params: dict[str, object]) -> dict[str, str]:
+    """A card's hyperparameters as words and plain values ("Balance classes": "no"), in the card's order;
+    a name this version does not know (a newer trainer's) is shown as it is stored."""
+
+    def value(v: object) -> str:
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        if isinstance(v, int | float):
+            return _number(v)
+        return str(v)
+
+    return {PARAM_NAMES.get(name, name): value(v) for name, v in params.items()}
+
 
 def _number(x: float) -> str:
     return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
