@@ -15,6 +15,15 @@ _JOIN = "\u2060"
 _LINKISH = re.compile(r"(?<=[:@])|(?i:(?<=ww)(?=w\.))")
 
 
+def wrap_row(lines: int) -> int:
+    """Row height (px) for a data frame whose text must be read whole, `lines` lines of it: Streamlit's
+    grid wraps a cell's text only in rows taller than 4rem, so this is for three lines or more."""
+    return 19 * max(lines, 3) + 9
+
+
+WRAP_ROW = wrap_row(3)
+
+
 def shipped_markdown(package: str, name: str) -> str:
     """A Markdown file shipped with Pulse's code (reviewed like code, never data), named by literals:
     the review guidelines (`services/review/guidelines.md`), say."""

@@ -14,6 +14,7 @@ from services.errors import PulseError
 user = require_page("audit")
 
 LIMIT = 5000
+SCREENFUL = 25  # rows shown whole; a longer table scrolls inside itself
 
 st.title("Audit log")
 st.caption(
@@ -23,7 +24,7 @@ st.caption(
 
 today = datetime.now(UTC).date()
 left, middle, right = st.columns([2, 3, 2])
-days = left.date_input("Days", value=(today - timedelta(days=30), today), max_value=today)
+days = left.date_input("Days", value=(today - timedelta(days=30), today), max_value=today, format="YYYY-MM-DD")
 since, until = (days[0], days[-1]) if isinstance(days, tuple) and days else (today - timedelta(days=30), today)
 actions = middle.multiselect("Actions", ACTIONS, placeholder="All actions")
 actor = right.text_input("Who", placeholder="Any user name").strip()
@@ -48,7 +49,11 @@ if not shown:
 if len(events) > LIMIT:
     st.caption(f"Showing the newest {LIMIT:,}; narrow the days or actions to see older ones.")
 table = events_frame(shown)
-st.dataframe(table, hide_index=True, width="stretch")
+# Every row in sight up to a screenful; past that the table scrolls inside itself, and says so (a
+# count of 11 above ten visible rows read as a row gone missing).
+if len(table) > SCREENFUL:
+    st.caption(f"Scroll inside the table for all {len(table):,} events, newest first.")
+st.dataframe(table, hide_index=True, width="stretch", height="content" if len(table) <= SCREENFUL else 640)
 st.download_button(
     "Download as CSV",
     csv_bytes(table),

@@ -5,7 +5,7 @@ import streamlit as st
 
 from dashboard import urlstate
 from dashboard.auth import require_page
-from dashboard.components import escape_markdown
+from dashboard.components import WRAP_ROW, escape_markdown, wrap_row
 from dashboard.deps import show_error, workspace
 from dashboard.queries import alerts, triggering_checkins
 from services.errors import PulseError
@@ -131,7 +131,26 @@ else:
             for a in shown
         ]
     )
-    st.dataframe(inbox, hide_index=True, width="stretch")
+    # Shown in five columns that fit 1280 px, wrapped in rows tall enough for four lines: who and the
+    # group together, and the alert's title in front of its reason (cut at the table's edge, the reason
+    # was the one column that says why).
+    inbox["who"] = inbox["participant"] + " · " + inbox["group"]
+    inbox["what"] = inbox["alert"] + ": " + inbox["reason"]
+    st.dataframe(
+        inbox,
+        hide_index=True,
+        width="stretch",
+        row_height=wrap_row(4),
+        height=min(len(inbox), 8) * wrap_row(4) + 38,
+        column_order=("severity", "status", "who", "when", "what"),
+        column_config={
+            "severity": st.column_config.TextColumn(width=75),
+            "status": st.column_config.TextColumn(width=105),
+            "who": st.column_config.TextColumn(width=160),
+            "when": st.column_config.TextColumn(width=130),
+            "what": st.column_config.TextColumn("alert", width=300),  # the grid stretches it to the edge
+        },
+    )
     by_id = {a.id: a for a in shown}
     chosen = st.selectbox("Open an alert", list(by_id), format_func=lambda i: describe(by_id[i]), key="alert-choice")
     alert = by_id[chosen or next(iter(by_id))]
@@ -170,7 +189,13 @@ else:
                     table,
                     hide_index=True,
                     width="stretch",
-                    column_config={"text": st.column_config.TextColumn(width="large")},
+                    row_height=WRAP_ROW,
+                    column_config={
+                        "time (UTC)": st.column_config.TextColumn(width=130),
+                        "model label": st.column_config.TextColumn(width=90),
+                        "confidence": st.column_config.TextColumn(width=90),
+                        "text": st.column_config.TextColumn(width="large"),
+                    },
                 )
 
         st.markdown("**History**")
