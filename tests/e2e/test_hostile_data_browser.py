@@ -205,6 +205,7 @@ def visit(page, title: str, watch: Watch, who: str, shown: list[str]) -> None:  
             result.wait_for()
             if before is not None:
                 expect(result).not_to_have_text(before)  # this upload's, not the one still on screen
+            settled(page)  # under load the old result panel can still be on screen when the first alert changes
             watch.check(page, f"{where} upload {name[:12]}")
             shown.append(page.inner_text("[data-testid=stMain]"))
 
