@@ -37,11 +37,18 @@ def _code(exc: Exception) -> str:
     return str(response.get("Error", {}).get("Code", ""))
 
 
+def _retried(exc: Exception) -> bool:
+    """Whether botocore's retry policy sent the request more than once before this answer."""
+    response = getattr(exc, "response", None) or {}
+    return bool(response.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+
+
 class S3Store:
     """A bucket and prefix on S3, through an injected boto3 S3 client.
 
     Throttling, 5xx answers and dropped connections are retried with exponential backoff by the
-    client's retry policy (see `s3_client`); what still fails becomes a domain error.
+    client's retry policy (see `s3_client`); what still fails becomes a domain error. A retried
+    create-if-absent write refused because an earlier attempt of it landed counts as written.
     """
 
     def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
@@ -103,7 +110,27 @@ class S3Store:
                 if _code(exc) == "ConditionalRequestConflict" and attempt < CONFLICT_RETRIES:
                     time.sleep(0.05 * 2**attempt * (1 + random.random()))  # jitter
                     continue
-                raise self._fail(exc, key) from exc
+                error = self._fail(exc, key)
+                if isinstance(error, AlreadyExists) and (attempt > 0 or _retried(exc)) and self._landed(key, data):
+                    return
+                raise error from exc
+
+    def _landed(self, key: str, data: bytes) -> bool:
+        """Whether a retried create-if-absent write that S3 refused had in fact landed: an earlier
+        attempt may have been stored although its answer was lost (a read timeout, a reset), and
+        the retry then meets our own object. The same bytes at `key` say so; a genuine conflict on
+        the first attempt is never read back."""
+        if not data:
+            # An empty body (a lease's takeover marker) reads the same whoever wrote it: it cannot
+            # tell our write from a rival's, so the refusal stays a conflict.
+            return False
+        try:
+            return self.get(key) == data
+        except KeyNotFound:
+            # Something held the key when the retry arrived and is gone now: whether it was ours
+            # is unknown, and writing again could bring back an object someone deleted (a
+            # released lease). Report the conflict; callers read the key again and decide.
+            return False
 
     def list(self, prefix: str) -> Iterator[str]:
         # Validate now, not on first iteration, like LocalStore.

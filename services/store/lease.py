@@ -9,6 +9,7 @@ exactly one wins; release deletes the lock only while it is still ours (its toke
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -55,7 +56,10 @@ def acquire(
         if alive(held):
             raise busy(held)
         try:  # expired: its holder died. One contender per expired token wins the takeover.
-            store.put(f"{takeovers}{held.get('token', held.get('since'))}", b"", if_absent=True)
+            # The marker's bytes are this contender's own, so a retried write of it that S3 refuses
+            # can be read back and told apart from a rival's (`S3Store.put`).
+            marker = secrets.token_hex(16).encode()
+            store.put(f"{takeovers}{held.get('token', held.get('since'))}", marker, if_absent=True)
         except AlreadyExists:
             raise contested from None
         store.put(key, body())

@@ -20,7 +20,8 @@ import botocore.endpoint
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError, ReadTimeoutError
+from botocore.httpsession import URLLib3Session
 from botocore.stub import Stubber
 
 from services.aws.clients import s3_client
@@ -65,6 +66,22 @@ class FakeAnswers:
             headers = {"Content-Type": "application/xml"} if self.body else {}
             return AWSResponse(request.url, self.status, headers, _Raw(self.body))
         return None
+
+
+class AnswerLost:
+    """A `before-send` handler: the first request reaches moto and is handled there, then its
+    answer is lost (a read timeout), so botocore sends it again; `then` answers the second."""
+
+    def __init__(self, then: FakeAnswers | None = None) -> None:
+        self.then = then
+        self.calls = 0
+
+    def __call__(self, request: Any, **kwargs: Any) -> AWSResponse | None:
+        self.calls += 1
+        if self.calls == 1:
+            URLLib3Session().send(request)  # signed already: moto stores the object
+            raise ReadTimeoutError(endpoint_url=request.url)
+        return self.then(request, **kwargs) if self.then is not None else None
 
 
 class CountRequests:
@@ -278,6 +295,86 @@ def test_conditional_request_conflict_is_retried(s3_client: Any, bucket: str, ta
     else:
         store.put("k", b"second", if_absent=True)
         assert store.get("k") == b"second"
+
+
+def test_a_retried_create_if_absent_that_had_landed_succeeds(s3_client: Any, bucket: str, sleeps: list[float]) -> None:
+    """The retry meets our own object (412): read back, the same bytes, so the write succeeded."""
+    store = S3Store(s3_client, bucket, prefix=PREFIX)
+    lost, reads = AnswerLost(), CountRequests()
+    s3_client.meta.events.register("before-send.s3.PutObject", lost)
+    s3_client.meta.events.register("before-send.s3.GetObject", reads)
+    store.put("k", b"v", if_absent=True)
+    assert lost.calls == 2 and reads.calls == 1
+    assert store.get("k") == b"v"
+
+
+def test_a_retried_create_if_absent_meeting_other_bytes_is_already_exists(
+    s3_client: Any, bucket: str, sleeps: list[float]
+) -> None:
+    store = S3Store(s3_client, bucket, prefix=PREFIX)
+    store.put("k", b"theirs")
+    lost = AnswerLost()
+    s3_client.meta.events.register("before-send.s3.PutObject", lost)
+    with pytest.raises(AlreadyExists, match="'k'"):
+        store.put("k", b"ours", if_absent=True)
+    assert lost.calls == 2
+    assert store.get("k") == b"theirs"
+
+
+def test_a_conflict_retry_that_meets_its_own_landed_write_succeeds(
+    s3_client: Any, bucket: str, sleeps: list[float]
+) -> None:
+    """Our own 409 loop: the write lands, its answer is lost, botocore's retry is answered 409,
+    and our next attempt (botocore's first for it) is refused 412 by the object we stored."""
+    store = S3Store(s3_client, bucket, prefix=PREFIX)
+    lost = AnswerLost(then=FakeAnswers(409, s3_error_body("ConditionalRequestConflict"), times=1))
+    s3_client.meta.events.register("before-send.s3.PutObject", lost)
+    store.put("k", b"v", if_absent=True)
+    assert lost.calls == 3
+    assert store.get("k") == b"v"
+
+
+def test_a_first_attempt_412_is_not_read_back(s3_client: Any, bucket: str) -> None:
+    """A refusal of the first attempt is a genuine conflict, even with the same bytes: no GetObject."""
+    store = S3Store(s3_client, bucket, prefix=PREFIX)
+    store.put("k", b"v")
+    reads = CountRequests()
+    s3_client.meta.events.register("before-send.s3.GetObject", reads)
+    with pytest.raises(AlreadyExists):
+        store.put("k", b"v", if_absent=True)
+    assert reads.calls == 0
+
+
+@pytest.mark.parametrize(
+    ("read_back", "raised"),
+    [
+        pytest.param(("NoSuchKey", 404), AlreadyExists, id="deleted-in-between"),
+        pytest.param(("AccessDenied", 403), StoreUnavailable, id="read-refused"),
+    ],
+)
+def test_a_read_back_that_fails(
+    stubbed: tuple[S3Store, Stubber], read_back: tuple[str, int], raised: type[StoreError]
+) -> None:
+    store, stubber = stubbed
+    stubber.add_client_error(
+        "put_object", "PreconditionFailed", http_status_code=412, response_meta={"RetryAttempts": 1}
+    )
+    code, status = read_back
+    stubber.add_client_error("get_object", code, http_status_code=status)
+    with pytest.raises(raised):
+        store.put("k", b"v", if_absent=True)
+    stubber.assert_no_pending_responses()
+
+
+def test_a_retried_empty_create_if_absent_is_not_read_back(stubbed: tuple[S3Store, Stubber]) -> None:
+    """Empty bytes (a takeover marker) read the same whoever wrote them: the refusal stays a conflict."""
+    store, stubber = stubbed
+    stubber.add_client_error(
+        "put_object", "PreconditionFailed", http_status_code=412, response_meta={"RetryAttempts": 2}
+    )
+    with pytest.raises(AlreadyExists):
+        store.put("k", b"", if_absent=True)  # a GetObject here would fail: nothing stubbed for it
+    stubber.assert_no_pending_responses()
 
 
 # --- an endpoint nobody answers ----------------------------------------------------------
