@@ -8,6 +8,7 @@ from dashboard.components import escape_markdown
 from dashboard.deps import show_error, workspace
 from services.checkins.exports import csv_bytes, read_rejected, sample_csv
 from services.checkins.ingest import IngestReport, ingest
+from services.checkins.times import DAY_FIRST, EARLIEST, MONTH_FIRST
 from services.checkins.upload import FUTURE_TOLERANCE
 from services.errors import InvalidUpload, PulseError
 from services.model.prediction import LABELS
@@ -28,8 +29,10 @@ intro.markdown(
 intro.markdown(
     "**Times** are read as ISO 8601 (`2026-12-01T09:12:00+01:00`, `2026-12-01 17:40`); in JSON lines and "
     "Parquet, numbers are Unix seconds. "
-    "**A time without a zone is read as UTC**: add the offset (`+01:00`) for local times. Times more than "
-    f"{int(FUTURE_TOLERANCE.total_seconds() // 60)} minutes in the future are set aside."
+    "**A time without a zone is read as UTC**: add the offset (`+01:00`) for local times. A time names its year "
+    "in four digits (`now` or `today` are set aside, so the same row is the same check-in whenever it is read); "
+    f"times before {int(EARLIEST.year)} or more than {int(FUTURE_TOLERANCE.total_seconds() // 60)} minutes in the "
+    "future are set aside, and so are dates like 03/04/2026 unless you say below which number is the day."
 )
 sample.download_button(
     "Sample CSV",
@@ -44,6 +47,14 @@ upload = st.file_uploader(
     "Check-ins file",
     type=["csv", "tsv", "txt", "jsonl", "ndjson", "json", "parquet"],
     max_upload_size=ws.settings.max_upload_mb,
+)
+DATE_ORDERS = {
+    None: "not allowed: set aside (write dates as 2026-04-03)",
+    DAY_FIRST: "day first: 03/04/2026 is 3 April",
+    MONTH_FIRST: "month first: 03/04/2026 is March 4",
+}
+time_format = st.selectbox(
+    "Dates written like 03/04/2026", list(DATE_ORDERS), format_func=DATE_ORDERS.__getitem__, width=420
 )
 
 
@@ -85,7 +96,11 @@ def result_panel(report: IngestReport) -> None:
     cols = st.columns(5)
     cols[0].metric("Rows in the file", f"{report.total_rows:,}")
     cols[1].metric("Accepted", f"{report.accepted:,}")
-    cols[2].metric("Already in the workspace", f"{report.already_present:,}", help="Same check-in id as a stored one")
+    cols[2].metric(
+        "Already in the workspace",
+        f"{report.already_present:,}",
+        help="Same check-in as a stored one (same id, or same participant, time and text), from any file or day",
+    )
     cols[3].metric("Set aside", f"{report.rejected:,}", help="Rows that could not be read: reasons below")
     cols[4].metric(
         "Sent to review",
@@ -133,6 +148,7 @@ if upload is not None and st.button("Score and add to the workspace", type="prim
             max_chars=ws.settings.max_text_chars,
             progress=progress,
             notifier=ws.notifier,
+            time_format=time_format,
         )
     except InvalidUpload as exc:
         bar.empty()

@@ -97,6 +97,10 @@ class TrainingBusy(PulseError):
     """Another training run holds the training lock."""
 
 
+class IngestBusy(StoreError):
+    """Another ingest held the ingest lock for longer than this one would wait."""
+
+
 class JobNotStarted(PulseError):
     """The run failed before it could be given a name (nothing was trained)."""
 

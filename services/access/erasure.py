@@ -176,7 +176,7 @@ def _upload_mentions(data: bytes, filename: str, participant: str) -> bool:
     """Whether a kept upload holds a row of `participant`: read row by row as ingest reads it, but
     without parsing times or anything else that can fail on a row; a row that cannot be read, or a
     file that cannot be read at all, is searched for their id as bytes."""
-    from services.checkins.upload import Rejected, upload_records
+    from services.checkins.records import Rejected, upload_records
     from services.errors import InvalidUpload
 
     wanted = participant.strip()
@@ -198,7 +198,7 @@ def _upload_mentions(data: bytes, filename: str, participant: str) -> bool:
 def _row_mentions(record: object, fields: dict[str, Any], wanted: str) -> bool:
     """A row read as a record: its participant field. A rejected row: any of its fields as split,
     or, for a JSON line that did not parse, the id anywhere in the line."""
-    from services.checkins.upload import Rejected
+    from services.checkins.records import Rejected
 
     if not isinstance(record, Rejected):
         return str(fields.get("participant") or "").strip() == wanted

@@ -3,15 +3,17 @@ low-confidence rows to the review queue, rejected rows to quarantine.
 
 Idempotent: a batch is named by the hash of its bytes, every write lands on a key fixed by the
 batch or the check-in id, and the batch manifest is written last. Re-running a file (or a run that
-was killed half-way) gives the same final state, and check-ins already in the workspace from other
-batches are not written again.
+was killed half-way) gives the same final state. A check-in is stored once in the workspace: one
+whose id is already stored by another batch, on any day, counts as already present; ingests hold
+the ingest lock (`services.checkins.lock`) while they decide that, so two running at once end as
+one after the other would. Every row of a file is accepted, rejected with a reason or already
+present: `total_rows == accepted + rejected + already_present`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import logging
 from collections.abc import Callable
@@ -21,11 +23,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-import pyarrow.parquet as pq
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from services.checkins.aggregate import dataset, list_partitions, unreadable
+from services.checkins.lock import IngestLock
 from services.checkins.partitions import partition_key, partitions
 from services.checkins.upload import ParsedUpload, parse_upload
-from services.errors import AlreadyExists, InvalidUpload, KeyNotFound
+from services.errors import AlreadyExists, InvalidUpload, KeyNotFound, StoreError
 from services.lifecycle.endpoint import Endpoint
 from services.model.prediction import LABELS, PREFIX, Prediction, prepare
 from services.monitoring.alerts import Notifier, evaluate_alerts
@@ -61,31 +66,44 @@ class IngestReport:
     labels: dict[str, int] = field(default_factory=dict)  # the model's label -> accepted rows
 
     def summary(self) -> str:
+        rows = (
+            f"{self.total_rows:,} rows = {self.accepted:,} accepted + {self.rejected:,} rejected + "
+            f"{self.already_present:,} already in the workspace"
+        )
         parts = [
-            f"{self.accepted} accepted",
-            f"{self.rejected} rejected",
-            f"{self.unrecognized} sent to review (confidence < {self.threshold:.2f})",
+            rows,
+            f"{self.unrecognized:,} sent to review (confidence < {self.threshold:.2f})",
+            f"{self.alerts} new alert{'' if self.alerts == 1 else 's'}",
         ]
-        if self.already_present:
-            parts.append(f"{self.already_present} already in the workspace")
-        parts.append(f"{self.alerts} new alert{'' if self.alerts == 1 else 's'}")
-        text = f"batch {self.batch}: " + ", ".join(parts) + f"; model {self.model_version}"
+        text = f"batch {self.batch}: " + "; ".join(parts) + f"; model {self.model_version}"
         if self.quarantine_key:
             text += f"; rejected rows and reasons in {self.quarantine_key}"
         return text
 
 
-def batch_id(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:16]
+def batch_id(data: bytes, time_format: str | None = None) -> str:
+    """A batch is named by its bytes, and by how its times are read when the upload says so (the
+    same file again with a date format is a new batch, so rows refused as ambiguous can be read)."""
+    digest = hashlib.sha256(data)
+    if time_format:
+        digest.update(b"\x00time_format=" + time_format.encode())
+    return digest.hexdigest()[:16]
 
 
-def _existing_ids(store: ObjectStore, date: str, batch: str) -> set[str]:
-    ids: set[str] = set()
-    for key in store.list(keys.partition_prefix(date)):
-        if key.endswith(".parquet") and key != partition_key(date, batch):
-            table = pq.read_table(io.BytesIO(store.get(key)), columns=["id"])
-            ids.update(table.column("id").to_pylist())
-    return ids
+def _stored_ids(store: ObjectStore, batch: str, ids: pd.Series) -> set[str]:
+    """Which of `ids` the workspace already holds in other batches, on any day (this batch's own
+    partitions are those of an interrupted run of it, which this run rewrites)."""
+    listing = list_partitions(store)
+    if not listing.files:
+        return set()
+    try:
+        table = dataset(listing).to_table(
+            columns=["id"],
+            filter=(pc.field("batch") != batch) & pc.field("id").isin(pa.array(ids.unique(), pa.string())),
+        )
+    except (OSError, pa.ArrowException) as exc:
+        raise unreadable(exc) from exc
+    return set(table.column("id").to_pylist())
 
 
 def _write_quarantine(store: ObjectStore, batch: str, parsed: ParsedUpload) -> str | None:
@@ -183,23 +201,54 @@ def ingest(
     now: datetime | None = None,
     progress: Progress | None = None,
     notifier: Notifier | None = None,
+    time_format: str | None = None,
 ) -> IngestReport:
-    """Ingest one uploaded file. Raises `InvalidUpload` when the file cannot be read or when
-    not a single row could be accepted (the rejects are quarantined first).
+    """Ingest one uploaded file. Raises `InvalidUpload` when the file cannot be read (nothing of it
+    is kept) or when not a single row could be accepted (the rejects are quarantined first).
+    `time_format` says how dates like 03/04/2026 are meant (`services.checkins.times`).
 
     Alerts are evaluated on the freshly scored rows once their partitions are written (and before
     the manifest, so an interrupted run evaluates them again); `notifier` publishes the new ones."""
-    batch = batch_id(data)
-    manifest_key = keys.batch_key(batch)
-    try:
-        done = IngestReport(**json.loads(store.get(manifest_key)))
-        done.repeated = True
+    batch = batch_id(data, time_format)
+    done = _recorded(store, batch)
+    if done is not None:
         return done
+    parsed = parse_upload(data, filename, now=now, time_format=time_format)  # before anything is written
+    with IngestLock(store, batch) as lock:
+        done = _recorded(store, batch)  # another process ingested the same file while we waited
+        if done is not None:
+            return done
+        report = _ingest_locked(
+            store, endpoint, data, filename, parsed, batch, lock, threshold, max_chars, progress, notifier
+        )
+    log.info("ingested batch %s: %d accepted, %d rejected", batch, report.accepted, report.rejected)
+    return report
+
+
+def _recorded(store: ObjectStore, batch: str) -> IngestReport | None:
+    try:
+        done = IngestReport(**json.loads(store.get(keys.batch_key(batch))))
     except KeyNotFound:
-        pass
+        return None
+    done.repeated = True
+    return done
+
+
+def _ingest_locked(
+    store: ObjectStore,
+    endpoint: Endpoint,
+    data: bytes,
+    filename: str,
+    parsed: ParsedUpload,
+    batch: str,
+    lock: IngestLock,
+    threshold: float,
+    max_chars: int,
+    progress: Progress | None,
+    notifier: Notifier | None,
+) -> IngestReport:
     # Keep the original bytes: a rejected row can always be recovered and fixed.
     store.put(f"{keys.INGEST_UPLOADS}{batch}/{keys.file_name_segment(filename)}", data)
-    parsed = parse_upload(data, filename, now=now)
     quarantine_key = _write_quarantine(store, batch, parsed)
     frame = parsed.checkins
     if frame.empty:
@@ -207,24 +256,29 @@ def ingest(
             f"no row of {filename!r} could be accepted ({len(parsed.rejected)} rejected).", rejected_key=quarantine_key
         )
     frame = frame.assign(date=frame["time"].dt.strftime("%Y-%m-%d"))
-    known: set[str] = set()
-    for date in sorted(frame["date"].unique()):
-        known |= _existing_ids(store, date, batch)
-    fresh = frame[~frame["id"].isin(known)]
+    fresh = frame[~frame["id"].isin(_stored_ids(store, batch, frame["id"]))]
     already = len(frame) - len(fresh)
     version = endpoint.version()
     unrecognized = 0
     alerts = 0
     labels: dict[str, int] = {}
+
+    def scoring(done: int, total: int) -> None:
+        lock.renew()
+        if progress:
+            progress(done, total)
+
     if not fresh.empty:
-        scored = score_frame(endpoint, fresh, max_chars=max_chars, progress=progress).assign(batch=batch)
+        scored = score_frame(endpoint, fresh, max_chars=max_chars, progress=scoring).assign(batch=batch)
         version = scored["model_version"].iloc[0]
         low = scored[scored["confidence"] < threshold]
         _queue_for_review(store, low, batch)
+        lock.renew()
         unrecognized = len(low)
         labels = {str(k): int(v) for k, v in scored["label"].value_counts().items()}
         for date, blob in partitions(scored):
             store.put(partition_key(date, batch), blob)
+        lock.renew()
         alerts = len(evaluate_alerts(store, scored, notifier=notifier))
     report = IngestReport(
         batch=batch,
@@ -242,6 +296,7 @@ def ingest(
         alerts=alerts,
         labels=labels,
     )
-    store.put(manifest_key, json.dumps(asdict(report), indent=2).encode())
-    log.info("ingested batch %s: %d accepted, %d rejected", batch, report.accepted, report.rejected)
+    if report.total_rows != report.accepted + report.rejected + report.already_present:
+        raise StoreError(f"batch {batch}: the row counts do not add up ({report.summary()}); nothing was recorded")
+    store.put(keys.batch_key(batch), json.dumps(asdict(report), indent=2).encode())
     return report

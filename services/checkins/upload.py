@@ -1,47 +1,30 @@
 """Check-ins: reading uploads (CSV, JSON lines, Parquet) into validated rows.
 
-Every row either becomes a check-in or is rejected with a reason; nothing is dropped silently.
+Every row either becomes a check-in or is rejected with a reason; nothing is dropped silently. The
+bytes become records in `services.checkins.records`, times are read by `services.checkins.times`,
+and the fields and ids are checked here.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
+import math
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
-from services.errors import InvalidUpload
+from services.checkins.records import REQUIRED, Rejected, has_bad_bytes, upload_records, visible
+from services.checkins.times import TimeRule
 
-REQUIRED = ("participant", "group", "time", "text")
-# Column names people commonly use for the required fields.
-ALIASES = {
-    "participant": ("participant", "participant_id", "participantid", "user", "person"),
-    "group": ("group", "group_id", "team", "cohort"),
-    "time": ("time", "timestamp", "created_at", "datetime", "date"),
-    "text": ("text", "message", "checkin", "check_in", "body"),
-    "id": ("id", "checkin_id", "message_id"),
-}
 FUTURE_TOLERANCE = timedelta(minutes=10)
-# csv's default field limit (128 KiB) would reject a long message outright; texts are cut for
-# scoring anyway, and the upload size limit bounds the whole file.
-csv.field_size_limit(64 * 1024 * 1024)
 MAX_NAME_CHARS = 200
-
-
-@dataclass(frozen=True)
-class Rejected:
-    """A row that did not become a check-in, and why."""
-
-    row: int
-    reason: str
-    raw: dict[str, str] = field(default_factory=dict)
+MAX_ID_CHARS = 128
+# A given id becomes a key segment of the review queue and its labels: plain characters only.
+_ID = re.compile(r"[A-Za-z0-9._:@+=~-]+")
 
 
 @dataclass
@@ -53,178 +36,56 @@ class ParsedUpload:
     total_rows: int
 
 
-def _visible(value: Any) -> str:
-    """A field as text, with undecodable bytes shown as \\xNN instead of lost."""
-    text = "" if value is None else str(value)
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-_ESCAPED_BYTES = re.compile("[\udc80-\udcff]")  # where surrogateescape put undecodable bytes
-
-
-def _has_bad_bytes(value: str) -> bool:
-    return _ESCAPED_BYTES.search(value) is not None
-
-
-def _canonical(columns: list[str]) -> dict[str, str]:
-    """Map each source column to its Pulse name, or keep it as an extra field. A column named
-    exactly like a Pulse field wins over an alias ("time" over "date"), and an extra column never
-    takes a Pulse field's name, so no value is overwritten."""
-    keys = {col: col.strip().lower().replace(" ", "_") for col in columns}
-    mapping: dict[str, str] = {}
-    for col, key in keys.items():
-        if key in ALIASES and key not in mapping.values():
-            mapping[col] = key
-    for col, key in keys.items():
-        if col in mapping:
-            continue
-        name = next((n for n, a in ALIASES.items() if key in a and n not in mapping.values()), None)
-        extra = col.strip()
-        while extra in ALIASES or extra in mapping.values():
-            extra = f"extra_{extra}"
-        mapping[col] = name or extra
-    return mapping
-
-
-def _decode(data: bytes) -> str:
-    # surrogateescape keeps undecodable bytes so the rows holding them can be rejected and
-    # quarantined with the bytes visible, instead of failing the whole file.
-    return data.decode("utf-8-sig", errors="surrogateescape")
-
-
-def _csv_records(data: bytes) -> Iterator[tuple[int, dict[str, Any] | Rejected]]:
-    text = _decode(data)
-    first_line = text.split("\n", 1)[0]
-    delimiter = max(",;\t|", key=first_line.count)
-    if first_line.count(delimiter) == 0:
-        delimiter = ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise InvalidUpload("the file is empty") from None
-    except csv.Error as exc:
-        raise InvalidUpload(f"the header line cannot be read as CSV: {exc}") from None
-    names = _canonical(header)
-    missing = [c for c in REQUIRED if c not in names.values()]
-    if missing:
-        hint = ""
-        if len(header) == 1:
-            hint = " The header has a single column: is the file delimited by something other than , ; tab or |?"
-        raise InvalidUpload(
-            f"missing required column(s): {', '.join(missing)}. Found: {', '.join(map(_visible, header))}.{hint}"
-        )
-    row = 0
-    while True:
-        row += 1
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield row, Rejected(row, f"unreadable CSV near line {reader.line_num}: {exc}")
-            if "end of data" in str(exc).lower():  # an unterminated quote swallowed the rest
-                return
-            continue
-        if not fields:
-            row -= 1  # blank lines are not records
-            continue
-        if len(fields) != len(header):
-            raw = {f"field{i + 1}": _visible(v) for i, v in enumerate(fields)}
-            reason = f"row has {len(fields)} fields but the header has {len(header)} (check delimiter and quoting)"
-            yield row, Rejected(row, reason, raw)
-            continue
-        yield row, {names[h]: v for h, v in zip(header, fields, strict=True)}
-
-
-def _json_records(data: bytes) -> Iterator[tuple[int, dict[str, Any] | Rejected]]:
-    text = _decode(data).strip()
-    if not text:
-        raise InvalidUpload("the file is empty")
-    if text.startswith("["):  # a JSON array of objects is accepted too
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidUpload(f"the file is not valid JSON: {exc}") from None
-        lines: list[Any] = items
-    else:
-        lines = text.splitlines()
-    for row, item in enumerate(lines, start=1):
-        if isinstance(item, str):
-            if not item.strip():
-                continue
-            try:
-                item = json.loads(item)
-            except json.JSONDecodeError as exc:
-                yield row, Rejected(row, f"not valid JSON: {exc.msg}", {"line": _visible(item)})
-                continue
-        if not isinstance(item, dict):
-            yield row, Rejected(row, "a JSON line must be an object with participant, group, time and text")
-            continue
-        names = _canonical(list(item))
-        yield row, {names[k]: v for k, v in item.items()}
-
-
-def _parquet_records(data: bytes) -> Iterator[tuple[int, dict[str, Any] | Rejected]]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(io.BytesIO(data))
-    except (pa.ArrowException, OSError) as exc:
-        raise InvalidUpload(f"the file is not a readable Parquet file: {exc}") from None
-    names = _canonical(table.column_names)
-    missing = [c for c in REQUIRED if c not in names.values()]
-    if missing:
-        raise InvalidUpload(f"missing required column(s): {', '.join(missing)}")
-    for row, item in enumerate(table.to_pylist(), start=1):
-        yield row, {names[k]: v for k, v in item.items()}
-
-
-def upload_records(data: bytes, filename: str) -> Iterator[tuple[int, dict[str, Any] | Rejected]]:
-    """The rows of an upload as read, before any field is checked: (row number, fields by Pulse
-    name) or a `Rejected` row that could not be read as a record. `InvalidUpload` when the file as a
-    whole cannot be read."""
-    name = filename.lower()
-    if data[:4] == b"PAR1" or name.endswith(".parquet"):
-        return _parquet_records(data)
-    if name.endswith((".jsonl", ".ndjson", ".json")):
-        return _json_records(data)
-    if name.endswith((".csv", ".tsv", ".txt")):
-        return _csv_records(data)
-    raise InvalidUpload(f"unsupported file type {filename!r}: upload CSV, JSON lines (.jsonl) or Parquet")
-
-
 def checkin_id(participant: str, time: pd.Timestamp, text: str) -> str:
     """A stable id, so the same check-in ingested twice is recognised."""
     digest = hashlib.sha256(f"{participant}\x1f{time.isoformat()}\x1f{text}".encode("utf-8", "surrogatepass"))
     return digest.hexdigest()[:20]
 
 
-def _parse_time(value: Any) -> pd.Timestamp | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    try:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            ts = pd.Timestamp(value, unit="s", tz="UTC")
-        else:
-            ts = pd.Timestamp(value)
-            ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    except (ValueError, TypeError, OverflowError, pd.errors.OutOfBoundsDatetime):
-        return None
-    return None if pd.isna(ts) else ts
+def _id_problem(value: Any) -> str | None:
+    """Why a given id cannot be used, or None."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return f"id must be text or a number, not {type(value).__name__}"
+    text = str(value).strip()
+    shown = visible(text)
+    shown = repr(shown if len(shown) <= 40 else shown[:40] + "…")
+    if len(text) > MAX_ID_CHARS:
+        return f"id {shown} is {len(text):,} characters long; at most {MAX_ID_CHARS}"
+    if not _ID.fullmatch(text) or not text.strip("."):
+        return (
+            f"id {shown} has characters an id cannot have: letters, digits and . _ : @ + = ~ - only (no spaces, "
+            "slashes or control characters). Fix it, or leave it empty and Pulse derives the id from participant, "
+            "time and text"
+        )
+    return None
 
 
-def _parse_times(values: list[Any]) -> list[pd.Timestamp | None]:
-    """Parse many times at once: one vectorised ISO 8601 pass, then one by one for the rest."""
-    strings = pd.Series([v if isinstance(v, str) else None for v in values], dtype="object")
-    fast = pd.to_datetime(strings, utc=True, errors="coerce", format="ISO8601")
-    return [f if isinstance(v, str) and not pd.isna(f) else _parse_time(v) for v, f in zip(values, fast, strict=True)]
+def _text_value(value: Any) -> str | None:
+    """A field that must be text: strings and numbers as text; None for objects and arrays."""
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return None
+    return str(value)
+
+
+def _extra_value(value: Any) -> Any:
+    """An extra field as it is kept in the check-in's `extra` JSON: objects and arrays as JSON,
+    anything else as text."""
+    if isinstance(value, dict):
+        return {str(k): _extra_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_extra_value(v) for v in value]
+    if value is None or isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value)):
+        return value
+    return visible(value)  # NaN and infinities too: strict JSON has no word for them
 
 
 def _field_problem(values: dict[str, str]) -> str | None:
-    if any(_has_bad_bytes(v) for v in values.values()):
+    if any(has_bad_bytes(v) for v in values.values()):
         return "text is not valid UTF-8 (the bad bytes are kept in the quarantine file as \\xNN)"
+    if any("\x00" in v for v in values.values()):
+        return "a field holds NUL characters"
     if not values["participant"].strip():
         return "participant is empty"
     if not values["group"].strip():
@@ -236,13 +97,20 @@ def _field_problem(values: dict[str, str]) -> str | None:
     return None
 
 
-def parse_upload(data: bytes, filename: str, *, now: datetime | None = None) -> ParsedUpload:
+def _raw(rec: dict[str, Any]) -> dict[str, str]:
+    return {k: visible(json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v) for k, v in rec.items()}
+
+
+def parse_upload(
+    data: bytes, filename: str, *, now: datetime | None = None, time_format: str | None = None
+) -> ParsedUpload:
     """Read an upload into valid check-ins and rejected rows (each with its reason).
 
-    Raises `InvalidUpload` only when the file as a whole cannot be read (wrong type, missing
-    columns, empty); single bad rows are rejected and the rest go on.
+    Raises `InvalidUpload` only when the file as a whole cannot be read (wrong type or encoding,
+    missing or repeated columns, empty); single bad rows are rejected and the rest go on. Times are
+    read by `services.checkins.times` (`time_format`: how dates like 03/04/2026 are meant).
     """
-    latest = pd.Timestamp(now or datetime.now(UTC)) + FUTURE_TOLERANCE
+    rule = TimeRule(pd.Timestamp(now or datetime.now(UTC)) + FUTURE_TOLERANCE, time_format)
     rejected: list[Rejected] = []
     candidates: list[tuple[int, dict[str, Any], dict[str, str]]] = []
     total = 0
@@ -251,33 +119,34 @@ def parse_upload(data: bytes, filename: str, *, now: datetime | None = None) -> 
         if isinstance(rec, Rejected):
             rejected.append(rec)
             continue
-        values = {k: ("" if rec.get(k) is None else str(rec.get(k))) for k in ("participant", "group", "text")}
-        problem = _field_problem(values)
+        fields = {k: _text_value(rec.get(k)) for k in ("participant", "group", "text")}
+        not_text = [k for k, v in fields.items() if v is None]
+        problem = f"{not_text[0]} is a JSON object or array; it must be text" if not_text else None
+        values = {k: v or "" for k, v in fields.items()}
+        problem = problem or _field_problem(values)
+        if problem is None and rec.get("id") not in (None, "") and str(rec.get("id")).strip():
+            problem = _id_problem(rec.get("id"))
         if problem is not None:
-            rejected.append(Rejected(row, problem, {k: _visible(v) for k, v in rec.items()}))
+            rejected.append(Rejected(row, problem, _raw(rec)))
             continue
         candidates.append((row, rec, values))
 
     good: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
-    times = _parse_times([rec.get("time") for _, rec, _ in candidates])
+    times = rule.parse([rec.get("time") for _, rec, _ in candidates])
     for (row, rec, values), ts in zip(candidates, times, strict=True):
-        reason = None
-        if ts is None:
-            shown = _visible(rec.get("time", ""))
-            reason = f"time {shown!r} is not a date and time (use ISO 8601, e.g. 2026-11-23T09:30:00Z)"
-        elif ts > latest:
-            reason = f"time {ts.isoformat()} is in the future"
-        else:
-            participant = values["participant"].strip()
-            cid = str(rec.get("id") or "").strip() or checkin_id(participant, ts, values["text"])
-            if cid in seen:
-                reason = f"duplicate id {cid!r} (same as row {seen[cid]})"
-        if reason is not None:
-            rejected.append(Rejected(row, reason, {k: _visible(v) for k, v in rec.items()}))
+        if isinstance(ts, str):
+            rejected.append(Rejected(row, ts, _raw(rec)))
+            continue
+        participant = values["participant"].strip()
+        given = rec.get("id")
+        cid = str(given).strip() if given not in (None, "") and str(given).strip() else ""
+        cid = cid or checkin_id(participant, ts, values["text"])
+        if cid in seen:
+            rejected.append(Rejected(row, f"duplicate id {cid!r} (same as row {seen[cid]})", _raw(rec)))
             continue
         seen[cid] = row
-        extra = {k: _visible(v) for k, v in rec.items() if k not in (*REQUIRED, "id")}
+        extra = {k: _extra_value(v) for k, v in rec.items() if k not in (*REQUIRED, "id")}
         good.append(
             {
                 "id": cid,

@@ -35,8 +35,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from services.checkins.ingest import ingest
+    from services.checkins.times import validate_time_format
     from services.monitoring.threshold import effective_threshold
 
+    try:
+        time_format = validate_time_format(args.time_format)
+    except ValueError as exc:
+        raise PulseError(str(exc)) from None
     ws = open_workspace(_settings(args))
     path = Path(args.file)
     try:
@@ -59,6 +64,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             max_chars=ws.settings.max_text_chars,
             progress=progress,
             notifier=ws.notifier,
+            time_format=time_format,
         )
     prefix = "already ingested earlier; " if report.repeated else ""
     print(prefix + report.summary())
@@ -267,6 +273,11 @@ def parser() -> argparse.ArgumentParser:
     sp = command("ingest", "score a CSV, JSON lines or Parquet file of check-ins into the workspace")
     sp.add_argument("file")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
+    sp.add_argument(
+        "--time-format",
+        help="how dates like 03/04/2026 are meant: day-first, month-first, or a strftime pattern such as "
+        "'%%d.%%m.%%Y %%H:%%M' (default: such dates are rejected as ambiguous; ISO 8601 is always read)",
+    )
     sp.set_defaults(func=cmd_ingest)
     sp = command("demo", "build the demo workspace (bootstrap model + 90 days of check-ins)")
     sp.add_argument("--force", action="store_true")

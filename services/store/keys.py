@@ -3,6 +3,7 @@ in an S3 bucket/prefix), and the two rules that turn names and times into key se
 
     checkins/date=YYYY-MM-DD/<batch>.parquet      scored check-ins
     ingest/{batches,quarantine,uploads}/           batch records, rejected rows, original uploads
+    ingest/lock.json                               the one ingest committing check-ins right now
     review/unrecognized/<id>.json                  items waiting for a human, and the queue around them
     review/labels/<id>/<stamp>-<who>.json          human labels (append-only), retractions beside them
     datasets/<version>/                            dataset versions (manifest, train, validation)
@@ -26,6 +27,8 @@ CHECKINS = "checkins/"
 INGEST_BATCHES = "ingest/batches/"
 INGEST_QUARANTINE = "ingest/quarantine/"
 INGEST_UPLOADS = "ingest/uploads/"
+INGEST_LOCK = "ingest/lock.json"
+INGEST_LOCK_TAKEOVERS = "ingest/lock-takeovers/"
 
 REVIEW_ITEMS = "review/unrecognized/"
 REVIEW_INDEX = "review/index/"

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +18,7 @@ import pytest
 
 from services.aws.s3 import S3Store
 from services.errors import AlreadyExists, InvalidKey, KeyNotFound, StoreError, StoreUnavailable
+from services.store import local as local_store
 from services.store.base import ObjectStore
 from services.store.local import LocalStore
 
@@ -374,7 +377,8 @@ def test_a_key_and_keys_under_it_can_coexist(any_store: ObjectStore) -> None:
 
 
 def temp_files(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.name.startswith(".tmp-")]
+    """Temp files of the store (its `.tmp/` folder) and any `.tmp-*` beside a key."""
+    return [p for p in root.rglob("*") if p.is_file() and (p.name.startswith(".tmp") or ".tmp" in p.parts)]
 
 
 def test_local_writes_leave_no_temporary_files(tmp_path: Path) -> None:
@@ -422,6 +426,23 @@ def test_local_list_never_shows_temporary_files(tmp_path: Path) -> None:
     assert list(store.list("")) == ["a/real"]
     assert list(store.list("a/")) == ["a/real"]
     assert list(store.list("a/.tmp")) == []
+
+
+def test_opening_the_store_removes_the_temp_files_of_writers_that_died(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    LocalStore(root).put("a/b", b"1")
+    LocalStore(root).put("a/b", b"2")  # an overwrite goes through the temp folder
+    temps = root / ".tmp"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, check=True)
+    host = local_store._HOST
+    (temps / f"{host}-{int(dead.stdout)}-abc.part").write_bytes(b"message text of a killed writer")
+    (temps / f"{host}-{os.getpid()}-def.part").write_bytes(b"a write in progress")
+    old = temps / "elsewhere-1-ghi.part"
+    old.write_bytes(b"left by another machine long ago")
+    os.utime(old, (0, 0))
+    store = LocalStore(root)
+    assert sorted(p.name for p in temps.iterdir()) == [f"{host}-{os.getpid()}-def.part"]
+    assert list(store.list("")) == ["a/b"]
 
 
 def test_local_store_root_is_resolved(tmp_path: Path) -> None:

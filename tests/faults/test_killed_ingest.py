@@ -85,6 +85,15 @@ def run_and_kill(upload: Path, env: dict[str, str], store: ObjectStore, reached:
     return proc.returncode == -signal.SIGKILL
 
 
+def temp_files(store: LocalStore) -> list[str]:
+    """Temp files anywhere in the workspace folder: the store's temp folder and any `.tmp-*`."""
+    return sorted(
+        p.relative_to(store.root).as_posix()
+        for p in store.root.rglob("*")
+        if p.is_file() and (p.name.startswith(".tmp") or ".tmp" in p.relative_to(store.root).parts)
+    )
+
+
 def killed_then_rerun(
     upload: Path, fresh: Callable[[int], tuple[ObjectStore, dict[str, str]]], reached: Callable[[ObjectStore], bool]
 ) -> ObjectStore:
@@ -97,8 +106,12 @@ def killed_then_rerun(
         raise AssertionError(f"the ingest finished {KILL_ATTEMPTS} times before the stage could be caught")
     assert list(store.list("ingest/batches/")) == []  # killed before its batch record: the work is half-done
     assert reached(store)
+    if isinstance(store, LocalStore):  # a write cut short leaves no temp file among the keys
+        assert [p for p in temp_files(store) if not p.startswith(".tmp/")] == []
     summary = run_to_completion(upload, env)
-    assert "already ingested" not in summary and f"{ROWS} accepted" in summary
+    assert "already ingested" not in summary and f"{ROWS:,} accepted" in summary
+    if isinstance(store, LocalStore):  # ... and the next run removed the killed writer's last one
+        assert temp_files(store) == []
     return store
 
 
@@ -125,7 +138,7 @@ def local_clean(
     operation="ingest, killed (local)",
     fault="SIGKILL of `services.cli ingest`",
     when="{stage}",
-    expected="re-run: state identical to one uninterrupted run",
+    expected="no temp file among the keys, none left after the re-run, whose state is that of one uninterrupted run",
 )
 @pytest.mark.parametrize("stage", list(STAGES))
 def test_a_killed_local_ingest_rerun_ends_like_a_clean_run(

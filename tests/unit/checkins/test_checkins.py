@@ -217,7 +217,8 @@ def test_unterminated_quote_at_the_end() -> None:
     assert len(parsed.rejected) == 1
     rej = parsed.rejected[0]
     assert rej.row == 2
-    assert "unreadable CSV" in rej.reason
+    assert "unterminated quote" in rej.reason
+    assert "line 3" in rej.reason
 
 
 def test_non_utf8_bytes_reject_only_their_row() -> None:

@@ -390,7 +390,7 @@ def test_report_round_trips_through_the_manifest(ws: LocalStore, endpoint: Local
     report = ingest(ws, endpoint, UPLOAD, "c.csv", threshold=0.6, now=NOW)
     stored = IngestReport(**json.loads(ws.get(f"ingest/batches/{report.batch}.json")))
     assert stored == report
-    assert "8 accepted, 2 rejected" in report.summary()
+    assert "10 rows = 8 accepted + 2 rejected + 0 already in the workspace" in report.summary()
 
 
 # --- command line ----------------------------------------------------------------------------------
@@ -416,7 +416,7 @@ def test_cli_ingest_prints_the_summary(ws: LocalStore, tmp_path: Path) -> None:
     result = run_cli("ingest", str(upload), "--workspace", str(ws.root), "--quiet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout.strip()
-    assert out.startswith(f"batch {batch_id(data)}: 8 accepted, 2 rejected")
+    assert out.startswith(f"batch {batch_id(data)}: 10 rows = 8 accepted + 2 rejected + 0 already in the workspace")
     assert f"ingest/quarantine/{batch_id(data)}.jsonl" in out
     assert "Traceback" not in result.stderr
     assert len(partition_files(ws)) == 2
@@ -449,7 +449,7 @@ def test_cli_and_logs_never_print_message_text(ws: LocalStore, tmp_path: Path) -
     result = run_cli("--verbose", "ingest", str(upload), "--workspace", str(ws.root), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "INFO" in result.stderr  # the logs really were on
-    assert "2 accepted, 1 rejected" in result.stdout and "sent to review" in result.stdout
+    assert "3 rows = 2 accepted + 1 rejected" in result.stdout and "sent to review" in result.stdout
     for shown in (result.stdout, result.stderr):
         assert "zqxmarker7731" not in shown
         assert rejected_marker not in shown
