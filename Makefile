@@ -8,7 +8,7 @@ PORT ?= 8501
 
 AWS_PORT ?= 5000
 
-.PHONY: run run-aws demo test lint types unit e2e bench results chromium clean-workspace
+.PHONY: run run-aws demo intake test lint types unit e2e bench results chromium clean-workspace
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,15 @@ demo: $(WORKSPACE)/deployments/current.json
 
 run: $(VENV)/.runtime demo
 	PULSE_WORKSPACE=$(WORKSPACE) $(VENV)/bin/streamlit run app.py --server.port $(PORT)
+
+# The intake watcher on a demo inbox folder beside the demo workspace (the sample CSV put in it when it
+# is empty): drop check-in files into $(INBOX)/ and each is ingested once (docs/intake.md). Ctrl-C stops.
+INBOX ?= $(WORKSPACE)-inbox
+intake: $(VENV)/.runtime demo
+	mkdir -p $(INBOX)
+	test -n "$$(ls -A $(INBOX))" || $(PY) -c 'import sys; from services.checkins.exports import sample_csv; \
+		sys.stdout.buffer.write(sample_csv())' > $(INBOX)/sample.csv
+	$(PY) -m services.cli ingest --watch $(INBOX) --workspace $(WORKSPACE) --interval 5
 
 # The aws backend without an AWS account: moto's server on 127.0.0.1 with the SageMaker stand-in
 # (services/aws/standin.py: training jobs train fastText locally, endpoints score), the demo

@@ -8,11 +8,13 @@ from dashboard.components import escape_markdown
 from dashboard.deps import show_error, workspace
 from services.checkins.exports import csv_bytes, read_rejected, sample_csv
 from services.checkins.ingest import IngestReport, ingest
+from services.checkins.intake import intake_status
 from services.checkins.times import DAY_FIRST, EARLIEST, MONTH_FIRST
 from services.checkins.upload import FUTURE_TOLERANCE
 from services.errors import InvalidUpload, PulseError
 from services.model.prediction import LABELS
 from services.monitoring.threshold import effective_threshold
+from services.store.base import ObjectStore
 
 user = require_page("upload")
 
@@ -164,3 +166,35 @@ if upload is not None and st.button("Score and add to the workspace", type="prim
 report = st.session_state.get("upload_report")
 if isinstance(report, IngestReport):
     result_panel(report)
+
+
+@st.cache_data(ttl=15, show_spinner=False)
+def intake_table(_store: ObjectStore, where: str) -> pd.DataFrame:
+    """The watchers' markers of the workspace at `where` (what the cache is keyed on)."""
+    return intake_status(_store)
+
+
+st.subheader("Automatic intake")
+seen = intake_table(ws.store, ws.store.describe())
+if seen.empty:
+    st.caption(
+        "No watcher has seen a file yet. To ingest every file dropped into a folder or an S3 prefix, run "
+        "`python -m services.cli ingest --watch FOLDER` (or `--watch s3://bucket/prefix/ --once` on a schedule): "
+        "each file is ingested once, and listed here with what became of it."
+    )
+else:
+    states = seen["state"].value_counts()
+    st.caption(
+        f"Files the watchers have seen, newest first: {int(states.get('done', 0)):,} done, "
+        f"{int(states.get('pending', 0)):,} pending (being read, or waiting for the next pass), "
+        f"{int(states.get('failed', 0)):,} failed. A failed file is not read again until it changes."
+    )
+    st.dataframe(
+        seen.drop(columns="inbox") if seen["inbox"].nunique() <= 1 else seen,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "reason": st.column_config.TextColumn(width="large"),
+            "updated": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss z"),
+        },
+    )

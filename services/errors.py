@@ -60,6 +60,10 @@ class InvalidUpload(PulseError):
         self.rejected_key = rejected_key
 
 
+class InboxError(PulseError):
+    """The inbox a watcher reads (a folder or an S3 prefix) cannot be listed, or a file in it read."""
+
+
 # --- Access: sign-in and the policy -----------------------------------------------------------------
 
 

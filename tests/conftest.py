@@ -6,6 +6,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,3 +113,10 @@ def workspace_copy(demo_dir: Path, tmp_path: Path) -> Path:
     target = tmp_path / "demo"
     shutil.copytree(demo_dir, target)
     return target
+
+
+def queued(store: Any) -> dict[str, dict[str, Any]]:
+    """The review items still waiting in a workspace, by id (batch parts and one-file items)."""
+    from services.review.items import waiting_items
+
+    return {str(raw["id"]): raw for raw, _ in waiting_items(store)}

@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from services.errors import KeyNotFound
+from services.review import batches
 from services.review.labels import PREFIX as LABELS_PREFIX
 from services.review.labels import Label
 from services.store import keys
@@ -108,6 +109,9 @@ def json_or_none(store: ObjectStore, key: str) -> Any:
 
 
 def delete_review_items(store: ObjectStore, participant: str, report: DeletionReport) -> set[str]:
+    """Their waiting items: one-file items deleted; batch items marked as left, then their lines
+    taken out of the batch parts (every read checks the marker first, so no copy in a replica's
+    memory is served meanwhile)."""
     ids: set[str] = set()
     for key in list(store.list(ITEMS)):
         item = json_or_none(store, key)
@@ -115,6 +119,15 @@ def delete_review_items(store: ObjectStore, participant: str, report: DeletionRe
             ids.add(str(item.get("id", "")))
             store.delete(key)
             report.review_items += 1
+    in_parts: dict[str, set[str]] = {}
+    for part, item in batches.part_items(store, batches.all_parts(store)):
+        if item.get("participant") == participant:
+            in_parts.setdefault(part, set()).add(str(item.get("id", "")))
+    for part, mine in in_parts.items():
+        for item_id in mine:
+            batches.leave(store, item_id, "erased")
+        report.review_items += batches.rewrite_without(store, part, mine)
+        ids |= mine
     for item_id in ids:
         store.delete(f"{CLAIMS}{item_id}.json")
         for key in list(store.list(SKIPS)):

@@ -3,7 +3,7 @@
 What a participant wrote lives in several places; each is handled so nothing of theirs is left:
 
     checkins/date=*/<batch>.parquet     their rows are removed (the file is rewritten in place)
-    review/unrecognized/<id>.json       their waiting items are deleted (claims and skips with them)
+    review/batches/, unrecognized/      their waiting items are taken out (claims and skips with them)
     review/labels/<id>/*.json           labels of their messages stay (counts, agreement) but lose the text
     review/actions/*                    annotators' action records of their items are deleted
                                         (they hold a copy of the item for undo)

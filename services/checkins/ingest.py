@@ -12,12 +12,10 @@ present: `total_rows == accepted + rejected + already_present`.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,10 +28,11 @@ from services.checkins.aggregate import dataset, list_partitions, unreadable
 from services.checkins.lock import IngestLock
 from services.checkins.partitions import partition_key, partitions
 from services.checkins.upload import ParsedUpload, parse_upload
-from services.errors import AlreadyExists, InvalidUpload, KeyNotFound, StoreError
+from services.errors import InvalidUpload, KeyNotFound, StoreError
 from services.lifecycle.endpoint import Endpoint
 from services.model.prediction import LABELS, PREFIX, Prediction, prepare
 from services.monitoring.alerts import Notifier, evaluate_alerts
+from services.review.batches import write_parts
 from services.review.items import text_key
 from services.store import keys
 from services.store.base import ObjectStore
@@ -115,8 +114,8 @@ def _write_quarantine(store: ObjectStore, batch: str, parsed: ParsedUpload) -> s
     return key
 
 
-def _review_item(row: dict[str, Any], batch: str) -> bytes:
-    item = {
+def _review_item(row: dict[str, Any], batch: str) -> dict[str, Any]:
+    return {
         "id": row["id"],
         "line": f"{PREFIX}{row['label']} {row['prepared']}",
         "text": row["text"],
@@ -130,7 +129,6 @@ def _review_item(row: dict[str, Any], batch: str) -> bytes:
         "batch": batch,
         "queued_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    return json.dumps(item, ensure_ascii=False).encode()
 
 
 def score_frame(
@@ -162,18 +160,14 @@ def score_frame(
 
 
 def _queue_for_review(store: ObjectStore, low: pd.DataFrame, batch: str) -> None:
-    """One item per low-confidence check-in, created only if absent (a re-run adds nothing).
-    Writes run in parallel: each is a file sync locally or a PUT on S3, both waiting on I/O."""
-
-    def put(row: dict[str, Any]) -> None:
-        with contextlib.suppress(AlreadyExists):  # queued by an earlier, interrupted run
-            store.put(keys.review_item_key(row["id"]), _review_item(row, batch), if_absent=True)
-
+    """The batch's low-confidence check-ins as review items, written per part of the batch
+    (`services.review.batches`), then one small index naming each item's part, so the labeling
+    queue is built without reading the items. The keys are fixed by the batch, so a re-run of an
+    interrupted ingest writes the same files; an item labelled meanwhile keeps its left marker."""
     records = low.to_dict("records")
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        # list() re-raises the first failed write instead of losing it
-        list(pool.map(put, records))
-    # One small index per batch, so the labeling queue is built without listing every item.
+    if not records:
+        return
+    parts = write_parts(store, batch, [_review_item(row, batch) for row in records])
     index = [
         {
             "id": r["id"],
@@ -182,12 +176,12 @@ def _queue_for_review(store: ObjectStore, low: pd.DataFrame, batch: str) -> None
             "group": r["group"],
             "time": r["time"].isoformat(),
             "text_key": text_key(str(r["text"])),
+            "part": part,
         }
-        for r in records
+        for r, part in zip(records, parts, strict=True)
     ]
-    if index:
-        body = "\n".join(json.dumps(row, ensure_ascii=False) for row in index) + "\n"
-        store.put(f"{REVIEW_INDEX}{batch}.jsonl", body.encode())
+    body = "\n".join(json.dumps(row, ensure_ascii=False) for row in index) + "\n"
+    store.put(f"{REVIEW_INDEX}{batch}.jsonl", body.encode())
 
 
 def ingest(

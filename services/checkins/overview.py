@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import pandas as pd
 
 from services.access.users import User
-from services.checkins.ingest import REVIEW_INDEX
 from services.checkins.partitions import read_scored
 from services.lifecycle.deployment import Deployment, current
-from services.store import keys
+from services.review.items import waiting_entries
 from services.store.base import ObjectStore
 
 
@@ -33,20 +31,13 @@ def group_names(store: ObjectStore) -> list[str]:
 
 
 def queue_size(store: ObjectStore, groups: list[str] | None = None) -> int:
-    """Check-ins waiting for a human; with `groups`, only those of these groups (from the batch
-    review indexes, which carry each item's group)."""
-    waiting = {k.rsplit("/", 1)[-1].removesuffix(".json") for k in store.list(keys.REVIEW_ITEMS)}
+    """Check-ins waiting for a human; with `groups`, only those of these groups (the review index
+    entries carry each item's group)."""
+    waiting = waiting_entries(store)
     if groups is None:
         return len(waiting)
     wanted = set(groups)
-    counted: set[str] = set()
-    for key in store.list(REVIEW_INDEX):
-        for line in store.get(key).decode("utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                if row["group"] in wanted and row["id"] in waiting:
-                    counted.add(row["id"])
-    return len(counted)
+    return sum(1 for entry in waiting.values() if entry.group in wanted)
 
 
 def workspace_overview(store: ObjectStore, user: User) -> Overview:

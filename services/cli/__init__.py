@@ -31,7 +31,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    """Score a file of check-ins into the workspace; print accepted / rejected / sent to review."""
+    """Score a file of check-ins into the workspace; print accepted / rejected / sent to review. With
+    --watch, ingest every file that lands in a folder or an S3 prefix instead, each once."""
     from tqdm import tqdm
 
     from services.checkins.ingest import ingest
@@ -42,7 +43,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         time_format = validate_time_format(args.time_format)
     except ValueError as exc:
         raise PulseError(str(exc)) from None
+    interval = 10.0 if args.interval is None else args.interval
+    if ((args.once or args.interval is not None) and args.watch is None) or not interval > 0:
+        raise PulseError("--once and --interval SECONDS (more than 0) go with --watch")
     ws = open_workspace(_settings(args))
+    if args.watch is not None:
+        return _watch(ws, args.watch, args.once, interval, time_format)
     path = Path(args.file)
     try:
         data = path.read_bytes()
@@ -68,6 +74,38 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         )
     prefix = "already ingested earlier; " if report.repeated else ""
     print(prefix + report.summary())
+    return 0
+
+
+def _watch(ws: Workspace, source: str, once: bool, interval: float, time_format: str | None) -> int:
+    """`ingest --watch`: a line per file until SIGTERM or Ctrl-C (between files); --once: a single pass."""
+    import signal
+    import threading
+
+    from services.aws.inbox import s3_inbox
+    from services.checkins.intake import FolderInbox, Intake
+
+    inbox = s3_inbox(source, ws.settings) if source.startswith("s3://") else FolderInbox(source)
+    intake = Intake(ws.store, ws.endpoint, inbox, settings=ws.settings, notifier=ws.notifier, time_format=time_format)
+    intake.on_file = lambda handled: print(handled.line(), flush=True)
+    stop = threading.Event()
+
+    def stop_between_files(signum: int, frame: object) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops mid-file
+
+    previous = {s: signal.signal(s, stop_between_files) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        if once:
+            return 1 if any(h.state == "pending" for h in intake.run_once(stop)) else 0
+        print(f"watching {inbox.describe()} every {interval:g} s (Ctrl-C stops)", file=sys.stderr, flush=True)
+        intake.watch(interval, stop, on_error=lambda exc: print(f"error: {exc}", file=sys.stderr, flush=True))
+    except KeyboardInterrupt:
+        print("stopped mid-file: the next pass ingests that file again", file=sys.stderr)
+        return 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
 
 
@@ -271,7 +309,13 @@ def parser() -> argparse.ArgumentParser:
         return sp
 
     sp = command("ingest", "score a CSV, JSON lines or Parquet file of check-ins into the workspace")
-    sp.add_argument("file")
+    what = sp.add_mutually_exclusive_group(required=True)
+    what.add_argument("file", nargs="?", help="the file to ingest")
+    what.add_argument(
+        "--watch", metavar="SOURCE", help="ingest each file landing in this folder or s3://bucket/prefix/"
+    )
+    sp.add_argument("--once", action="store_true", help="with --watch: one pass over the inbox, then exit")
+    sp.add_argument("--interval", type=float, metavar="SECONDS", help="with --watch: seconds between passes (10)")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.add_argument(
         "--time-format",

@@ -1,7 +1,8 @@
-"""Review items: the message files ingest writes to `review/unrecognized/<id>.json`, what the queue
-knows of each (an index `Entry`), and what an annotator sees (`ReviewItem`: a pseudonym, never the
-participant id). An item file that cannot be read is moved to `review/quarantine/` with the reason,
-so one bad file never blocks the queue."""
+"""Review items: the messages ingest queues for a human (stored per batch, `services.review.batches`,
+or one file each in `review/unrecognized/<id>.json` in older workspaces), what the queue knows of
+each (an index `Entry`), and what an annotator sees (`ReviewItem`: a pseudonym, never the
+participant id). An item that cannot be read is set aside in `review/quarantine/` with the reason,
+so one bad item never blocks the queue."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 
 from services.errors import AlreadyExists, KeyNotFound, StoreError
+from services.review import batches
 from services.store import keys
 from services.store.base import ObjectStore
 
@@ -69,6 +71,7 @@ class Entry:
     group: str
     confidence: float = 0.0
     text_key: str = ""  # see `text_key`; "" in index files written before tasks grouped copies
+    part: str = ""  # the batch part holding the item; "" for a one-file item of an older batch
 
 
 def parse_entry(line: str) -> Entry | None:
@@ -84,14 +87,15 @@ def parse_entry(line: str) -> Entry | None:
             group=str(row.get("group", "")),
             confidence=float(row.get("confidence", 0.0)),
             text_key=str(row.get("text_key", "")),
+            part=str(row.get("part", "")),
         )
     except (ValueError, TypeError, KeyError):
         log.warning("skipping an unreadable review index line")
         return None
 
 
-def entry_from(raw: dict[str, Any]) -> Entry:
-    """The index entry of an item file: its margin between the two likeliest labels."""
+def entry_from(raw: dict[str, Any], part: str = "") -> Entry:
+    """The index entry of an item: its margin between the two likeliest labels."""
     probs = raw.get("probs") or {}
     top = [*sorted((float(v) for v in probs.values()), reverse=True), 0.0, 0.0]
     margin = top[0] - top[1] if probs else float(raw.get("confidence", 0.0))
@@ -102,6 +106,7 @@ def entry_from(raw: dict[str, Any]) -> Entry:
         str(raw.get("group", "")),
         float(raw["confidence"]),
         text_key(str(raw.get("text", ""))),
+        part,
     )
 
 
@@ -141,17 +146,74 @@ def _problem(body: bytes, item_id: str) -> tuple[dict[str, Any] | None, str]:
     return raw, ""
 
 
-def read_item(store: ObjectStore, item_id: str, now: float) -> dict[str, Any] | None:
-    """The item's fields; None when the file is gone, or was unreadable and is now quarantined."""
-    key = keys.review_item_key(item_id)
-    try:
-        body = store.get(key)
-    except KeyNotFound:
-        return None
+def read_item(
+    store: ObjectStore, item_id: str, now: float, part: str = "", *, checked: bool = False
+) -> dict[str, Any] | None:
+    """The item's fields; None when it has left the queue, or was unreadable and is now set aside.
+    `part`: the batch part holding it (its index entry says), "" for a one-file item; `checked`:
+    the caller has just seen it waiting (`waiting`), so it is not asked again."""
+    if part:
+        body = batches.item_line(store, item_id, part, checked=checked)
+        if body is None:
+            return None
+    else:
+        try:
+            body = store.get(keys.review_item_key(item_id))
+        except KeyNotFound:
+            return None
     raw, reason = _problem(body, item_id)
     if raw is None:
         quarantine(store, item_id, body, reason, now)
     return raw
+
+
+def waiting_entries(store: ObjectStore) -> dict[str, Entry]:
+    """Every item still in the queue, by id, from the index files (the latest line of an id wins,
+    as in the queue), the left markers and the one-file items: listings and one read per index."""
+    entries: dict[str, Entry] = {}
+    for key in store.list(keys.REVIEW_INDEX):
+        if not key.endswith(".jsonl"):
+            continue
+        try:
+            body = store.get(key).decode("utf-8", "replace")
+        except KeyNotFound:
+            continue
+        for line in body.splitlines():
+            entry = parse_entry(line)
+            if entry is not None:
+                entries[entry.id] = entry
+    left = batches.left_ids(store)
+    files = {k.removeprefix(keys.REVIEW_ITEMS).removesuffix(".json") for k in store.list(keys.REVIEW_ITEMS)}
+    out = {i: e for i, e in entries.items() if (i not in left if e.part else i in files)}
+    for item_id in files - out.keys():  # a one-file item no index names (written by hand, or very old)
+        if "/" not in item_id:
+            out[item_id] = Entry(item_id, 0.0, "", "")
+    return out
+
+
+def waiting_items(store: ObjectStore) -> list[tuple[dict[str, Any], str]]:
+    """Every readable item still in the queue, with the part holding it ("" for a one-file item);
+    each part is read once. For whole-queue work (re-ranking), not for a click."""
+    waiting = waiting_entries(store)
+    out: list[tuple[dict[str, Any], str]] = []
+    for part, raw in batches.part_items(store, {e.part for e in waiting.values() if e.part}):
+        entry = waiting.get(str(raw.get("id")))
+        if entry is not None and entry.part == part:
+            out.append((raw, part))
+    for item_id, entry in waiting.items():
+        if not entry.part:
+            try:
+                raw = json.loads(store.get(keys.review_item_key(item_id)))
+            except (KeyNotFound, json.JSONDecodeError, UnicodeDecodeError):
+                continue  # labelled meanwhile, or unreadable (the queue sets it aside)
+            if isinstance(raw, dict):
+                out.append((raw, ""))
+    return out
+
+
+def waiting(store: ObjectStore, item_id: str, part: str = "") -> bool:
+    """Whether the item is still in the queue (one request)."""
+    return not batches.has_left(store, item_id) if part else store.exists(keys.review_item_key(item_id))
 
 
 def quarantine(store: ObjectStore, item_id: str, body: bytes, reason: str, now: float) -> None:
@@ -163,7 +225,7 @@ def quarantine(store: ObjectStore, item_id: str, body: bytes, reason: str, now: 
         "original": body.decode("utf-8", "replace"),
     }
     store.put(f"{keys.REVIEW_QUARANTINE}{item_id}.json", json.dumps(record, ensure_ascii=False).encode())
-    store.delete(keys.review_item_key(item_id))
+    batches.leave(store, item_id, "unreadable")
     log.warning("review item %s quarantined: %s", item_id, reason)
 
 
@@ -192,15 +254,21 @@ def review_item(
 
 
 def requeue(store: ObjectStore, item_id: str, raw: Any, entry: Any, now: float) -> Entry | None:
-    """Put an item back in the queue after its label was retracted, if it had left: its file again,
-    and a one-line index file so that the other replicas see it too. The entry it is queued under,
-    or None when there is nothing to put back (it never left, or no copy of it was kept)."""
+    """Put an item back in the queue after its label was retracted, if it had left: its left
+    marker deleted (a batch item) or its file again (a one-file item), and a one-line index file so
+    that the other replicas see it too. The entry it is queued under, or None when there is nothing
+    to put back (it never left, or no copy of it was kept)."""
     if not isinstance(raw, dict):
         return None
-    try:
-        store.put(keys.review_item_key(item_id), json.dumps(raw, ensure_ascii=False).encode(), if_absent=True)
-    except AlreadyExists:
-        return None  # it never left
+    part = str(entry.get("part", "")) if isinstance(entry, dict) else ""
+    if part:
+        if not batches.come_back(store, item_id):
+            return None  # it never left
+    else:
+        try:
+            store.put(keys.review_item_key(item_id), json.dumps(raw, ensure_ascii=False).encode(), if_absent=True)
+        except AlreadyExists:
+            return None  # it never left
     row = entry if isinstance(entry, dict) else asdict(entry_from(raw))
     stamp = keys.file_stamp(datetime.fromtimestamp(now, UTC))
     try:

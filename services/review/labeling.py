@@ -3,7 +3,8 @@
 Everything lives in the store, so several app replicas (each with its own `LabelingService`) can
 serve the same workspace. The service composes the parts, one job each:
 
-    review/unrecognized/<id>.json       items waiting for a human (`items`, written by ingest)
+    review/batches/, review/left/       items waiting for a human, per ingest batch (`batches`)
+    review/unrecognized/<id>.json       items of older batches, one file each (`items`)
     (this replica)                      the walk of the queue and the claim of one item (`picking`)
     review/index/<batch>.jsonl          the queue's index, held in memory (`queue`)
     review/claims/<id>.json             who holds an item, until when (`claims`, a lease)
@@ -30,10 +31,9 @@ from services.access.users import User
 from services.errors import ClaimLost
 from services.review import actions
 from services.review.agreement import agreement
-from services.review.items import ReviewItem, entry_from, requeue
+from services.review.items import ReviewItem, entry_from, requeue, waiting_entries
 from services.review.labels import DECISIONS, Label, labels_for_item, retract_label, write_label
 from services.review.picking import Picker, quietly
-from services.store import keys
 from services.store.base import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -246,14 +246,11 @@ class LabelingService:
         """Progress figures: items left in the queue, labels today (by `annotator` and in total), claims now.
 
         `queue_left` is what this replica's queue knows (items labelled on other replicas leave it
-        lazily); `exact=True` counts the item files instead (a full listing: not for every click).
+        lazily); `exact=True` counts what the store holds instead (listings: not for every click).
         """
         with self._lock:
             self.queue.refresh()
-            if exact:
-                left = sum(1 for key in self.store.list(keys.REVIEW_ITEMS) if key.endswith(".json"))
-            else:
-                left = self.queue.left()
+            left = len(waiting_entries(self.store)) if exact else self.queue.left()
             per_person = actions.labelled_today(self.store, self.clock())
             out: dict[str, Any] = {
                 "queue_left": left,

@@ -2,8 +2,8 @@
 
 One `Picker` per replica remembers, per annotator, the item they hold here and what they skipped
 or already labelled, so a walk passes over those without a read. An item is handed out only once
-its claim (`services.review.claims`) is ours and the item file is read back: an item labelled
-already (its file outlived the label in a crash) is cleaned up on the way instead.
+its claim (`services.review.claims`) is ours and the item is read back: an item labelled already
+(it outlived the label in a crash) is cleaned up on the way instead.
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.errors import StoreError
-from services.review import actions
+from services.review import actions, batches
 from services.review.agreement import needs_two
 from services.review.claims import Claims, alive, claim_key
-from services.review.items import Entry, ReviewItem, entry_from, read_item, review_item
+from services.review.items import Entry, ReviewItem, entry_from, read_item, review_item, waiting
 from services.review.labels import Label, labels_for_item
 from services.review.queue import OrderKey, Queue
-from services.store import keys
 from services.store.base import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -123,11 +122,19 @@ class Picker:
     def person(self, annotator: str) -> _Annotator:
         return self.people.setdefault(annotator, _Annotator())
 
-    def item(self, item_id: str) -> dict[str, Any] | None:
-        raw = read_item(self.store, item_id, self.clock())
+    def item(self, item_id: str, *, checked: bool = False) -> dict[str, Any] | None:
+        raw = read_item(self.store, item_id, self.clock(), self.part(item_id), checked=checked)
         if raw is None:
             self.forget(item_id)
         return raw
+
+    def part(self, item_id: str) -> str:
+        """The batch part holding the item, as its index entry says ("" for a one-file item)."""
+        entry = self.queue.entries.get(item_id)
+        if entry is None:  # a claim seen before this replica read the index files
+            self.queue.refresh()
+            entry = self.queue.entries.get(item_id)
+        return entry.part if entry is not None else ""
 
     def forget(self, item_id: str) -> None:
         self.queue.forget(item_id)
@@ -135,14 +142,14 @@ class Picker:
 
     def try_claim(self, item_id: str, annotator: str, person: _Annotator) -> ReviewItem | None:
         """Claim one item for `annotator` and return it, or None (taken, gone, done, or theirs already)."""
-        if not self.store.exists(keys.review_item_key(item_id)):
+        if not waiting(self.store, item_id, self.part(item_id)):
             self.forget(item_id)  # labelled elsewhere (or quarantined)
             self.queue.found_gone += 1
             return None
         claim = self.claims.take(item_id, annotator)
         if claim is None:
             return None
-        raw = self.item(item_id)  # the claim is ours: now look at the item itself
+        raw = self.item(item_id, checked=True)  # the claim is ours: now look at the item itself
         if raw is None:
             quietly(self.store.delete, claim_key(item_id))
             return None
@@ -151,7 +158,7 @@ class Picker:
         labels = labels_for_item(self.store, item_id)
         if self.complete(item_id, [lab for _, lab in labels]):
             # Labelled already, but the item file outlived it (a crash between the two writes).
-            quietly(self.store.delete, keys.review_item_key(item_id))
+            quietly(batches.leave, self.store, item_id, "labelled")
             quietly(self.store.delete, claim_key(item_id))
             self.forget(item_id)
             return None
@@ -211,6 +218,6 @@ class Picker:
         labels = known if self.complete(item_id, known) else [lab for _, lab in labels_for_item(self.store, item_id)]
         if not self.complete(item_id, labels):
             return False
-        quietly(self.store.delete, keys.review_item_key(item_id))  # the label is safe: the item may go
+        quietly(batches.leave, self.store, item_id, "labelled")  # the label is safe: the item may go
         self.forget(item_id)
         return True

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from services.errors import KeyNotFound
+from services.review import batches
 from services.review.items import Entry, entry_from, parse_entry
 from services.store import keys
 from services.store.base import ObjectStore
@@ -160,12 +161,19 @@ class Queue:
         return self.found_gone >= 2 * (len(self.entries) // 1000 + 1)
 
     def refresh_gone(self) -> None:
-        """List `review/unrecognized/` once and forget every queued item whose file is gone (labelled
-        on another replica). Item files are written before the index lines that name them, so an
-        entry known here and missing from the listing has left the queue."""
-        present = {k.removeprefix(keys.REVIEW_ITEMS).removesuffix(".json") for k in self.store.list(keys.REVIEW_ITEMS)}
-        for item_id in self.entries:
-            if item_id not in present:
+        """Forget every queued item that left the queue on another replica: a batch item whose
+        left marker is listed, a one-file item whose file is not (item files are written before
+        the index lines that name them, so an entry known here and missing has left)."""
+        left = batches.left_ids(self.store)
+        files = any(not e.part for e in self.entries.values())
+        present = (
+            {k.removeprefix(keys.REVIEW_ITEMS).removesuffix(".json") for k in self.store.list(keys.REVIEW_ITEMS)}
+            if files
+            else set()
+        )
+        for item_id, entry in self.entries.items():
+            gone = item_id in left if entry.part else item_id not in present
+            if gone:
                 self.forget(item_id)
         self.found_gone = 0
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from services.errors import KeyNotFound, PulseError
+from services.errors import PulseError
 from services.model.prediction import prepare
-from services.review.items import text_key
+from services.review.items import text_key, waiting_items
 from services.store import keys
 from services.store.base import ObjectStore
 
@@ -33,24 +33,15 @@ def rerank_queue(
     replicas read it like a new batch's index, and it overrides the earlier entries. Item files,
     labels and claims are not touched, so annotators at work lose nothing. With `version`, refuses
     (PulseError, nothing written) unless that version did the scoring. Returns the number re-ranked."""
-    raws: list[dict[str, Any]] = []
-    for key in store.list(keys.REVIEW_ITEMS):
-        if not key.endswith(".json") or "/" in key.removeprefix(keys.REVIEW_ITEMS):
-            continue
-        try:
-            raw = json.loads(store.get(key))
-        except (KeyNotFound, json.JSONDecodeError):
-            continue  # labelled meanwhile, or unreadable (quarantined by the queue itself)
-        if isinstance(raw, dict) and isinstance(raw.get("text"), str) and raw.get("id"):
-            raws.append(raw)
+    raws = [(raw, part) for raw, part in waiting_items(store) if isinstance(raw.get("text"), str) and raw.get("id")]
     if not raws:
         return 0
     endpoint.refresh()
-    scored_by, predictions = endpoint.score([prepare(r["text"], max_chars) for r in raws])
+    scored_by, predictions = endpoint.score([prepare(r["text"], max_chars) for r, _ in raws])
     if version is not None and scored_by != version:
         raise PulseError(f"the endpoint still serves {scored_by}, not {version}; re-rank the queue later")
     rows = []
-    for raw, prediction in zip(raws, predictions, strict=True):
+    for (raw, part), prediction in zip(raws, predictions, strict=True):
         top = [*sorted(prediction.probs.values(), reverse=True), 0.0, 0.0]
         rows.append(
             {
@@ -60,6 +51,7 @@ def rerank_queue(
                 "group": str(raw.get("group", "")),
                 "time": str(raw.get("time", "")),
                 "text_key": text_key(str(raw["text"])),
+                "part": part,
             }
         )
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")

@@ -4,7 +4,10 @@ in an S3 bucket/prefix), and the two rules that turn names and times into key se
     checkins/date=YYYY-MM-DD/<batch>.parquet      scored check-ins
     ingest/{batches,quarantine,uploads}/           batch records, rejected rows, original uploads
     ingest/lock.json                               the one ingest committing check-ins right now
-    review/unrecognized/<id>.json                  items waiting for a human, and the queue around them
+    ingest/intake/<inbox>/<file>.json              the watcher's marker of each file it has seen in an inbox
+    review/batches/<batch>-<part>.jsonl            items waiting for a human, written per ingest batch
+    review/left/<id>.json                          items that left the queue (labelled, set aside, erased)
+    review/unrecognized/<id>.json                  items of one file each (workspaces from before the batch files)
     review/labels/<id>/<stamp>-<who>.json          human labels (append-only), retractions beside them
     datasets/<version>/                            dataset versions (manifest, train, validation)
     models/<version>/{model.tar.gz,card.json}      the registry
@@ -27,10 +30,13 @@ CHECKINS = "checkins/"
 INGEST_BATCHES = "ingest/batches/"
 INGEST_QUARANTINE = "ingest/quarantine/"
 INGEST_UPLOADS = "ingest/uploads/"
+INGEST_INTAKE = "ingest/intake/"
 INGEST_LOCK = "ingest/lock.json"
 INGEST_LOCK_TAKEOVERS = "ingest/lock-takeovers/"
 
 REVIEW_ITEMS = "review/unrecognized/"
+REVIEW_BATCHES = "review/batches/"
+REVIEW_LEFT = "review/left/"
 REVIEW_INDEX = "review/index/"
 REVIEW_CLAIMS = "review/claims/"
 REVIEW_TAKEOVERS = "review/takeovers/"

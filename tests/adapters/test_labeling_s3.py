@@ -11,6 +11,7 @@ from botocore.exceptions import EndpointConnectionError
 
 from services.aws.s3 import S3Store
 from services.errors import StoreError
+from services.review.items import waiting_entries
 from services.review.labeling import LabelingService
 from services.review.labels import read_labels
 from tests.unit.review.test_labeling import check_all_labelled_once, make_item, queue, run_annotators
@@ -59,12 +60,12 @@ def test_s3_down_during_submit_loses_nothing(s3_store: S3Store, s3_client: Any) 
     assert outage.calls >= 2  # retried before giving up
     # The annotator is told; nothing half-done: no label, the item still queued and still theirs.
     assert read_labels(s3_store) == []
-    assert s3_store.exists(f"review/unrecognized/{item.id}.json")
+    assert item.id in waiting_entries(s3_store)
     assert json.loads(s3_store.get(f"review/claims/{item.id}.json"))["annotator"] == "ann"
     # S3 is back: the same submit goes through.
     svc.submit(item.id, "positive", "ann")
     assert [(lab.item_id, lab.label) for _, lab in read_labels(s3_store)] == [(item.id, "positive")]
-    assert not s3_store.exists(f"review/unrecognized/{item.id}.json")
+    assert item.id not in waiting_entries(s3_store)
     assert list(s3_store.list("review/claims/")) == []
 
 
@@ -81,4 +82,4 @@ def test_a_brief_s3_outage_during_submit_is_retried(s3_store: S3Store, s3_client
         s3_client.meta.events.unregister("before-send.s3.PutObject", outage)
     assert outage.calls == 5
     assert [lab for _, lab in read_labels(s3_store)] == [saved]
-    assert not s3_store.exists(f"review/unrecognized/{item.id}.json")
+    assert item.id not in waiting_entries(s3_store)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from services.aws.s3 import S3Store
+from services.review.items import waiting_entries
 from services.review.labeling import LabelingService
 from services.store.base import ObjectStore
 from services.store.local import LocalStore
@@ -37,7 +38,7 @@ def label_all(store: ObjectStore, annotators: int, double: float, deadline_s: fl
                 started = time.perf_counter()
                 item = svc.claim_next(who)
                 if item is None:
-                    if next(iter(store.list("review/unrecognized/")), None) is None:
+                    if not waiting_entries(store):
                         break
                     time.sleep(0.2)
                     continue

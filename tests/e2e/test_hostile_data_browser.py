@@ -8,6 +8,7 @@ text, a heading, a link, KaTeX, coloured text, an icon."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,8 +23,10 @@ from playwright.sync_api import expect
 from services.access.users import add_user
 from services.checkins.ingest import ingest
 from services.config import load_settings
+from services.review.batches import leave
 from services.store.local import LocalStore
 from services.workspace import open_workspace
+from tests.conftest import queued
 from tests.e2e.conftest import settled, shot, start_app
 
 HOST = "127.0.0.1:9"  # nothing listens there: a request to it is the failure, not its answer
@@ -101,9 +104,9 @@ def hostile_app(workspace_copy: Path) -> Iterator[tuple[str, LocalStore]]:
     report = ingest(ws.store, ws.endpoint, pd.DataFrame(rows).to_csv(index=False).encode(), "h.csv", threshold=0.999)
     assert report.accepted == len(rows) and report.alerts
     store = LocalStore(workspace_copy)
-    for key in list(store.list("review/unrecognized/")):  # the queue holds the payload items only
-        if "PBOLD" not in store.get(key).decode():
-            store.delete(key)
+    for item_id, item in queued(store).items():  # the queue holds the payload items only
+        if "PBOLD" not in json.dumps(item):
+            leave(store, item_id, "not this test's")
     add_user(store, "pw-admin", PASSWORD, "admin", [])
     add_user(store, "pw-annotator", PASSWORD, "annotator", [])
     add_user(store, "pw-manager", PASSWORD, "manager", [*GROUPS, "Support desk"])

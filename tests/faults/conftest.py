@@ -40,7 +40,7 @@ _DESELECTED: list[str] = []
 
 TITLE = (
     "Faults injected mid-operation: S3 errors (moto's server, botocore before-send hooks), a disappearing "
-    "bucket, a killed ingest process, a failed SageMaker endpoint update"
+    "bucket, a killed ingest or watcher process, hostile input, a failed SageMaker endpoint update"
 )
 NOTES = [
     "Ingest: the state compared with one fault-free run is every scored row (all columns), review item (but its "
@@ -57,6 +57,10 @@ NOTES = [
     "admin pages never use it.",
     "Killed ingest: `python -m services.cli ingest` on 2,000 airline check-ins, SIGKILLed once the stage named "
     "has begun (before its batch record), then run again to the end.",
+    "Hostile input: the real ingest on a copy of the bootstrap workspace; each case is one file (or two), and "
+    "every report is checked to add up (rows = accepted + rejected + already present).",
+    "Intake watcher: `services.cli ingest --watch` processes on a local inbox folder; 'a clean run' is one "
+    "watcher alone on the same files.",
     "Endpoint update: moto's server with the SageMaker stand-in (services/aws/standin.py), whose "
     "UpdateEndpoint rolls back when the new model artifact cannot be loaded, as SageMaker does.",
     '"FAILS, known": a product bug these tests found, kept as a strict xfail test until it is fixed.',

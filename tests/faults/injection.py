@@ -136,6 +136,17 @@ def digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def batch_items(store: ObjectStore) -> dict[str, str]:
+    """The review items of the batch parts, by id, as digests (but their queue time)."""
+    out = {}
+    for key in store.list("review/batches/"):
+        for line in store.get(key).decode().splitlines():
+            doc = json.loads(line)
+            doc.pop("queued_at", None)
+            out[f"{key}#{doc['id']}"] = digest(doc)
+    return out
+
+
 def snapshot(store: ObjectStore) -> dict[str, Any]:
     """What ingests leave in a workspace, as ids and digests: every scored row (all columns), every
     review item (but its queue time), the review index, alerts (but when they were raised), batch
@@ -155,7 +166,7 @@ def snapshot(store: ObjectStore) -> dict[str, Any]:
             rows[(key, row["id"])] = digest(row)
     return {
         "rows": rows,
-        "items": docs("review/unrecognized/", "queued_at"),
+        "items": {**docs("review/unrecognized/", "queued_at"), **batch_items(store)},
         "index": sorted(
             digest(line) for key in store.list("review/index/") for line in store.get(key).decode().splitlines()
         ),

@@ -25,9 +25,11 @@ from services.checkins.ingest import IngestReport, ingest
 from services.checkins.partitions import read_scored
 from services.errors import InvalidUpload
 from services.lifecycle.endpoint import LocalEndpoint
+from services.review.items import waiting_entries
+from services.store.base import ObjectStore
 from services.store.local import LocalStore
 from tests.conftest import ROOT
-from tests.faults.conftest import child_env
+from tests.faults.conftest import StandIn, child_env
 
 NOW = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 HEADER = "participant,group,time,text\n"
@@ -170,9 +172,8 @@ def test_a_bad_id_rejects_only_its_row(ws: LocalStore, endpoint: LocalEndpoint, 
     report = run(ws, endpoint, body)
     assert (report.accepted, report.rejected) == (2, 1)
     assert "id" in quarantined(ws, report)[2]
-    items = sorted(ws.list("review/unrecognized/"))
-    assert items == ["review/unrecognized/ok-1.json", "review/unrecognized/ok-3.json"]
-    assert sorted(p.name for p in (ws.root / "review" / "unrecognized").iterdir()) == ["ok-1.json", "ok-3.json"]
+    assert sorted(waiting_entries(ws)) == ["ok-1", "ok-3"]
+    assert [p for p in (ws.root / "review").rglob("*") if p.is_dir() and p.parent.name not in ("review",)] == []
 
 
 @pytest.mark.fault(
@@ -267,7 +268,8 @@ def test_an_id_with_slashes_never_becomes_a_folder(ws: LocalStore, endpoint: Loc
     report = run(ws, endpoint, json.dumps(line) + "\n" + json.dumps({**line, "id": "ok"}) + "\n", "in.jsonl")
     assert (report.accepted, report.rejected) == (1, 1)
     assert "slashes" in quarantined(ws, report)[1]
-    assert [p for p in (ws.root / "review" / "unrecognized").iterdir() if p.is_dir()] == []
+    assert list(waiting_entries(ws)) == ["ok"]
+    assert [p for p in (ws.root / "review").rglob("*") if p.is_dir() and p.parent.name != "review"] == []
 
 
 # --- every row accounted for, whatever the mix ----------------------------------------------------
@@ -347,43 +349,74 @@ def _airlike(n: int, start: int = 0) -> str:
     )
 
 
+def ingest_at_once(store: ObjectStore, env: dict[str, str], files: tuple[str, str], folder: Path) -> list[str]:
+    """Two `services.cli ingest` processes started together on `files`; their printed summaries."""
+    paths = [folder / "a.csv", folder / "b.csv"]
+    for path, text in zip(paths, files, strict=True):
+        path.write_text(text)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "ingest", str(p), "--quiet"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for p in paths
+    ]
+    outs = [proc.communicate(timeout=600) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], [err.decode()[-2000:] for _, err in outs]
+    return [out.decode() for out, _ in outs]
+
+
+def assert_stored_once(store: ObjectStore, rows: int, already: list[int], summaries: list[str]) -> None:
+    ids = read_scored(store, ["id"])["id"]
+    assert len(ids) == rows and ids.is_unique
+    reports = [json.loads(store.get(key)) for key in store.list("ingest/batches/")]
+    assert sorted(r["already_present"] for r in reports) == already, summaries
+    assert not store.exists("ingest/lock.json")  # released
+
+
+PAIRS = {
+    "newline": ((HEADER + "{a}", HEADER + "{a}\n"), 1, [0, 1]),  # rows of the second: all already present
+    "overlap": ((HEADER + "{a}", HEADER + "{b}"), 1.5, [0, 0.5]),  # rows 0..n-1 and n/2..3n/2-1
+}
+
+
+def pair(kind: str, n: int) -> tuple[tuple[str, str], int, list[int]]:
+    (first, second), total, already = PAIRS[kind]
+    a, b = _airlike(n), _airlike(n, start=n // 2)
+    return (first.format(a=a, b=b), second.format(a=a, b=b)), int(total * n), [int(x * n) for x in already]
+
+
 @pytest.mark.fault(
     operation=OPERATION,
-    fault="two files that differ by one trailing newline; and two overlapping files (rows 0-3,999 and 2,000-5,999)",
+    fault="two files that differ by one trailing newline; two overlapping files (4,000 rows each, 2,000 shared)",
     when="two `services.cli ingest` processes started at the same time",
     expected="the same check-ins as one after the other: each stored once, the overlap counted as already present",
 )
+@pytest.mark.parametrize("kind", list(PAIRS))
 def test_two_processes_ingesting_overlapping_files_at_once_store_each_checkin_once(
-    bootstrap_store: LocalStore, tmp_path: Path
+    bootstrap_store: LocalStore, tmp_path: Path, kind: str
 ) -> None:
-    pairs = {
-        "newline": (HEADER + _airlike(4000), HEADER + _airlike(4000) + "\n"),
-        "overlap": (HEADER + _airlike(4000), HEADER + _airlike(4000, start=2000)),
-    }
-    for name, (a, b) in pairs.items():
-        target = tmp_path / name
-        shutil.copytree(bootstrap_store.root, target)
-        env = child_env({"PULSE_WORKSPACE": str(target)})
-        paths = [tmp_path / f"{name}-a.csv", tmp_path / f"{name}-b.csv"]
-        for path, text in zip(paths, (a, b), strict=True):
-            path.write_text(text)
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "ingest", str(p), "--quiet"],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-            for p in paths
-        ]
-        outs = [proc.communicate(timeout=300) for proc in procs]
-        assert [proc.returncode for proc in procs] == [0, 0], [err.decode()[-2000:] for _, err in outs]
-        ids = read_scored(LocalStore(target), ["id"])["id"]
-        expected = 4000 if name == "newline" else 6000
-        assert len(ids) == expected and ids.is_unique, name
-        reports = [json.loads(p.read_text()) for p in (target / "ingest" / "batches").glob("*.json")]
-        already = sorted(r["already_present"] for r in reports)
-        assert already == [0, 4000 if name == "newline" else 2000], [out.decode() for out, _ in outs]
-        assert not [p for p in target.rglob(".tmp-*")]
-        assert not (target / "ingest" / "lock.json").exists()  # released
+    target = tmp_path / "ws"
+    shutil.copytree(bootstrap_store.root, target)
+    files, rows, already = pair(kind, 4000)
+    summaries = ingest_at_once(LocalStore(target), child_env({"PULSE_WORKSPACE": str(target)}), files, tmp_path)
+    assert_stored_once(LocalStore(target), rows, already, summaries)
+    assert not [p for p in target.rglob("*") if p.is_file() and ".tmp" in p.relative_to(target).parts]
+
+
+@pytest.mark.fault(
+    operation="ingest, concurrent (S3 + SageMaker endpoint)",
+    fault="two overlapping files (1,000 rows each, 500 shared); two files that differ by one trailing newline",
+    when="two `services.cli ingest` processes started at the same time",
+    expected="each check-in stored once; the ingest lock (a conditional write on S3) makes the second wait",
+)
+@pytest.mark.parametrize("kind", list(PAIRS))
+def test_two_processes_on_s3_store_each_checkin_once(standin: StandIn, tmp_path: Path, kind: str) -> None:
+    bucket, prefix = "pulse-concurrent", f"ws-{kind}"
+    store = standin.seed(bucket, prefix)
+    env = child_env({**standin.env, "PULSE_BUCKET": bucket, "PULSE_PREFIX": prefix})
+    files, rows, already = pair(kind, 1000)
+    assert_stored_once(store, rows, already, ingest_at_once(store, env, files, tmp_path))

@@ -39,7 +39,7 @@ def _has(prefix: str, n: int) -> Callable[[ObjectStore], bool]:
 
 
 STAGES = {
-    "while review items are queued": _has("review/unrecognized/", 50),
+    "once review items are queued": _has("review/batches/", 1),
     "while partitions are written": _has("checkins/", 1),
 }
 
@@ -162,7 +162,7 @@ def s3_workspace(standin: StandIn, prefix: str) -> tuple[ObjectStore, dict[str, 
 @pytest.mark.fault(
     operation="ingest, killed (S3 + SageMaker endpoint)",
     fault="SIGKILL of `services.cli ingest`",
-    when="while review items are queued",
+    when="once review items are queued",
     expected="re-run: state identical to one uninterrupted run",
 )
 def test_a_killed_ingest_on_s3_rerun_ends_like_a_clean_run(standin: StandIn, upload_file: Path) -> None:
@@ -171,6 +171,6 @@ def test_a_killed_ingest_on_s3_rerun_ends_like_a_clean_run(standin: StandIn, upl
     expected = snapshot(clean)
     assert len(expected["rows"]) == ROWS and expected["items"]
     store = killed_then_rerun(
-        upload_file, lambda n: s3_workspace(standin, f"killed-{n}"), STAGES["while review items are queued"]
+        upload_file, lambda n: s3_workspace(standin, f"killed-{n}"), STAGES["once review items are queued"]
     )
     assert snapshot(store) == expected

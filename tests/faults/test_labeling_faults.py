@@ -13,7 +13,7 @@ import pytest
 
 from services.aws.s3 import S3Store
 from services.errors import StoreError
-from services.review.items import ReviewItem
+from services.review.items import ReviewItem, waiting_entries
 from services.review.labeling import LabelingService
 from services.review.labels import DECISIONS, labels_for_item, read_labels
 from services.store.base import ObjectStore
@@ -99,7 +99,7 @@ def test_a_brief_fault_is_retried_and_every_item_gets_one_label(
 
 def _consistent(store: ObjectStore, item: ReviewItem | None, exc: StoreError) -> None:
     """Nothing half-done: an item has a label exactly when it has left the queue."""
-    queued = {k.removeprefix("review/unrecognized/").removesuffix(".json") for k in store.list("review/unrecognized/")}
+    queued = set(waiting_entries(store))
     labelled = {lab.item_id for _, lab in read_labels(store)}
     assert not queued & labelled
     assert queued | labelled == {make_item(i)["id"] for i in range(N)}
@@ -123,7 +123,8 @@ LASTING = {
     # where: (operation, URL part, the first call that fails, what the failed click left)
     "label writes": ("PutObject", "review/labels/", 3, _label_write_refused),
     "claim writes": ("PutObject", "review/claims/", 3, _claim_refused),
-    "item reads": ("GetObject", "review/unrecognized/", 3, _claim_refused),
+    # a claim checks its item's left marker (a one-key listing on S3) before reading it
+    "item reads": ("ListObjectsV2", "review%2Fleft%2F", 3, _claim_refused),
 }
 
 

@@ -17,6 +17,7 @@ from services.monitoring.inbox import list_alerts, resolve
 from services.monitoring.rules import load_rules
 from services.store.local import LocalStore
 from services.workspace import open_workspace
+from tests.conftest import queued
 from tests.pages.conftest import ROOT, USERS, rendered_text, shown
 
 PAGE = "pages/alerts.py"
@@ -188,7 +189,7 @@ def test_an_annotator_flags_the_message_on_screen_as_urgent(run_app, app_env: Pa
     shown = at.text[0].value
     (claim,) = [k for k in store.list("review/claims/") if json.loads(store.get(k))["annotator"] == "demo-annotator"]
     item_id = claim.rsplit("/", 1)[-1].removesuffix(".json")
-    item = json.loads(store.get(f"review/unrecognized/{item_id}.json"))
+    item = queued(store)[item_id]
     at.button(key="b-urgent").click()
     at.run()
     assert not at.exception and not at.error

@@ -15,6 +15,7 @@ from services.review.agreement import needs_two
 from services.review.labeling import LabelingService
 from services.review.labels import labels_for_item
 from services.store.local import LocalStore
+from tests.conftest import queued
 from tests.pages.conftest import APP, PAGE_FILES, ROOT, rendered_text, shown
 
 ALLOWED = {
@@ -97,7 +98,7 @@ def test_manager_home_counts_only_their_groups(run_app, app_env) -> None:  # typ
     assert manager["Groups"] == "2"
     assert int(manager["Check-ins"].replace(",", "")) < int(admin["Check-ins"].replace(",", ""))
     store = LocalStore(app_env)
-    items = [json.loads(store.get(k)) for k in store.list("review/unrecognized/")]
+    items = list(queued(store).values())
     assert int(admin["Review queue"].replace(",", "")) == len(items)
     mine = [i for i in items if i["group"] in manager_at.session_state["pulse_user"]["groups"]]
     assert 0 < int(manager["Review queue"].replace(",", "")) == len(mine) < len(items)
@@ -232,20 +233,20 @@ def test_missing_bucket_is_reported_not_crashed(app_env, monkeypatch, moto_endpo
 
 def test_review_labels_from_the_buttons_and_the_queue_shrinks(run_app, app_env) -> None:  # type: ignore[no-untyped-def]
     store = LocalStore(app_env)
-    before = sum(1 for _ in store.list("review/unrecognized/"))
+    before = len(queued(store))
     at = run_app("annotator", "pages/review.py")
     assert not at.exception and not at.error
     shown = at.text[0].value
     # The item on screen is the one the annotator holds a claim on (texts can repeat in the demo).
     (claim,) = [k for k in store.list("review/claims/") if json.loads(store.get(k))["annotator"] == "demo-annotator"]
-    item = json.loads(store.get("review/unrecognized/" + claim.rsplit("/", 1)[-1]))
+    item = queued(store)[claim.rsplit("/", 1)[-1].removesuffix(".json")]
     assert item["text"] == shown
     assert item["participant"] not in rendered_text(at)  # a pseudonym, never the participant
     at.button(key="b-negative").click()
     at.run()
     assert not at.exception and not at.error
     stays = needs_two(item["id"], 0.05)  # a double-label item waits for a second annotator
-    assert sum(1 for _ in store.list("review/unrecognized/")) == before - (0 if stays else 1)
+    assert len(queued(store)) == before - (0 if stays else 1)
     labels = [json.loads(store.get(k)) for k in store.list(f"review/labels/{item['id']}/")]
     assert [(lab["label"], lab["annotator"]) for lab in labels] == [("negative", "demo-annotator")]
     held = [k for k in store.list("review/claims/") if json.loads(store.get(k))["annotator"] == "demo-annotator"]
@@ -295,7 +296,7 @@ def test_review_by_group_shows_only_that_groups_messages(run_app, app_env) -> No
     held = [k for k in store.list("review/claims/") if json.loads(store.get(k))["annotator"] == "demo-annotator"]
     assert len(held) == 1  # the first group's item went back to the queue
     shown_group = other.rsplit(" (", 1)[0]
-    assert json.loads(store.get("review/unrecognized/" + held[0].rsplit("/", 1)[-1]))["group"] == shown_group
+    assert queued(store)[held[0].rsplit("/", 1)[-1].removesuffix(".json")]["group"] == shown_group
 
 
 def test_review_card_says_which_words_weigh_most(run_app) -> None:  # type: ignore[no-untyped-def]
@@ -323,3 +324,29 @@ def test_the_models_guess_can_be_hidden_from_annotators(run_app, monkeypatch) ->
     page = rendered_text(at)
     assert "model says" not in page and "sure)" not in page and "What weighs most" not in page
     assert "written by" in page or "the same text in" in page
+
+
+def test_the_upload_page_shows_the_automatic_intake(run_app, app_env, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Before any watcher ran, how to turn it on; after a pass, every file it saw with its state and reason."""
+    from services.checkins.intake import FolderInbox, Intake
+    from services.config import load_settings
+    from services.workspace import open_workspace
+
+    before = run_app("admin", "pages/upload.py")
+    assert not before.exception
+    assert "python -m services.cli ingest --watch FOLDER" in shown(rendered_text(before))
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "week.csv").write_bytes(b"participant,group,time,text\nann,Platform team,2026-11-01T09:00:00Z,fine\n")
+    (inbox / "bad.csv").write_bytes(b"who;what\nx;y\n")
+    ws = open_workspace(load_settings())
+    Intake(ws.store, ws.endpoint, FolderInbox(inbox, settle=0), settings=ws.settings).run_once()
+    st.cache_data.clear()
+    at = run_app("admin", "pages/upload.py")
+    assert not at.exception
+    table = at.dataframe[-1].value
+    assert sorted(zip(table["file"], table["state"], strict=True)) == [("bad.csv", "failed"), ("week.csv", "done")]
+    rows = table.set_index("file")
+    assert rows.loc["week.csv", "accepted"] == 1 and "missing required column(s)" in rows.loc["bad.csv", "reason"]
+    assert "1 done, 0 pending (being read, or waiting for the next pass), 1 failed" in shown(rendered_text(at))
+    assert "ingest/" not in rendered_text(at)  # names, counts and reasons, never a store key

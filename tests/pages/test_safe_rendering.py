@@ -3,7 +3,6 @@ that may open it: shown as text (dataframes, st.text, escaped markdown), never a
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -13,8 +12,10 @@ from streamlit.testing.v1 import AppTest
 
 from services.checkins.ingest import ingest
 from services.config import load_settings
+from services.review.batches import leave
 from services.store.local import LocalStore
 from services.workspace import open_workspace
+from tests.conftest import queued
 from tests.pages.test_pages import ALLOWED
 
 PAYLOADS = (
@@ -78,9 +79,9 @@ def test_no_page_renders_user_text_as_markup(run_app, nasty_workspace: Path, pag
 
 def test_the_review_page_shows_the_message_verbatim(run_app, nasty_workspace: Path) -> None:  # type: ignore[no-untyped-def]
     store = LocalStore(nasty_workspace)
-    for key in list(store.list("review/unrecognized/")):  # leave only the nasty items in the queue
-        if json.loads(store.get(key))["text"] != MESSAGE:
-            store.delete(key)
+    for item_id, item in queued(store).items():  # leave only the nasty items in the queue
+        if item["text"] != MESSAGE:
+            leave(store, item_id, "not this test's")
     at = run_app("annotator", "pages/review.py")
     check_no_markup(at, "review")
     assert MESSAGE in shown_as_text(at)

@@ -25,6 +25,7 @@ from services.lifecycle.datasets import (
     load_manifest,
     verify_rebuild,
 )
+from services.review.items import waiting_items
 from services.review.labels import Label, read_labels, save_label
 from services.store.base import ObjectStore
 from services.store.local import LocalStore
@@ -71,7 +72,7 @@ def seeded(workspace_copy: Path) -> LocalStore:
     )
     report = ingest(ws.store, ws.endpoint, pd.DataFrame(rows).to_csv(index=False).encode(), "z.csv", threshold=0.999)
     assert report.accepted == 4 and report.rejected == 1 and report.alerts
-    items = [json.loads(ws.store.get(k)) for k in ws.store.list("review/unrecognized/")]
+    items = [raw for raw, _ in waiting_items(ws.store)]
     mine = [i for i in items if i["participant"] == WHO]
     assert len(mine) == 3
     for item in mine[:2]:  # two of their messages labelled, then a dataset built from them
@@ -142,7 +143,7 @@ class ManifestWriteFails:
 
 def one_more_label(store: LocalStore) -> None:
     """So that the next build differs from the one the fixture made (a new dataset version)."""
-    items = [json.loads(store.get(k)) for k in store.list("review/unrecognized/") if k.endswith(".json")]
+    items = [raw for raw, _ in waiting_items(store)]
     labelled = {lab.item_id for _, lab in read_labels(store)}
     item = next(i for i in items if i["participant"] == WHO and i["id"] not in labelled)  # their third message
     save_label(store, Label(item["id"], item["text"], "positive", "ann", "2026-11-23T11:00:00+00:00"))
@@ -178,7 +179,7 @@ def test_lines_made_by_the_earlier_preprocessing_rules_are_found_too(workspace_c
     text = "are the copper kettles still haunting me?"
     row = {"participant": WHO, "group": "Support desk", "time": "2026-11-20T09:00:00Z", "text": text}
     ingest(ws.store, ws.endpoint, pd.DataFrame([row]).to_csv(index=False).encode(), "k.csv", threshold=0.999)
-    items = [json.loads(ws.store.get(k)) for k in ws.store.list("review/unrecognized/")]
+    items = [raw for raw, _ in waiting_items(ws.store)]
     [item] = [i for i in items if i["participant"] == WHO]
     save_label(ws.store, Label(item["id"], item["text"], "negative", "ann", "2026-11-23T10:00:00+00:00"))
     m = build_dataset(ws.store, by="test")

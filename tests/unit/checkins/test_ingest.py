@@ -25,6 +25,7 @@ from services.lifecycle.deployment import current
 from services.lifecycle.endpoint import LocalEndpoint
 from services.model.fasttext import fasttext_line
 from services.model.prediction import LABELS, PREFIX, prepare
+from services.review.items import waiting_items
 from services.store.local import LocalStore
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -97,10 +98,7 @@ def read_table(store: LocalStore, key: str):  # type: ignore[no-untyped-def]
 
 
 def review_items(store: LocalStore) -> dict[str, dict[str, object]]:
-    return {
-        key.removeprefix("review/unrecognized/").removesuffix(".json"): json.loads(store.get(key))
-        for key in store.list("review/unrecognized/")
-    }
+    return {str(raw["id"]): raw for raw, _ in waiting_items(store)}
 
 
 # --- scoring and layout ----------------------------------------------------------------------------
@@ -275,9 +273,10 @@ def test_an_interrupted_run_ends_like_one_clean_run(
     for key in a:
         if key.endswith(".parquet"):
             assert read_table(clean, key).equals(read_table(crashed, key)), key
-        elif key.startswith("review/unrecognized/"):
-            ja, jb = json.loads(a[key]), json.loads(b[key])
-            ja.pop("queued_at"), jb.pop("queued_at")
+        elif key.startswith("review/batches/"):
+            ja, jb = ([json.loads(line) for line in x[key].splitlines()] for x in (a, b))
+            for doc in (*ja, *jb):
+                doc.pop("queued_at")
             assert ja == jb, key
         elif key.startswith("ingest/batches/"):
             ja, jb = json.loads(a[key]), json.loads(b[key])
@@ -454,3 +453,27 @@ def test_cli_and_logs_never_print_message_text(ws: LocalStore, tmp_path: Path) -
         assert "zqxmarker7731" not in shown
         assert rejected_marker not in shown
         assert "the and of" not in shown
+
+
+def test_review_items_cost_a_write_per_part_not_per_item(
+    ws: LocalStore, endpoint: LocalEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.review import batches
+
+    monkeypatch.setattr(batches, "PART_ITEMS", 3)
+    puts: list[str] = []
+    real_put = ws.put
+
+    def counted(key: str, data: bytes, **kw: object) -> None:
+        puts.append(key)
+        real_put(key, data, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ws, "put", counted)
+    report = ingest(ws, endpoint, UPLOAD, "c.csv", threshold=1.01, now=NOW)  # every accepted row to review
+    assert report.unrecognized == report.accepted == 8
+    review = [k for k in puts if k.startswith("review/")]
+    assert sorted(review) == [
+        *(f"review/batches/{report.batch}-000{n}.jsonl" for n in range(3)),
+        f"review/index/{report.batch}.jsonl",
+    ]
+    assert set(review_items(ws)) == set(read_scored(ws)["id"])

@@ -7,7 +7,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -18,13 +18,15 @@ import pytest
 from services.errors import ClaimLost, PulseError, StoreUnavailable
 from services.model.prediction import Prediction
 from services.review.agreement import cohen_kappa, needs_two
-from services.review.items import text_key
+from services.review.batches import write_parts
+from services.review.items import text_key, waiting_entries
 from services.review.labeling import LabelingService
 from services.review.labels import DECISIONS, Label, labels_for_item, read_labels, save_label
 from services.review.queue import SPREAD
 from services.review.rerank import rerank_queue
 from services.store.base import ObjectStore
 from services.store.local import LocalStore
+from tests.conftest import queued
 
 START = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -53,18 +55,42 @@ def make_item(
     }
 
 
-def queue(store: ObjectStore, items: Iterable[dict[str, Any]], *, batch: str = "b1", index: bool = True) -> list[str]:
-    """Write item files and one index file, like ingest does; the ids in the order given."""
+LAYOUTS = ("parts", "files")  # batch parts, as ingest writes them now; one file per item, as it used to
+LAYOUT = {"now": "parts"}
+
+
+@pytest.fixture(autouse=True, params=LAYOUTS)
+def layout(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test here runs on both ways a queue is stored (both live side by side in a workspace)."""
+    LAYOUT["now"] = request.param
+    yield request.param
+    LAYOUT["now"] = "parts"
+
+
+def queue(
+    store: ObjectStore,
+    items: Iterable[dict[str, Any]],
+    *,
+    batch: str = "b1",
+    index: bool = True,
+    layout: str | None = None,
+) -> list[str]:
+    """Queue items like ingest does (batch parts and one index file; or, in the older layout, one
+    file per item); the ids in the order given."""
     items = list(items)
+    parts = [""] * len(items)
+    if (layout or LAYOUT["now"]) == "parts":
+        parts = write_parts(store, batch, items)
+    else:
 
-    def put(item: dict[str, Any]) -> None:
-        store.put(f"review/unrecognized/{item['id']}.json", json.dumps(item, ensure_ascii=False).encode())
+        def put(item: dict[str, Any]) -> None:
+            store.put(f"review/unrecognized/{item['id']}.json", json.dumps(item, ensure_ascii=False).encode())
 
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        list(pool.map(put, items))
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            list(pool.map(put, items))
     if index and items:
         rows = []
-        for item in items:
+        for item, part in zip(items, parts, strict=True):
             top = sorted(item["probs"].values(), reverse=True)
             rows.append(
                 {
@@ -74,11 +100,16 @@ def queue(store: ObjectStore, items: Iterable[dict[str, Any]], *, batch: str = "
                     "group": item["group"],
                     "time": item["time"],
                     "text_key": text_key(item["text"]),
+                    "part": part,
                 }
             )
         body = "\n".join(json.dumps(r) for r in rows) + "\n"
         store.put(f"review/index/{batch}.jsonl", body.encode())
     return [item["id"] for item in items]
+
+
+def is_queued(store: ObjectStore, item_id: str) -> bool:
+    return item_id in waiting_entries(store)
 
 
 class Clock:
@@ -155,8 +186,8 @@ def test_new_index_files_are_picked_up(store: LocalStore) -> None:
 
 
 def test_without_any_index_the_items_are_listed_once(store: LocalStore) -> None:
-    ids = queue(store, [make_item(i, margin=0.1 * i) for i in range(3)], index=False)
-    assert drain(LabelingService(store, double_share=0), "ann") == ids
+    ids = queue(store, [make_item(i, margin=0.1 * i) for i in range(3)], index=False, layout="files")
+    assert drain(LabelingService(store, double_share=0), "ann") == ids  # batch parts always have an index
 
 
 def test_empty_queue_gives_none(store: LocalStore) -> None:
@@ -241,7 +272,7 @@ def test_a_submit_after_the_lease_expired_is_refused_and_writes_nothing(store: L
         svc.submit(item.id, "positive", "ann")
     assert isinstance(err.value, PulseError)
     assert list(store.list("review/labels/")) == []
-    assert store.exists(f"review/unrecognized/{item.id}.json")
+    assert is_queued(store, item.id)
     assert list(store.list("review/actions/")) == []
 
 
@@ -278,11 +309,11 @@ def test_undo_of_a_label_retracts_it_and_puts_the_item_back(store: LocalStore) -
     item = svc.claim_next("ann")
     assert item is not None
     svc.submit(item.id, "positive", "ann", seconds=2.5)
-    assert not store.exists(f"review/unrecognized/{item.id}.json")
+    assert not is_queued(store, item.id)
     nxt = svc.claim_next("ann")  # the annotator already sees the next one
     assert nxt is not None and nxt.id == ids[1]
     assert svc.undo("ann") == item.id
-    assert store.exists(f"review/unrecognized/{item.id}.json")
+    assert is_queued(store, item.id)
     assert read_labels(store) == []  # retracted: the label file stays, but no longer counts
     assert len(list(store.list(f"review/labels/{item.id}/"))) == 1
     claims = {k.rsplit("/", 1)[-1]: json.loads(store.get(k))["annotator"] for k in store.list("review/claims/")}
@@ -334,7 +365,7 @@ def test_an_item_put_back_by_undo_returns_on_a_replica_that_saw_it_leave(store: 
     assert again is not None and again.id == first.id
 
 
-def test_items_labelled_elsewhere_are_learnt_from_one_listing(store: LocalStore) -> None:
+def test_items_labelled_elsewhere_are_learnt_from_one_listing(store: LocalStore, layout: str) -> None:
     ids = queue(store, [make_item(i, margin=0.001 * i) for i in range(60)])
     counting = Counting(store)
     late = LabelingService(counting, double_share=0, refresh_seconds=0)  # type: ignore[arg-type]
@@ -343,8 +374,10 @@ def test_items_labelled_elsewhere_are_learnt_from_one_listing(store: LocalStore)
     counting.calls.clear()
     item = late.claim_next("bob")
     assert item is not None and item.id.startswith("c0001")
-    assert counting.calls.get("exists:unrecognized", 0) == 2 + 1  # two found gone one by one, a listing, then one
-    assert counting.calls.get("list:unrecognized", 0) == 1
+    # A batch item is known gone by its left marker, a one-file item by its missing file.
+    where = "left" if layout == "parts" else "unrecognized"
+    assert counting.calls.get(f"exists:{where}", 0) == 2 + 1  # two found gone one by one, a listing, then one
+    assert counting.calls.get(f"list:{where}", 0) == 1
 
 
 def test_claims_of_others_are_passed_over_without_a_failed_claim(store: LocalStore) -> None:
@@ -420,9 +453,9 @@ def test_a_submit_repeated_after_a_lost_answer_stores_one_label(store: LocalStor
     assert len(labels_for_item(store, item.id)) == 1  # stored although the submit failed
     svc.submit(item.id, again, "ann")  # the annotator presses the key again (or another one)
     assert [lab.label for _, lab in labels_for_item(store, item.id)] == [again]
-    assert not store.exists(f"review/unrecognized/{item.id}.json")
+    assert not is_queued(store, item.id)
     assert svc.undo("ann") == item.id  # undo withdraws the label that counts: the item is back
-    assert labels_for_item(store, item.id) == [] and store.exists(f"review/unrecognized/{item.id}.json")
+    assert labels_for_item(store, item.id) == [] and is_queued(store, item.id)
     assert set(ids) >= {item.id}
 
 
@@ -449,7 +482,7 @@ def test_undo_walks_back_more_than_one_action(store: LocalStore) -> None:
     drain(svc, "ann")
     assert [svc.undo("ann") for _ in range(4)] == [ids[2], ids[1], ids[0], None]
     assert read_labels(store) == []
-    assert sorted(k.rsplit("/", 1)[-1] for k in store.list("review/unrecognized/")) == [f"{i}.json" for i in ids]
+    assert sorted(waiting_entries(store)) == sorted(ids)
 
 
 # ------------------------------------------------------------------------- double labels and agreement
@@ -461,14 +494,14 @@ def test_double_share_needs_two_different_annotators(store: LocalStore) -> None:
     item = ann.claim_next("ann")
     assert item is not None
     ann.submit(item.id, "positive", "ann")
-    assert store.exists(f"review/unrecognized/{item.id}.json")  # still needs a second label
+    assert is_queued(store, item.id)  # still needs a second label
     assert ann.claim_next("ann") is None
     assert LabelingService(store, double_share=1.0).claim_next("ann") is None  # not on another replica either
     bob = LabelingService(store, double_share=1.0)
     second = bob.claim_next("bob")
     assert second is not None and second.id == item.id
     bob.submit(item.id, "positive", "bob")
-    assert not store.exists(f"review/unrecognized/{item.id}.json")
+    assert not is_queued(store, item.id)
     assert sorted(lab.annotator for _, lab in labels_for_item(store, item.id)) == ["ann", "bob"]
 
 
@@ -553,7 +586,7 @@ def test_a_label_outside_the_set_is_refused(store: LocalStore) -> None:
 
 
 def test_corrupt_and_old_format_items_are_quarantined_and_the_queue_goes_on(store: LocalStore) -> None:
-    queue(store, [make_item(i, margin=0.1 * i) for i in range(3)])
+    queue(store, [make_item(i, margin=0.1 * i) for i in range(3)], layout="files")
     store.put("review/unrecognized/c000000.json", b"{not json")
     old = make_item(1)
     del old["predicted_label"], old["participant"]
@@ -603,7 +636,7 @@ def test_the_pseudonym_is_stable_and_never_the_participant_id(store: LocalStore)
     assert first is not None and again is not None and first.pseudonym == again.pseudonym
     fields = asdict(first)
     assert "participant" not in fields
-    participant = json.loads(store.get(f"review/unrecognized/{first.id}.json"))["participant"]
+    participant = queued(store)[first.id]["participant"]
     assert participant not in repr(first) and participant not in first.pseudonym
     svc = LabelingService(store)
     assert svc.pseudonym("person-1") != svc.pseudonym("person-2")
@@ -649,7 +682,7 @@ def run_annotators(
             while time.monotonic() < end:
                 item = svc.claim_next(who)
                 if item is None:
-                    if next(iter(store.list("review/unrecognized/")), None) is None:
+                    if not waiting_entries(store):
                         return
                     time.sleep(0.2)
                     continue
@@ -680,7 +713,7 @@ def check_all_labelled_once(store: ObjectStore, ids: list[str], double_share: fl
             assert len(who) == 2 and len(set(who)) == 2, (item_id, who)
         else:
             assert len(who) == 1, (item_id, who)
-    assert list(store.list("review/unrecognized/")) == []
+    assert waiting_entries(store) == {}
     assert list(store.list("review/claims/")) == []
     return doubles
 
@@ -814,7 +847,7 @@ def test_copies_of_one_text_are_one_task_labelled_once(store: LocalStore) -> Non
     svc.submit(item.id, "negative", "ann")
     for i in range(4):
         assert [lab.label for _, lab in labels_for_item(store, f"c{i:06d}")] == ["negative"]
-        assert not store.exists(f"review/unrecognized/c{i:06d}.json")
+        assert not is_queued(store, f"c{i:06d}")
     assert svc.stats("ann")["labelled_today_by_me"] == 1 and svc.stats("ann")["queue_left"] == 2
     nxt = svc.claim_next("ann")
     assert nxt is not None and nxt.id == "c000004" and nxt.copies == 1
@@ -822,7 +855,7 @@ def test_copies_of_one_text_are_one_task_labelled_once(store: LocalStore) -> Non
     assert svc.undo("ann") == "c000000"
     for i in range(4):
         assert labels_for_item(store, f"c{i:06d}") == []
-        assert store.exists(f"review/unrecognized/c{i:06d}.json")
+        assert is_queued(store, f"c{i:06d}")
     again = LabelingService(store, double_share=0)  # another replica sees them back too
     assert again.stats()["queue_left"] == 3
 
@@ -841,7 +874,7 @@ def test_a_copy_someone_else_holds_is_left_to_them(store: LocalStore) -> None:
     one.submit(held.id, "neutral", "ann")
     assert [lab.annotator for _, lab in labels_for_item(store, "c000001")] == ["ann"]
     assert labels_for_item(store, "c000002") == []  # bob's to label
-    assert store.exists("review/unrecognized/c000002.json")
+    assert is_queued(store, "c000002")
 
 
 def test_numbers_keep_texts_apart(store: LocalStore) -> None:
