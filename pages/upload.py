@@ -29,8 +29,7 @@ intro.markdown(
     "cannot be read are set aside with the reason, never dropped. Uploading the same file twice adds nothing."
 )
 intro.markdown(
-    "**Times** are read as ISO 8601 (`2026-12-01T09:12:00+01:00`, `2026-12-01 17:40`); in JSON lines and "
-    "Parquet, numbers are Unix seconds. "
+    "**Times** are read as ISO 8601 (`2026-12-01T09:12:00+01:00`, `2026-12-01 17:40`) or as Unix seconds. "
     "**A time without a zone is read as UTC**: add the offset (`+01:00`) for local times. A time names its year "
     "in four digits (`now` or `today` are set aside, so the same row is the same check-in whenever it is read); "
     f"times before {int(EARLIEST.year)} or more than {int(FUTURE_TOLERANCE.total_seconds() // 60)} minutes in the "

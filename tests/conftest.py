@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import uuid
 from collections.abc import Iterator
@@ -90,6 +91,28 @@ def bootstrap_store(tmp_path_factory: pytest.TempPathFactory) -> LocalStore:
     s = LocalStore(tmp_path_factory.mktemp("bootstrap"))
     train_bootstrap(s, by="tests")
     return s
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Unpacked model artifacts, shared by the tests that do not test the cache itself."""
+    return tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.fixture
+def ws(bootstrap_store: LocalStore, tmp_path: Path) -> LocalStore:
+    """A private copy of the bootstrap workspace (a module may define its own `ws`)."""
+    target = tmp_path / "ws"
+    shutil.copytree(bootstrap_store.root, target)
+    return LocalStore(target)
+
+
+@pytest.fixture
+def endpoint(ws: LocalStore, model_cache: Path) -> Any:
+    """The live model of `ws`, scored in process."""
+    from services.lifecycle.endpoint import LocalEndpoint
+
+    return LocalEndpoint(ws, model_cache)
 
 
 @pytest.fixture(scope="session")

@@ -38,18 +38,8 @@ def _host() -> str:
     return f"{socket.gethostname()}/{namespace}"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: alive
-    return True
-
-
 def _alive(held: dict[str, Any]) -> bool:
-    if held.get("host") == _host() and isinstance(held.get("pid"), int) and not _pid_alive(held["pid"]):
+    if held.get("host") == _host() and isinstance(held.get("pid"), int) and not lease.process_alive(held["pid"]):
         return False
     try:
         renewed = datetime.fromisoformat(str(held.get("renewed_at")))

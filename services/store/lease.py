@@ -9,12 +9,24 @@ exactly one wins; release deletes the lock only while it is still ours (its toke
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from collections.abc import Callable
 from typing import Any
 
 from services.errors import AlreadyExists, KeyNotFound, PulseError
 from services.store.base import ObjectStore
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process of this machine is running (a lock holder's, a temp file's writer)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
 
 
 def read_json(store: ObjectStore, key: str) -> dict[str, Any] | None:

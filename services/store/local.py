@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from services.errors import AlreadyExists, KeyNotFound, StoreError, StoreUnavailable
 from services.store.base import ArrowFiles, validate_key
+from services.store.lease import process_alive
 
 if TYPE_CHECKING:
     pass
@@ -48,7 +49,7 @@ class LocalStore:
             host, _, rest = entry.name.partition("-")
             pid = rest.partition("-")[0]
             try:
-                dead = host == _HOST and pid.isdigit() and not _alive(int(pid))
+                dead = host == _HOST and pid.isdigit() and not process_alive(int(pid))
                 if dead or now - entry.stat().st_mtime > STALE_TEMP_SECONDS:
                     entry.unlink()
             except OSError as exc:  # another process swept it first, or it is not ours to remove
@@ -142,16 +143,6 @@ class LocalStore:
             pass
         except OSError as exc:
             raise StoreError(f"could not delete {key!r}: {exc.strerror}") from exc
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _temp_name(temps: Path) -> Path:

@@ -5,7 +5,6 @@ a new or changed object picked up on the next pass, its failures as domain error
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,13 +31,6 @@ HEADER = "participant,group,time,text\n"
 def rows(day: int, n: int = 3) -> bytes:
     lines = [f"p{i},team-a,2025-07-{day:02d}T{9 + i:02d}:00:00Z,day {day} check-in {i} all good" for i in range(n)]
     return (HEADER + "\n".join(lines) + "\n").encode()
-
-
-@pytest.fixture
-def ws(bootstrap_store: LocalStore, tmp_path: Path) -> LocalStore:
-    target = tmp_path / "ws"
-    shutil.copytree(bootstrap_store.root, target)
-    return LocalStore(target)
 
 
 @pytest.fixture

@@ -36,23 +36,6 @@ HEADER = "participant,group,time,text\n"
 OPERATION = "ingest, hostile input (local)"
 
 
-@pytest.fixture(scope="module")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("hostile-model-cache")
-
-
-@pytest.fixture
-def ws(bootstrap_store: LocalStore, tmp_path: Path) -> LocalStore:
-    target = tmp_path / "ws"
-    shutil.copytree(bootstrap_store.root, target)
-    return LocalStore(target)
-
-
-@pytest.fixture
-def endpoint(ws: LocalStore, model_cache: Path) -> LocalEndpoint:
-    return LocalEndpoint(ws, model_cache)
-
-
 def run(ws: LocalStore, endpoint: LocalEndpoint, data: bytes | str, name: str = "in.csv", **kw: Any) -> IngestReport:
     raw = data.encode() if isinstance(data, str) else data
     report = ingest(ws, endpoint, raw, name, threshold=0.6, now=NOW, **kw)

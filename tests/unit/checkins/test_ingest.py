@@ -60,25 +60,6 @@ UPLOAD = (
 ).encode()
 
 
-@pytest.fixture(scope="session")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Unpacked model artifacts, shared by the tests that do not test the cache itself."""
-    return tmp_path_factory.mktemp("model-cache")
-
-
-@pytest.fixture
-def ws(bootstrap_store: LocalStore, tmp_path: Path) -> LocalStore:
-    """A private copy of the bootstrap workspace."""
-    target = tmp_path / "ws"
-    shutil.copytree(bootstrap_store.root, target)
-    return LocalStore(target)
-
-
-@pytest.fixture
-def endpoint(ws: LocalStore, model_cache: Path) -> LocalEndpoint:
-    return LocalEndpoint(ws, model_cache)
-
-
 def snapshot(store: LocalStore) -> dict[str, bytes]:
     return {key: store.get(key) for key in store.list("")}
 

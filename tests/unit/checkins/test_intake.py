@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -49,24 +48,6 @@ def rows(day: int, n: int = 4, *, tag: str = "") -> bytes:
         for i in range(n)
     ]
     return (HEADER + "\n".join(lines) + "\n").encode()
-
-
-@pytest.fixture(scope="module")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("intake-model-cache")
-
-
-@pytest.fixture
-def ws(bootstrap_store: LocalStore, tmp_path: Path) -> LocalStore:
-    """A private copy of the bootstrap workspace."""
-    target = tmp_path / "ws"
-    shutil.copytree(bootstrap_store.root, target)
-    return LocalStore(target)
-
-
-@pytest.fixture
-def endpoint(ws: LocalStore, model_cache: Path) -> LocalEndpoint:
-    return LocalEndpoint(ws, model_cache)
 
 
 @pytest.fixture
