@@ -1,6 +1,8 @@
 """Ingest of the same check-ins into a local folder and into S3 (moto's server in its own process,
 real HTTP), in one run: seconds, check-ins per second, and the requests each store was sent. The
-scoring is the same in-process model on both, so the difference is what the store costs.
+first two rows score with the same in-process model, so their difference is what the store costs;
+the third is the whole aws backend: S3 and the SageMaker endpoint (the stand-in on moto's server,
+serving the fastText model the aws demo trains), as `PULSE_BACKEND=aws` runs it.
 
 `PULSE_BENCH_ROWS` sets the number of check-ins (default 100,000)."""
 
@@ -28,6 +30,8 @@ from services.lifecycle.endpoint import LocalEndpoint
 from services.store.base import ObjectStore
 from services.store.local import LocalStore
 from tests.conftest import SHARED_DATA, free_port, moto_s3_client
+from tests.faults.conftest import StandIn
+from tests.faults.conftest import standin as aws_standin  # noqa: F401 - the stand-in's fixture
 
 pytestmark = pytest.mark.benchmark
 
@@ -95,17 +99,26 @@ def _upload() -> bytes:
     return pd.DataFrame(rows).to_csv(index=False).encode()
 
 
-def _run(store: ObjectStore, cache: Path, data: bytes) -> tuple[float, IngestReport, Counter[str]]:
+def _run(
+    store: ObjectStore, cache: Path, data: bytes, endpoint: Any = None
+) -> tuple[float, IngestReport, Counter[str]]:
     counted = Counted(store)
-    endpoint = LocalEndpoint(counted, cache)  # type: ignore[arg-type]
-    endpoint.version()  # the model is loaded before the clock starts, on both stores
+    endpoint = endpoint or LocalEndpoint(counted, cache)
+    endpoint.version()  # the model is loaded (or the endpoint found) before the clock starts
     counted.calls.clear()
     t0 = time.perf_counter()
     report = ingest(counted, endpoint, data, "bench.csv", threshold=0.6)  # type: ignore[arg-type]
     return time.perf_counter() - t0, report, counted.calls
 
 
-def test_ingest_into_s3_against_a_local_folder(bootstrap_store: LocalStore, moto_process: str, tmp_path: Path) -> None:
+def test_ingest_into_s3_against_a_local_folder(
+    bootstrap_store: LocalStore,
+    moto_process: str,
+    aws_standin: StandIn,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+) -> None:
+    from services.workspace import open_workspace
+
     data = _upload()
     local = LocalStore(tmp_path / "ws")
     shutil.copytree(bootstrap_store.root, local.root)
@@ -117,13 +130,20 @@ def test_ingest_into_s3_against_a_local_folder(bootstrap_store: LocalStore, moto
 
     local_s, local_report, local_calls = _run(local, tmp_path / "cache-local", data)
     s3_s, s3_report, s3_calls = _run(s3, tmp_path / "cache-s3", data)
-    assert local_report.accepted == s3_report.accepted == N
+    aws_standin.seed("pulse-bench-aws", "ws")
+    aws = open_workspace(aws_standin.settings(bucket="pulse-bench-aws", prefix="ws"))
+    aws_s, aws_report, aws_calls = _run(aws.store, tmp_path / "cache-aws", data, aws.endpoint)
+    assert local_report.accepted == s3_report.accepted == aws_report.accepted == N
 
-    print(f"\ningest of {N:,} check-ins (airline texts, {local_report.unrecognized:,} to review), one run")
+    print(
+        f"\ningest of {N:,} check-ins (airline texts; to review: {local_report.unrecognized:,} by the local "
+        f"model, {aws_report.unrecognized:,} by the endpoint's), one run"
+    )
     print(f"  {'store':<28}{'seconds':>9}{'check-ins/s':>13}{'PUTs':>9}{'GETs':>7}{'lists':>7}  vs local")
     for name, seconds, calls in (
         ("local folder (baseline)", local_s, local_calls),
         ("S3, moto's server (HTTP)", s3_s, s3_calls),
+        ("aws backend: S3 + endpoint", aws_s, aws_calls),
     ):
         print(
             f"  {name:<28}{seconds:>9.1f}{N / seconds:>13,.0f}{calls['put']:>9,}{calls['get']:>7,}"

@@ -161,7 +161,7 @@ def test_a_bad_id_rejects_only_its_row(ws: LocalStore, endpoint: LocalEndpoint, 
 
 @pytest.mark.fault(
     operation=OPERATION,
-    fault="one time out of pandas' nanosecond range (1500, 0001, 9999), or before 2000",
+    fault="a time out of pandas' nanosecond range, or before 2000: `{when}`",
     when="beside normal rows",
     expected="that row rejected naming its time; the others stored",
 )
@@ -374,7 +374,7 @@ def pair(kind: str, n: int) -> tuple[tuple[str, str], int, list[int]]:
 
 @pytest.mark.fault(
     operation=OPERATION,
-    fault="two files that differ by one trailing newline; two overlapping files (4,000 rows each, 2,000 shared)",
+    fault="two files: {kind} (4,000 rows each; overlap: 2,000 shared; newline: the same rows and one more newline)",
     when="two `services.cli ingest` processes started at the same time",
     expected="the same check-ins as one after the other: each stored once, the overlap counted as already present",
 )
@@ -392,7 +392,7 @@ def test_two_processes_ingesting_overlapping_files_at_once_store_each_checkin_on
 
 @pytest.mark.fault(
     operation="ingest, concurrent (S3 + SageMaker endpoint)",
-    fault="two overlapping files (1,000 rows each, 500 shared); two files that differ by one trailing newline",
+    fault="two files: {kind} (1,000 rows each; overlap: 500 shared; newline: the same rows and one more newline)",
     when="two `services.cli ingest` processes started at the same time",
     expected="each check-in stored once; the ingest lock (a conditional write on S3) makes the second wait",
 )
