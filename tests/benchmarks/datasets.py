@@ -32,6 +32,25 @@ def airline_rows() -> list[dict[str, str]]:
     return rows
 
 
+def airline_checkins(n: int, seed: int = 0) -> list[dict[str, str]]:
+    """`n` check-ins of 3,000 participants in 40 groups, five minutes apart from 2025-01-01, each
+    text drawn from the de-duplicated airline set (the ingest benchmarks' upload)."""
+    from datetime import UTC, datetime, timedelta
+
+    texts = sorted(row["text"] for row in airline_rows())
+    rng = random.Random(seed)
+    start = datetime(2025, 1, 1, tzinfo=UTC)  # 100k x 5 min ends well before today
+    return [
+        {
+            "participant": f"p{rng.randrange(3000):04d}",
+            "group": f"group-{rng.randrange(40):02d}",
+            "time": (start + timedelta(minutes=5 * i)).isoformat(),
+            "text": rng.choice(texts),
+        }
+        for i in range(n)
+    ]
+
+
 def tweeteval_rows() -> list[tuple[str, str]]:
     _need(TWEETEVAL)
     texts = (TWEETEVAL / "val_text.txt").read_text(encoding="utf-8").split("\n")

@@ -8,16 +8,13 @@ serving the fastText model the aws demo trains), as `PULSE_BACKEND=aws` runs it.
 
 from __future__ import annotations
 
-import csv
 import os
-import random
 import shutil
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +26,14 @@ from services.checkins.ingest import IngestReport, ingest
 from services.lifecycle.endpoint import LocalEndpoint
 from services.store.base import ObjectStore
 from services.store.local import LocalStore
-from tests.conftest import SHARED_DATA, free_port, moto_s3_client
+from tests.benchmarks.datasets import airline_checkins
+from tests.conftest import free_port, moto_s3_client
 from tests.faults.conftest import StandIn
 from tests.faults.conftest import standin as aws_standin  # noqa: F401 - the stand-in's fixture
 
 pytestmark = pytest.mark.benchmark
 
 N = int(os.environ.get("PULSE_BENCH_ROWS", "100000"))
-AIRLINE = SHARED_DATA / "twitter_us_airline_sentiment" / "Tweets.csv"
 
 
 class Counted:
@@ -81,22 +78,7 @@ def moto_process() -> Iterator[str]:
 
 
 def _upload() -> bytes:
-    if not AIRLINE.exists():
-        pytest.skip(f"{AIRLINE} is missing: the benchmark reads the shared airline set in place")
-    with AIRLINE.open(newline="", encoding="utf-8") as fh:
-        texts = sorted({row["text"] for row in csv.DictReader(fh)})
-    rng = random.Random(0)
-    start = datetime(2025, 1, 1, tzinfo=UTC)
-    rows = [
-        {
-            "participant": f"p{rng.randrange(3000):04d}",
-            "group": f"group-{rng.randrange(40):02d}",
-            "time": (start + timedelta(minutes=5 * i)).isoformat(),
-            "text": rng.choice(texts),
-        }
-        for i in range(N)
-    ]
-    return pd.DataFrame(rows).to_csv(index=False).encode()
+    return pd.DataFrame(airline_checkins(N)).to_csv(index=False).encode()
 
 
 def _run(

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 import io
-import random
 import time
-from datetime import UTC, datetime, timedelta
 
 import pandas as pd
-import pytest
 
 from services.checkins.ingest import ingest
 from services.lifecycle.deployment import require_current
@@ -20,32 +16,13 @@ from services.model.fasttext import fasttext_line, train
 from services.model.params import TrainParams
 from services.model.text import preprocess
 from services.store.local import LocalStore
-from tests.conftest import SHARED_DATA
+from tests.benchmarks.datasets import airline_checkins
 
 N = 100_000
-AIRLINE = SHARED_DATA / "twitter_us_airline_sentiment" / "Tweets.csv"
-
-
-def _texts() -> list[str]:
-    if not AIRLINE.exists():
-        pytest.skip(f"{AIRLINE} is missing: the benchmark reads the shared airline set in place")
-    with AIRLINE.open(newline="", encoding="utf-8") as fh:
-        return sorted({row["text"] for row in csv.DictReader(fh)})
 
 
 def test_ingest_throughput(bootstrap_store: LocalStore, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    texts = _texts()
-    rng = random.Random(0)
-    start = datetime(2025, 1, 1, tzinfo=UTC)  # 100k x 5 min ends well before today
-    rows = [
-        {
-            "participant": f"p{rng.randrange(3000):04d}",
-            "group": f"group-{rng.randrange(40):02d}",
-            "time": (start + timedelta(minutes=5 * i)).isoformat(),
-            "text": rng.choice(texts),
-        }
-        for i in range(N)
-    ]
+    rows = airline_checkins(N)
     data = pd.DataFrame(rows).to_csv(index=False).encode()
     sample = [r["text"] for r in rows]
 
