@@ -10,7 +10,7 @@ import json
 import secrets
 import tarfile
 import tempfile
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -92,11 +92,40 @@ def register(store: ObjectStore, model: Model, card: ModelCard) -> ModelCard:
     return card
 
 
+_CARD_KEYS = {f.name: f for f in fields(ModelCard)}
+_REQUIRED_KEYS = sorted(n for n, f in _CARD_KEYS.items() if f.default is MISSING and f.default_factory is MISSING)
+
+
 def load_card(store: ObjectStore, version: str) -> ModelCard:
+    """A version's card; `ModelUnavailable` naming the file and what is wrong with it when it is
+    missing, not JSON, or has keys missing or unknown (a card written by hand or by another tool)."""
+    key = _key(version, "card.json")
     try:
-        data = json.loads(store.get(_key(version, "card.json")))
+        body = store.get(key)
     except KeyNotFound:
-        raise ModelUnavailable(f"model version {version} has no card in the registry") from None
+        raise ModelUnavailable(f"model version {version} has no card in the registry ({key})") from None
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelUnavailable(f"model card {key} is not valid JSON ({getattr(exc, 'msg', exc)})") from None
+    if not isinstance(data, dict):
+        raise ModelUnavailable(f"model card {key} is not a JSON object")
+    missing = [k for k in _REQUIRED_KEYS if k not in data]
+    if missing:
+        raise ModelUnavailable(
+            f"model card {key} has no {', '.join(missing)} (every card names {', '.join(_REQUIRED_KEYS)})"
+        )
+    unknown = sorted(str(k) for k in data if k not in _CARD_KEYS)
+    if unknown:
+        raise ModelUnavailable(
+            f"model card {key} has unknown key(s) {', '.join(unknown)}; a card's keys are {', '.join(_CARD_KEYS)}"
+        )
+    if str(data["version"]) != version:
+        raise ModelUnavailable(f"model card {key} names version {data['version']!r}, not {version!r}")
+    if data.get("family", "fasttext") not in MODEL_FILES:
+        raise ModelUnavailable(
+            f"model card {key} has family {data.get('family')!r}; Pulse serves {', '.join(MODEL_FILES)}"
+        )
     return ModelCard(**data)
 
 

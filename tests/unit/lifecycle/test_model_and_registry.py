@@ -213,6 +213,34 @@ def test_registering_a_version_twice_is_refused(
     assert load_card(store, "m1").notes == "first"
 
 
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        pytest.param(b"{not json", "is not valid JSON", id="not-json"),
+        pytest.param(b"[1, 2]", "is not a JSON object", id="not-an-object"),
+        pytest.param(b'{"version": "m1", "created_at": "2026-12-01"}', "has no created_by, dataset", id="missing"),
+        pytest.param(
+            b'{"version": "m1", "created_at": "x", "created_by": "y", "dataset": "d", "labels": [0, 1]}',
+            "unknown key(s) labels",
+            id="unknown",
+        ),
+        pytest.param(
+            b'{"version": "m2", "created_at": "x", "created_by": "y", "dataset": "d"}', "names version 'm2'", id="other"
+        ),
+        pytest.param(
+            b'{"version": "m1", "created_at": "x", "created_by": "y", "dataset": "d", "family": "xgboost"}',
+            "family 'xgboost'",
+            id="family",
+        ),
+    ],
+)
+def test_a_card_written_by_hand_says_which_file_and_key_are_wrong(store: LocalStore, body: bytes, said: str) -> None:
+    store.put("models/m1/card.json", body)
+    with pytest.raises(ModelUnavailable) as info:
+        load_card(store, "m1")
+    assert "models/m1/card.json" in str(info.value) and said in str(info.value)
+
+
 def test_fetching_a_missing_version(store: LocalStore, tmp_path: Path) -> None:
     with pytest.raises(ModelUnavailable, match="missing"):
         fetch_model(store, "m404", tmp_path / "cache")
