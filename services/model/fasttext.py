@@ -90,7 +90,16 @@ class SentimentModel:
             ft = fasttext.load_model(str(path))
         except (ValueError, RuntimeError, MemoryError) as exc:
             raise ModelUnavailable(f"model file {path.name} is corrupt or not a fastText model") from exc
-        return cls(ft, max_chars=max_chars, temperature=temperature)
+        model = cls(ft, max_chars=max_chars, temperature=temperature)
+        foreign = [label for label in model.labels if label not in LABELS]
+        if foreign or not model.labels:
+            # Scored as is, every message would read "negative" at confidence 0: refuse it instead.
+            raise ModelUnavailable(
+                f"model file {path.name} predicts the labels {', '.join(model.labels) or '(none)'}; Pulse reads "
+                f"{', '.join(LABELS)} (train it on lines starting with {PREFIX}negative, {PREFIX}neutral or "
+                f"{PREFIX}positive)"
+            )
+        return model
 
     def with_temperature(self, temperature: float) -> SentimentModel:
         """The same model with another calibration temperature."""

@@ -241,6 +241,19 @@ def test_a_card_written_by_hand_says_which_file_and_key_are_wrong(store: LocalSt
     assert "models/m1/card.json" in str(info.value) and said in str(info.value)
 
 
+def test_a_fasttext_model_with_other_labels_is_refused_with_them_named(tmp_path: Path) -> None:
+    numbered = {"negative": "0", "neutral": "1", "positive": "2"}
+    lines = [
+        line.replace(f"__label__{name} ", f"__label__{n} ", 1)
+        for line in corpus_lines()
+        for name, n in numbered.items()
+        if line.startswith(f"__label__{name} ")
+    ]
+    fit(lines).save(tmp_path / "model.bin")  # as fastText's own trainer would, on a numbered export
+    with pytest.raises(ModelUnavailable, match=r"predicts the labels [012], [012], [012]; Pulse reads negative"):
+        SentimentModel.load(tmp_path / "model.bin")
+
+
 def test_fetching_a_missing_version(store: LocalStore, tmp_path: Path) -> None:
     with pytest.raises(ModelUnavailable, match="missing"):
         fetch_model(store, "m404", tmp_path / "cache")
