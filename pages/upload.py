@@ -9,6 +9,7 @@ from dashboard.deps import show_error, workspace
 from services.checkins.exports import csv_bytes, read_rejected, sample_csv
 from services.checkins.ingest import IngestReport, ingest
 from services.checkins.intake import intake_status
+from services.checkins.records import SUFFIXES
 from services.checkins.times import DAY_FIRST, EARLIEST, MONTH_FIRST
 from services.checkins.upload import FUTURE_TOLERANCE
 from services.errors import InvalidUpload, PulseError
@@ -46,7 +47,7 @@ sample.download_button(
 )
 upload = st.file_uploader(
     "Check-ins file",
-    type=["csv", "tsv", "txt", "jsonl", "ndjson", "json", "parquet"],
+    type=[suffix.removeprefix(".") for suffix in SUFFIXES],
     max_upload_size=ws.settings.max_upload_mb,
 )
 DATE_ORDERS = {

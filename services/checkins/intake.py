@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from services.checkins.ingest import IngestReport, ingest
+from services.checkins.records import SUFFIXES
 from services.config import Settings
 from services.errors import InboxError, InvalidUpload, KeyNotFound, PulseError
 from services.lifecycle.endpoint import Endpoint
@@ -42,7 +43,6 @@ from services.store.base import ObjectStore
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = (".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json", ".parquet")  # what the upload reads
 SETTLE_SECONDS = 2.0
 PENDING, DONE, FAILED = "pending", "done", "failed"
 COUNTS = ("total_rows", "accepted", "rejected", "already_present", "unrecognized")
@@ -78,7 +78,7 @@ class Inbox(Protocol):
 def wanted(name: str) -> bool:
     """Whether the inbox file `name` is one to ingest: a type the upload reads, and neither it nor a
     folder above it hidden or temporary (a name starting with "." or "~", as editors and copies leave)."""
-    return name.lower().endswith(EXTENSIONS) and all(part and part[0] not in ".~" for part in name.split("/"))
+    return name.lower().endswith(SUFFIXES) and all(part and part[0] not in ".~" for part in name.split("/"))
 
 
 @dataclass(frozen=True)

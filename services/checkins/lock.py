@@ -13,10 +13,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from services.errors import IngestBusy
@@ -28,18 +26,12 @@ RENEW_EVERY = timedelta(seconds=20)
 WAIT_SECONDS = 900.0
 
 
-def _host() -> str:
-    """This machine and process namespace: where a holder's pid can be checked (two containers on
-    one host may share a host name but never a pid namespace)."""
-    try:
-        namespace = Path("/proc/self/ns/pid").stat().st_ino
-    except OSError:
-        namespace = 0
-    return f"{socket.gethostname()}/{namespace}"
-
-
 def _alive(held: dict[str, Any]) -> bool:
-    if held.get("host") == _host() and isinstance(held.get("pid"), int) and not lease.process_alive(held["pid"]):
+    if (
+        held.get("host") == lease.this_machine()
+        and isinstance(held.get("pid"), int)
+        and not lease.process_alive(held["pid"])
+    ):
         return False
     try:
         renewed = datetime.fromisoformat(str(held.get("renewed_at")))
@@ -61,7 +53,7 @@ class IngestLock:
         self.renewed = datetime.now(UTC)
         body = {
             "batch": self.batch,
-            "host": _host(),
+            "host": lease.this_machine(),
             "pid": os.getpid(),
             "renewed_at": self.renewed.isoformat(),
             "token": self.token,

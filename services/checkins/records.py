@@ -47,6 +47,12 @@ def visible(value: Any) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def quoted(value: Any, limit: int) -> str:
+    """A field quoted for a message: visible (see `visible`) and cut to `limit` characters."""
+    text = visible(value)
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
 _ESCAPED_BYTES = re.compile("[\udc80-\udcff]")  # where surrogateescape put undecodable bytes
 
 
@@ -285,6 +291,11 @@ def _parquet_records(data: bytes) -> Iterator[tuple[int, dict[str, Any] | Reject
         yield row, {names[k]: v for k, v in item.items()}
 
 
+CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
+SUFFIXES = (*CSV_SUFFIXES, *JSON_SUFFIXES, ".parquet")  # every file name an upload (or an inbox) may have
+
+
 def upload_records(data: bytes, filename: str) -> Iterator[tuple[int, dict[str, Any] | Rejected]]:
     """The rows of an upload as read, before any field is checked: (row number, fields by Pulse
     name) or a `Rejected` row that could not be read as a record. `InvalidUpload` when the file as a
@@ -292,8 +303,8 @@ def upload_records(data: bytes, filename: str) -> Iterator[tuple[int, dict[str, 
     name = filename.lower()
     if data[:4] == b"PAR1" or name.endswith(".parquet"):
         return _parquet_records(data)
-    if name.endswith((".jsonl", ".ndjson", ".json")):
+    if name.endswith(JSON_SUFFIXES):
         return _json_records(data)
-    if name.endswith((".csv", ".tsv", ".txt")):
+    if name.endswith(CSV_SUFFIXES):
         return _csv_records(data)
     raise InvalidUpload(f"unsupported file type {filename!r}: upload CSV, JSON lines (.jsonl) or Parquet")

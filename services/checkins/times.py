@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from services.checkins.records import quoted
+
 EARLIEST = pd.Timestamp("2000-01-01", tz="UTC")
 DAY_FIRST = "day-first"
 MONTH_FIRST = "month-first"
@@ -133,6 +135,4 @@ def _not_a_time(value: Any) -> str:
 
 
 def _shown(value: Any) -> str:
-    text = str(value)
-    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return repr(text if len(text) <= 60 else text[:60] + "…")
+    return quoted(value, 60)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from services.checkins.records import REQUIRED, Rejected, has_bad_bytes, upload_records, visible
+from services.checkins.records import REQUIRED, Rejected, has_bad_bytes, quoted, upload_records, visible
 from services.checkins.times import TimeRule
 
 FUTURE_TOLERANCE = timedelta(minutes=10)
@@ -47,8 +47,7 @@ def _id_problem(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return f"id must be text or a number, not {type(value).__name__}"
     text = str(value).strip()
-    shown = visible(text)
-    shown = repr(shown if len(shown) <= 40 else shown[:40] + "…")
+    shown = quoted(text, 40)
     if len(text) > MAX_ID_CHARS:
         return f"id {shown} is {len(text):,} characters long; at most {MAX_ID_CHARS}"
     if not _ID.fullmatch(text) or not text.strip("."):
@@ -58,6 +57,12 @@ def _id_problem(value: Any) -> str | None:
             "time and text"
         )
     return None
+
+
+def _given_id(rec: dict[str, Any]) -> Any:
+    """The id a row gives, or None when it gives none (no id column, or an empty or blank id)."""
+    value = rec.get("id")
+    return None if value is None or not str(value).strip() else value
 
 
 def _text_value(value: Any) -> str | None:
@@ -124,8 +129,8 @@ def parse_upload(
         problem = f"{not_text[0]} is a JSON object or array; it must be text" if not_text else None
         values = {k: v or "" for k, v in fields.items()}
         problem = problem or _field_problem(values)
-        if problem is None and rec.get("id") not in (None, "") and str(rec.get("id")).strip():
-            problem = _id_problem(rec.get("id"))
+        if problem is None and _given_id(rec) is not None:
+            problem = _id_problem(_given_id(rec))
         if problem is not None:
             rejected.append(Rejected(row, problem, _raw(rec)))
             continue
@@ -139,9 +144,8 @@ def parse_upload(
             rejected.append(Rejected(row, ts, _raw(rec)))
             continue
         participant = values["participant"].strip()
-        given = rec.get("id")
-        cid = str(given).strip() if given not in (None, "") and str(given).strip() else ""
-        cid = cid or checkin_id(participant, ts, values["text"])
+        given = _given_id(rec)
+        cid = str(given).strip() if given is not None else checkin_id(participant, ts, values["text"])
         if cid in seen:
             rejected.append(Rejected(row, f"duplicate id {cid!r} (same as row {seen[cid]})", _raw(rec)))
             continue

@@ -8,14 +8,28 @@ exactly one wins; release deletes the lock only while it is still ours (its toke
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
+import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from services.errors import AlreadyExists, KeyNotFound, PulseError
 from services.store.base import ObjectStore
+
+
+@functools.cache
+def this_machine() -> str:
+    """This machine and process namespace: where a pid can be checked with `process_alive` (two
+    containers on one host may share a host name but never a pid namespace)."""
+    try:
+        namespace = Path("/proc/self/ns/pid").stat().st_ino
+    except OSError:
+        namespace = 0
+    return f"{socket.gethostname()}/{namespace}"
 
 
 def process_alive(pid: int) -> bool:

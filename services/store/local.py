@@ -7,7 +7,6 @@ import errno
 import logging
 import os
 import secrets
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from services.errors import AlreadyExists, KeyNotFound, StoreError, StoreUnavailable
 from services.store.base import ArrowFiles, validate_key
-from services.store.lease import process_alive
+from services.store.lease import process_alive, this_machine
 
 if TYPE_CHECKING:
     pass
@@ -24,7 +23,9 @@ log = logging.getLogger(__name__)
 
 
 TEMP_FOLDER = ".tmp"  # named temp files, outside every key's folder; never listed
-_HOST = "".join(c if c.isalnum() else "_" for c in socket.gethostname())[:40] or "host"
+# Whose a temp file is, as a name segment: the machine and pid namespace (`process_alive` checks
+# only pids of this one), so a sweep never takes a file of a writer in another container.
+_HOST = "".join(c if c.isalnum() else "_" for c in this_machine())[-60:] or "host"
 STALE_TEMP_SECONDS = 3600
 
 
