@@ -145,8 +145,13 @@ def _params() -> TrainParams | None:
         format_func=lambda f: FAMILY_HELP[f],
         index=FAMILIES.index(DEFAULTS.family),
     )
-    if ws.settings.backend == "aws":
-        st.caption("This workspace trains on SageMaker BlazingText: it trains fastText whatever the family says.")
+    if ws.settings.backend == "aws" and ws.settings.sagemaker_model_image:
+        st.caption("This workspace trains on SageMaker with the Pulse model image: the same pipeline as locally.")
+    elif ws.settings.backend == "aws":
+        st.caption(
+            "This workspace trains on SageMaker BlazingText, which trains fastText only (\"auto\" trains fastText). "
+            "Set PULSE_SAGEMAKER_MODEL_IMAGE to train either family there."
+        )
     st.markdown("**fastText**")
     cols = st.columns(6, vertical_alignment="bottom")
     epoch = cols[0].number_input(_label("epoch"), value=DEFAULTS.epoch, step=1)

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     sagemaker_training_max_seconds: int = Field(default=3600, ge=60, le=432_000)
     sagemaker_endpoint_name: str = "pulse-sentiment"
     sagemaker_endpoint_instance: str = "ml.t2.medium"
+    # The Pulse model image in ECR (`Dockerfile.model`, docs/aws.md). Set: SageMaker trains and
+    # serves Pulse's own pipeline, both families, as locally. Empty: BlazingText (fastText only).
+    sagemaker_model_image: str = Field(
+        default="",
+        pattern=r"^(\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+(:[\w.-]{1,128}|@sha256:[0-9a-f]{64})?)?$",
+    )
     # Key of the participant pseudonyms annotators see (HMAC). Unset: a random key kept in the
     # workspace (settings/pseudonym.key), readable only by whoever can read the store itself.
     pseudonym_key: SecretStr | None = None

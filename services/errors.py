@@ -105,6 +105,10 @@ class IngestBusy(StoreError):
     """Another ingest held the ingest lock for longer than this one would wait."""
 
 
+class TrainingJobFailed(PulseError):
+    """A training job of the Pulse model image cannot train; the reason is SageMaker's FailureReason."""
+
+
 class JobNotStarted(PulseError):
     """The run failed before it could be given a name (nothing was trained)."""
 

@@ -26,7 +26,8 @@ ENDPOINT_BUSY = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Delet
 
 
 class SageMakerDeployer:
-    """Serves a registered version from a SageMaker real-time endpoint (BlazingText container).
+    """Serves a registered version from a SageMaker real-time endpoint, in the Pulse model image
+    (either family) when PULSE_SAGEMAKER_MODEL_IMAGE is set, else in BlazingText's (fastText).
 
     CreateModel (reused if it exists) → CreateEndpointConfig → CreateEndpoint or UpdateEndpoint,
     then waits for InService. A failed update is rolled back to the endpoint's previous config.
@@ -72,7 +73,7 @@ class SageMakerDeployer:
         """Serve `version` from the endpoint; block until InService. On failure put the previous
         endpoint config back (if there was one) and raise `DeployFailed` with the reason."""
         self.events = []
-        self._check_deployable(version)
+        check_deployable(self.store, self.settings, version)
         model_name, config_name, image = self._plan(version)
         # Look at the endpoint first, so a busy or broken one leaves nothing half created.
         existing = self._describe()
@@ -94,42 +95,22 @@ class SageMakerDeployer:
         undone = _undo_update(self, previous_config)
         raise DeployFailed(f"deploying {version} to endpoint {self.endpoint_name} failed: {reason}. {undone}")
 
-    def _check_deployable(self, version: str) -> None:
-        """A role to run the model, an artifact in the registry, and a family BlazingText serves."""
-        if not self.settings.sagemaker_role_arn:
-            raise DeployFailed("PULSE_SAGEMAKER_ROLE_ARN is not set: the SageMaker model needs an execution role")
-        try:
-            registered = self.store.exists(keys.model_key(version))
-        except PulseError as exc:
-            raise DeployFailed(f"cannot check the artifact of {version}: {exc}") from exc
-        if not registered:
-            raise DeployFailed(f"model version {version} has no {ARTIFACT} in the registry")
-        try:
-            family = load_card(self.store, version).family
-        except ModelUnavailable:  # an artifact put there by hand, without a card: let SageMaker judge it
-            family = "fasttext"
-        except PulseError as exc:
-            raise DeployFailed(f"cannot read the model card of {version}: {exc}") from exc
-        if family != "fasttext":
-            raise DeployFailed(
-                f"model version {version} is a {family} model; a BlazingText endpoint serves fastText models "
-                "only (train it with SageMaker, or with family 'fasttext')"
-            )
-
     def _plan(self, version: str) -> tuple[str, str, str]:
-        """The model and endpoint config names for `version`, and the region's BlazingText image."""
+        """The model and endpoint config names for `version`, and the image that serves it."""
         prefix = self.settings.sagemaker_name_prefix
         try:
             model_name = resource_name(prefix, version)
             config_name = resource_name(prefix, version, suffix=self.now().strftime("%y%m%d%H%M%S"))
         except ValueError as exc:
             raise DeployFailed(str(exc)) from None
+        return model_name, config_name, self.settings.sagemaker_model_image or self._blazingtext()
+
+    def _blazingtext(self) -> str:
         region = str(self.sm.meta.region_name or self.settings.aws_region)
         try:
-            image = blazingtext_image(region)
+            return blazingtext_image(region)
         except (ValueError, LookupError) as exc:
             raise DeployFailed(f"no BlazingText image for region {region}: {str(exc).split('. ')[0]}") from None
-        return model_name, config_name, image
 
     def _previous_config(self, existing: dict[str, Any] | None) -> str:
         """The endpoint config serving now ("" without an endpoint); a busy or broken endpoint refuses."""
@@ -276,6 +257,29 @@ class SageMakerDeployer:
         if found.get("FailureReason"):
             out["failure_reason"] = str(found["FailureReason"])
         return out
+
+
+def check_deployable(store: S3Store, settings: Settings, version: str) -> None:
+    """A role to run the model, an artifact in the registry, and a family the image serves."""
+    if not settings.sagemaker_role_arn:
+        raise DeployFailed("PULSE_SAGEMAKER_ROLE_ARN is not set: the SageMaker model needs an execution role")
+    try:
+        registered = store.exists(keys.model_key(version))
+    except PulseError as exc:
+        raise DeployFailed(f"cannot check the artifact of {version}: {exc}") from exc
+    if not registered:
+        raise DeployFailed(f"model version {version} has no {ARTIFACT} in the registry")
+    try:
+        family = load_card(store, version).family
+    except ModelUnavailable:  # an artifact put there by hand, without a card: let SageMaker judge it
+        family = "fasttext"
+    except PulseError as exc:
+        raise DeployFailed(f"cannot read the model card of {version}: {exc}") from exc
+    if family != "fasttext" and not settings.sagemaker_model_image:
+        raise DeployFailed(
+            f"model version {version} is a {family} model; a BlazingText endpoint serves fastText models "
+            "only: set PULSE_SAGEMAKER_MODEL_IMAGE to the Pulse model image (docs/aws.md), which serves both"
+        )
 
 
 def _undo_update(deployer: SageMakerDeployer, previous_config: str) -> str:

@@ -1,22 +1,28 @@
-"""Training on SageMaker: a BlazingText supervised training job per run (the dataset's channels in S3),
-followed to its end with progress, stopped on request, its `model.tar.gz` fetched into the workdir.
-BlazingText trains fastText only; the linear family trains locally."""
+"""Training on SageMaker: a training job per run (the dataset's channels in S3), followed to its end
+with progress, stopped on request, its `model.tar.gz` fetched into the workdir.
+
+With the Pulse model image (PULSE_SAGEMAKER_MODEL_IMAGE, `services.container`) the job trains the
+default pipeline of the local trainer, either family, "auto" picking the better on validation, and
+calibrates. Without it the job is BlazingText's supervised mode, which trains fastText only."""
 
 from __future__ import annotations
 
 import functools
+import json
 import shutil
 import tarfile
 import tempfile
 import time
 import zlib
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from services.aws.errors import NAME_RULE, TRANSIENT, Clock, Sleep, aws_errors, error_code, explain, split_s3_uri
+from services.container.layout import FACTS_FILE
 from services.errors import PulseError
-from services.lifecycle.registry import ARTIFACT
+from services.lifecycle.registry import ARTIFACT, MODEL_FILES
 from services.lifecycle.trainers import TrainingOutcome, TrainingRequest
 from services.model.fasttext import check_model_file
 from services.model.params import TrainParams
@@ -81,6 +87,15 @@ def blazingtext_hyperparameters(params: TrainParams) -> dict[str, str]:
     }
 
 
+def pulse_hyperparameters(params: TrainParams) -> dict[str, str]:
+    """The Pulse image's hyperparameters: every TrainParams field, as the strings SageMaker passes
+    (`services.container.train.read_params` reads them back)."""
+    out = {}
+    for name, value in asdict(params).items():
+        out[name] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return out
+
+
 def unsupported_params(params: TrainParams) -> list[str]:
     """The requested settings BlazingText supervised mode cannot honour (for the run log)."""
     dropped = []
@@ -92,13 +107,12 @@ def unsupported_params(params: TrainParams) -> list[str]:
 
 
 class SageMakerTrainer:
-    """Trains with a SageMaker BlazingText (supervised) training job and brings back `model.bin`.
+    """Trains with a SageMaker training job of the Pulse image (when PULSE_SAGEMAKER_MODEL_IMAGE is
+    set) or of BlazingText (supervised), and brings back the model file.
 
     The dataset channels are read by SageMaker straight from the store's bucket. The job is
     polled every `poll_seconds`; `sleep` and `clock` are injectable so tests never wait.
     """
-
-    name = "sagemaker-blazingtext"
 
     def __init__(
         self,
@@ -125,6 +139,11 @@ class SageMakerTrainer:
         self.grace_seconds = grace_seconds
         self.max_poll_errors = max_poll_errors
 
+    @property
+    def name(self) -> str:
+        """The trainer a card names: which image trained it."""
+        return "sagemaker-pulse" if self.settings.sagemaker_model_image else "sagemaker-blazingtext"
+
     def s3_uri(self, key: str) -> str:
         """Where a store key lives on S3."""
         return f"s3://{self.store.bucket}/{self.store.prefix}{key}"
@@ -134,7 +153,12 @@ class SageMakerTrainer:
         return f"s3://{self.store.bucket}/{self.store.prefix}sagemaker/output/"
 
     def job_spec(self, request: TrainingRequest, image: str) -> dict[str, Any]:
-        """The `create_training_job` arguments for `request`."""
+        """The `create_training_job` arguments for `request` on `image` (the Pulse image or
+        BlazingText's, whose hyperparameters differ)."""
+        if image == self.settings.sagemaker_model_image:
+            hyperparameters = pulse_hyperparameters(request.params)
+        else:
+            hyperparameters = blazingtext_hyperparameters(request.params)
 
         def channel(name: str, key: str) -> dict[str, Any]:
             # An S3Prefix of the full key: SageMaker copies that object (and any other whose key
@@ -156,7 +180,7 @@ class SageMakerTrainer:
             "TrainingJobName": request.job_name,
             "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
             "RoleArn": self.settings.sagemaker_role_arn,
-            "HyperParameters": blazingtext_hyperparameters(request.params),
+            "HyperParameters": hyperparameters,
             "InputDataConfig": [
                 channel("train", request.train_key),
                 channel("validation", request.validation_key),
@@ -201,24 +225,34 @@ class SageMakerTrainer:
             seconds = self.clock() - started
             return TrainingOutcome(status, model_bin=model_bin, failure_reason=reason, seconds=seconds, log=lines)
 
-        if request.params.family == "linear":
-            return end("Failed", "BlazingText trains fastText models; family 'linear' trains only locally")
+        pulse_image = self.settings.sagemaker_model_image
+        if request.params.family == "linear" and not pulse_image:
+            return end(
+                "Failed",
+                "BlazingText trains fastText models only: set PULSE_SAGEMAKER_MODEL_IMAGE to the Pulse model "
+                "image (docs/aws.md) to train the linear family on SageMaker",
+            )
         if not self.settings.sagemaker_role_arn:
             return end("Failed", "PULSE_SAGEMAKER_ROLE_ARN is not set: SageMaker needs an execution role")
         if not NAME_RULE.match(request.job_name):
             return end("Failed", f"{request.job_name!r} is not a valid SageMaker training job name")
-        region = str(self.sm.meta.region_name or self.settings.aws_region)
-        try:
-            image = blazingtext_image(region)
-        except (ValueError, LookupError) as exc:
-            return end("Failed", f"no BlazingText image for region {region}: {str(exc).split('. ')[0]}")
-        for dropped in unsupported_params(request.params):
-            note(0.0, f"BlazingText supervised mode has no {dropped}; ignored")
+        if pulse_image:
+            image = pulse_image
+        else:
+            region = str(self.sm.meta.region_name or self.settings.aws_region)
+            try:
+                image = blazingtext_image(region)
+            except (ValueError, LookupError) as exc:
+                return end("Failed", f"no BlazingText image for region {region}: {str(exc).split('. ')[0]}")
+            for dropped in unsupported_params(request.params):
+                note(0.0, f"BlazingText supervised mode has no {dropped}; ignored")
         try:
             self.sm.create_training_job(**self.job_spec(request, image))
         except aws_errors() as exc:
             return end("Failed", explain(exc, f"start training job {request.job_name}"))
-        note(0.01, f"started SageMaker training job {request.job_name} ({self.settings.sagemaker_training_instance})")
+        what = "Pulse image" if pulse_image else "BlazingText"
+        instance = self.settings.sagemaker_training_instance
+        note(0.01, f"started SageMaker training job {request.job_name} ({what}, {instance})")
 
         deadline = started + self.settings.sagemaker_training_max_seconds + self.grace_seconds
         reported = 0  # SecondaryStatusTransitions already shown
@@ -296,7 +330,6 @@ class SageMakerTrainer:
             return end("Failed", "the completed training job reported no model artifact on S3")
         note(0.92, f"downloading {uri}")
         workdir.mkdir(parents=True, exist_ok=True)
-        target = workdir / "model.bin"
         with tempfile.TemporaryDirectory(dir=workdir, prefix=".sm-") as tmp:
             archive = Path(tmp) / ARTIFACT
             try:
@@ -307,21 +340,43 @@ class SageMakerTrainer:
                 code = error_code(exc) or type(exc).__name__
                 return end("Failed", f"cannot download the model artifact {uri} ({code})")
             try:
-                with tarfile.open(archive, mode="r:gz") as tar:
-                    member = next((m for m in tar.getmembers() if m.name in ("model.bin", "./model.bin")), None)
-                    if member is None:
-                        return end("Failed", f"the model artifact {uri} holds no model.bin")
-                    tar.extract(member, tmp, filter="data")  # refuses links and paths outside tmp
-                found = Path(tmp) / member.name
-                check_model_file(found)
+                found, temperature = _unpack(archive, Path(tmp))
             except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
                 return end("Failed", f"the model artifact {uri} is corrupt ({type(exc).__name__})")
             except PulseError as exc:
                 return end("Failed", f"the model artifact {uri} is unusable: {exc}")
+            if found is None:
+                return end("Failed", f"the model artifact {uri} holds no {' or '.join(MODEL_FILES.values())}")
+            target = workdir / found.name
             found.replace(target)
         seconds = job.get("TrainingTimeInSeconds")
         billable = job.get("BillableTimeInSeconds")
         if seconds is not None:
             note(0.98, f"SageMaker trained for {seconds}s (billed {billable if billable is not None else '?'}s)")
-        note(1.0, "model.bin downloaded and checked")
-        return end("Completed", model_bin=target)
+        note(1.0, f"{target.name} downloaded and checked")
+        outcome = end("Completed", model_bin=target)
+        outcome.temperature = temperature
+        return outcome
+
+
+def _unpack(archive: Path, folder: Path) -> tuple[Path | None, float | None]:
+    """The model file of a training job's `model.tar.gz` (checked when it is fastText's), and the
+    calibration temperature the Pulse image fitted (None from BlazingText: Pulse fits one)."""
+    wanted = {*MODEL_FILES.values(), FACTS_FILE}
+    with tarfile.open(archive, mode="r:gz") as tar:
+        members = [m for m in tar.getmembers() if m.name.removeprefix("./") in wanted]
+        for member in members:
+            tar.extract(member, folder, filter="data")  # refuses links and paths outside folder
+    names = {m.name.removeprefix("./"): folder / m.name for m in members}
+    found = next((names[n] for n in MODEL_FILES.values() if n in names), None)
+    if found is not None and found.name == MODEL_FILES["fasttext"]:
+        check_model_file(found)
+    temperature: float | None = None
+    if FACTS_FILE in names:
+        try:
+            value = json.loads(names[FACTS_FILE].read_text(encoding="utf-8")).get("temperature")
+        except (ValueError, UnicodeDecodeError, AttributeError):
+            raise PulseError(f"its {FACTS_FILE} is not a JSON object") from None
+        if isinstance(value, int | float) and 0 < value < 100:
+            temperature = float(value)
+    return found, temperature

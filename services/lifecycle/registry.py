@@ -134,7 +134,8 @@ def list_versions(store: ObjectStore) -> list[str]:
     return sorted({k.split("/")[1] for k in store.list(keys.MODELS) if k.endswith("/card.json")})
 
 
-def _cached(folder: Path) -> Path | None:
+def find_model_file(folder: Path) -> Path | None:
+    """The model file (`model.bin` or `linear.npz`) in `folder`, if it holds one."""
     return next((folder / n for n in MODEL_FILES.values() if (folder / n).is_file()), None)
 
 
@@ -142,7 +143,7 @@ def fetch_model(store: ObjectStore, version: str, cache_dir: Path, *, max_chars:
     """Download (once) and load a registered version; a missing or corrupt artifact raises
     `ModelUnavailable` with what is wrong."""
     folder = cache_dir / version
-    target = _cached(folder)
+    target = find_model_file(folder)
     if target is not None:
         model = load_model_file(target, max_chars=max_chars)
     else:
@@ -157,7 +158,7 @@ def fetch_model(store: ObjectStore, version: str, cache_dir: Path, *, max_chars:
                     tar.extractall(tmp, filter="data")  # refuses links and paths outside tmp
             except (tarfile.TarError, OSError, EOFError) as exc:
                 raise ModelUnavailable(f"model version {version}: {ARTIFACT} is corrupt ({exc})") from exc
-            found = _cached(Path(tmp))
+            found = find_model_file(Path(tmp))
             if found is None:
                 raise ModelUnavailable(f"model version {version}: {ARTIFACT} holds no model.bin or {LINEAR_FILE}")
             model = load_model_file(found, max_chars=max_chars)  # a bad file never reaches the cache

@@ -6,7 +6,9 @@ so that client code written for a SageMaker BlazingText endpoint talks to it unc
 - `POST /invocations` (`Content-Type: application/json`) takes BlazingText's request,
   `{"instances": ["preprocessed text", ...], "configuration": {"k": 3}}`, and answers BlazingText's
   response, `[{"label": ["__label__positive", ...], "prob": [0.9, ...]}, ...]`: the k most likely
-  labels of each instance, most likely first (k is 1 unless configured, at most 3). The texts are
+  labels of each instance, most likely first (k is 1 unless configured, at most 3). It takes and
+  gives `application/jsonlines` too, one `{"source": ...}` per line, as Batch Transform sends it
+  (`services.lifecycle.invocations`: `Accept` picks the answer's type). The texts are
   already preprocessed, as BlazingText expects tokens: nothing but the model is applied, and the
   probabilities are fastText's own, as BlazingText returns them for the same `model.bin` (the
   local endpoint's calibration, the model card's temperature, is undone: a client of a SageMaker
@@ -17,7 +19,8 @@ so that client code written for a SageMaker BlazingText endpoint talks to it unc
   error is reported the way SageMaker reports a container's error: HTTP 424 `ModelError` carrying
   the original status code and message.
 
-Bad input is a 400 with `{"error": ...}`; a body over 5 MiB, or one instance over 20,000
+Bad input is a 400 with `{"error": ...}`; a body over 6 MiB (or SAGEMAKER_MAX_PAYLOAD_IN_MB, which
+Batch Transform sets), or one instance over 20,000
 characters (`MAX_INSTANCE_CHARS`), is a 413; wrong method 405; unknown path 404. A connection that
 has not sent complete headers within 10 s is closed. Message texts are never logged nor echoed in
 errors (access logs name method, path and status only).
@@ -60,11 +63,12 @@ from services.lifecycle.coalescer import Coalescer
 from services.lifecycle.endpoint import Endpoint
 from services.lifecycle.invocations import (
     JSON_TYPE,
-    MAX_BODY_BYTES,
     ApiError,
     Temperatures,
-    blazingtext_output,
+    answer_type,
+    max_body_bytes,
     parse_request,
+    render,
 )
 from services.store.base import ObjectStore
 
@@ -75,9 +79,8 @@ access_log = logging.getLogger(__name__ + ".access")
 # its previous request), else it is closed; SageMaker's own examples keep no idle connection at all.
 HEADER_TIMEOUT_SECONDS = 10.0
 VERSION_HEADER = "X-Pulse-Model-Version"
-_ACCEPTED = (JSON_TYPE, "application/*", "*/*")
 # What HTTPServer lets a request declare before it gives up; the handlers answer 413 past
-# MAX_BODY_BYTES and close the connection, so this only keeps tornado from writing its own 400.
+# the app's max_body_bytes and close the connection, so this only keeps tornado from writing its own 400.
 SERVER_MAX_BODY_BYTES = 1 << 30
 LISTEN_BACKLOG = 2048
 # SageMaker endpoint names: letters, digits and single hyphens, at most 63 characters.
@@ -91,7 +94,7 @@ _REQUEST_NUMBER = itertools.count(1)
 
 
 class _Handler(tornado.web.RequestHandler):
-    """JSON errors, no request bodies over MAX_BODY_BYTES, nothing of the texts in the logs.
+    """JSON errors, no request bodies over the app's `max_body_bytes`, nothing of the texts in the logs.
 
     Bodies are streamed (`stream_request_body`) so that a body too large is refused as soon as its
     headers, or its first bytes past the limit, arrive, instead of being read into memory."""
@@ -114,21 +117,22 @@ class _Handler(tornado.web.RequestHandler):
         self._chunks: list[bytes] = []
         self._received = 0
         self._refused = False
+        self.max_body: int = self.application.settings["max_body_bytes"]
 
     def prepare(self) -> Awaitable[None] | None:
         declared = self.request.headers.get("Content-Length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            raise ApiError(413, f"the body is larger than {MAX_BODY_BYTES:,} bytes")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            raise ApiError(413, f"the body is larger than {self.max_body:,} bytes")
         return None
 
     def data_received(self, chunk: bytes) -> None:
         if self._refused:
             return
         self._received += len(chunk)
-        if self._received > MAX_BODY_BYTES:  # a chunked body without Content-Length
+        if self._received > self.max_body:  # a chunked body without Content-Length
             self._chunks = []
             self._refused = True
-            self.send_error(413, exc_info=_exc_info(ApiError(413, f"the body is larger than {MAX_BODY_BYTES:,} bytes")))
+            self.send_error(413, exc_info=_exc_info(ApiError(413, f"the body is larger than {self.max_body:,} bytes")))
             return
         self._keep(chunk)
 
@@ -247,23 +251,23 @@ class InvocationsHandler(_Handler):
             raise ApiError(
                 400, f"Endpoint {name} not found (this server serves {self.endpoint_name})", aws_type="ValidationError"
             )
-        accept = self.request.headers.get("Accept", "")
-        if accept and not any(a.split(";")[0].strip() in _ACCEPTED for a in accept.split(",")):
-            raise ApiError(406, f"this server answers {JSON_TYPE} only")
-        instances, k = parse_request(self.body(), self.request.headers.get("Content-Type"))
+        request = parse_request(self.body(), self.request.headers.get("Content-Type"))
+        media = answer_type(self.request.headers.get("Accept"), request.media)
         self._chunks = []
         try:
             if self.executor is None:
-                version, predictions = await self.coalescer.score(instances)
+                version, predictions = await self.coalescer.score(request.instances)
             else:
                 loop = asyncio.get_running_loop()
-                version, predictions = await loop.run_in_executor(self.executor, self.endpoint.score, instances)
+                score = self.endpoint.score
+                version, predictions = await loop.run_in_executor(self.executor, score, request.instances)
         except PulseError as exc:  # nothing deployed, artifact missing or corrupt, store unreachable
             raise ApiError(503, str(exc)) from None
         self.set_header(VERSION_HEADER, version)
         if self.runtime_api:
             self.set_header("x-Amzn-Invoked-Production-Variant", "AllTraffic")
-        self.write_json(blazingtext_output(predictions, k, self.temperatures(version)))
+        self.set_header("Content-Type", f"{media}; charset=UTF-8")
+        self.finish(render(predictions, request, media, self.temperatures(version)))
 
 
 @tornado.web.stream_request_body
@@ -288,11 +292,13 @@ def make_app(
     executor: Executor | None = None,
     endpoint_name: str | None = None,
     store: ObjectStore | None = None,
+    max_body: int | None = None,
 ) -> tornado.web.Application:
     """The server's routes around `endpoint`. With `executor`, scoring runs on its threads instead
     of the event loop. With `endpoint_name`, the boto3-compatible path serves that name only.
     `store` (by default the endpoint's own, as `LocalEndpoint` has one) holds the model cards whose
-    temperature is undone so that probabilities are BlazingText's."""
+    temperature is undone so that probabilities are BlazingText's. `max_body` is the largest body
+    taken, by default SageMaker's (`max_body_bytes`)."""
     if store is None:
         store = getattr(endpoint, "store", None)
     args = {"endpoint": endpoint, "executor": executor, "temperatures": Temperatures(store)}
@@ -309,6 +315,7 @@ def make_app(
         cross_origin_protection=True,  # a web page cannot post to this server from a browser
         compress_response=False,
         coalescer=Coalescer(endpoint),
+        max_body_bytes=max_body if max_body is not None else max_body_bytes(),
     )
 
 
@@ -348,10 +355,20 @@ def run(
         store=workspace.store,
     )
 
+    try:
+        serve_forever(app, host, port, how=f"on {score_threads} threads" if executor else "on the event loop")
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+
+def serve_forever(app: tornado.web.Application, host: str, port: int, *, how: str = "on the event loop") -> None:
+    """Serve `app` on host:port until SIGTERM or SIGINT (blocking); connections in flight get 10 s
+    to finish."""
+
     async def serve() -> None:
         server = make_server(app)
         server.listen(port, host, backlog=LISTEN_BACKLOG)
-        how = f"on {score_threads} threads" if executor else "on the event loop"
         log.info("serving on http://%s:%d (scoring %s)", host, port, how)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -363,8 +380,4 @@ def run(
         server.stop()
         await asyncio.wait_for(server.close_all_connections(), timeout=10)
 
-    try:
-        asyncio.run(serve())
-    finally:
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
+    asyncio.run(serve())

@@ -43,7 +43,10 @@ class TrainingOutcome:
 class Trainer(Protocol):
     """Runs one training job to its end (blocking). Callers run it in a background job."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """What a model card's `trainer` says."""
+        ...
 
     def train(
         self,

@@ -1172,4 +1172,4 @@ def test_sagemaker_refuses_to_train_the_linear_family(
     sm_client, _ = stubbed
     linear = dataclasses.replace(request_, params=TrainParams(family="linear"))
     outcome = trainer(sm_client, None, store, settings, fake_time).train(linear, Path("/nonexistent"))
-    assert outcome.status == "Failed" and "trains only locally" in (outcome.failure_reason or "")
+    assert outcome.status == "Failed" and "set PULSE_SAGEMAKER_MODEL_IMAGE" in (outcome.failure_reason or "")

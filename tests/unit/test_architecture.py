@@ -121,7 +121,7 @@ def test_no_module_or_class_is_too_long_to_read() -> None:
 
 # Not errors Pulse reports: the HTTP answer of `serve` (a tornado HTTPError carrying its status) and
 # the development stand-in's own failure.
-NOT_DOMAIN_ERRORS = {"services/lifecycle/invocations.py:ApiError", "services/aws/standin.py:StandInError"}
+NOT_DOMAIN_ERRORS = {"services/lifecycle/invocations.py:ApiError", "services/aws/standin_images.py:StandInError"}
 
 
 def test_errors_live_in_one_hierarchy() -> None:
