@@ -152,7 +152,7 @@ class StandIn:
         self.url, self.bucket, self.env = url, bucket, env
 
     def settings(self, **overrides: Any) -> Any:
-        from services.aws.standin import REGION, ROLE_ARN
+        from services.aws.standin import MODEL_IMAGE, REGION, ROLE_ARN
         from services.config import load_settings
 
         given = {
@@ -161,6 +161,7 @@ class StandIn:
             "aws_endpoint_url": self.url,
             "aws_region": REGION,
             "sagemaker_role_arn": ROLE_ARN,
+            "sagemaker_model_image": MODEL_IMAGE,
             **overrides,
         }
         return load_settings(secrets_file=HERE / "no-secrets.toml", **given)

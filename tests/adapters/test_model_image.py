@@ -1,0 +1,151 @@
+"""The aws backend with the Pulse model image (PULSE_SAGEMAKER_MODEL_IMAGE), against moto's server with
+the SageMaker stand-in (`services/aws/standin.py`, in its own process), which runs the image's own
+`train` entry point for a training job and its serving code for an endpoint: a training job of
+either family, a job that cannot train, a linear model deployed and scored with the same answers
+as the local endpoint, and jsonlines through `invoke_endpoint`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from services.aws.deploy import SageMakerDeployer
+from services.aws.endpoint import SageMakerEndpoint
+from services.aws.s3 import S3Store
+from services.aws.standin import MODEL_IMAGE, REGION, ROLE_ARN, started
+from services.aws.training import SageMakerTrainer
+from services.config import Settings, load_settings
+from services.lifecycle.deployment import record_deployment
+from services.lifecycle.registry import ModelCard, fetch_model, load_model_file, new_version, register
+from services.lifecycle.trainers import TrainingRequest
+from services.model.corpus import split_corpus
+from services.model.fasttext import fasttext_line
+from services.model.params import TrainParams
+from services.model.prediction import prepare
+from tests.conftest import free_port
+
+BUCKET = "pulse-image"
+PREFIX = "ws"
+TEXTS = [
+    "Slept maybe three hours, dreading the review tomorrow.",
+    "Worked on the quarterly report most of the day.",
+    "Not stressed at all today, which is a nice change.",
+    "Fine.",
+]
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with started(free_port(), BUCKET, tmp_path_factory.mktemp("standin") / "standin.log") as running:
+        yield running
+
+
+def client(service: str, url: str) -> Any:
+    return boto3.client(
+        service,
+        region_name=REGION,
+        endpoint_url=url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return load_settings(
+        tmp_path_factory.mktemp("s") / "no-secrets.toml",
+        backend="aws",
+        bucket=BUCKET,
+        prefix=PREFIX,
+        sagemaker_role_arn=ROLE_ARN,
+        sagemaker_model_image=MODEL_IMAGE,
+        sagemaker_endpoint_name="pulse-image-test",
+    )
+
+
+@pytest.fixture(scope="module")
+def store(url: str) -> S3Store:
+    s3 = S3Store(client("s3", url), BUCKET, PREFIX)
+    lines = [fasttext_line(r.label, r.text) for r in split_corpus().train]
+    s3.put("datasets/d1/train.txt", ("\n".join(lines[:3000]) + "\n").encode())
+    s3.put("datasets/d1/validation.txt", ("\n".join(lines[3000:3800]) + "\n").encode())
+    s3.put("datasets/empty/train.txt", b"\n")
+    s3.put("datasets/empty/validation.txt", b"\n")
+    return s3
+
+
+def trainer(url: str, store: S3Store, settings: Settings) -> SageMakerTrainer:
+    return SageMakerTrainer(client("sagemaker", url), client("s3", url), store, settings, poll_seconds=0.0)
+
+
+def request(dataset: str, family: str, name: str) -> TrainingRequest:
+    return TrainingRequest(
+        name, dataset, f"datasets/{dataset}/train.txt", f"datasets/{dataset}/validation.txt", TrainParams(family=family)
+    )
+
+
+@pytest.mark.parametrize(("family", "file"), [("linear", "linear.npz"), ("auto", None)])
+def test_a_training_job_of_the_image_trains_the_local_pipeline(
+    url: str, store: S3Store, settings: Settings, tmp_path: Path, family: str, file: str | None
+) -> None:
+    sagemaker = trainer(url, store, settings)
+    outcome = sagemaker.train(request("d1", family, f"pulse-image-{family}"), tmp_path)
+    assert outcome.status == "Completed", outcome.failure_reason
+    assert outcome.model_bin is not None and outcome.model_bin.parent == tmp_path
+    assert file is None or outcome.model_bin.name == file
+    assert outcome.temperature is not None and outcome.temperature > 0  # fitted inside the job
+    assert sagemaker.name == "sagemaker-pulse"
+    assert any("Pulse image" in line for line in outcome.log)
+    spec = client("sagemaker", url).describe_training_job(TrainingJobName=f"pulse-image-{family}")
+    assert spec["AlgorithmSpecification"]["TrainingImage"] == MODEL_IMAGE
+    assert spec["HyperParameters"]["family"] == family
+
+
+def test_a_job_the_image_cannot_train_fails_with_the_images_reason(
+    url: str, store: S3Store, settings: Settings, tmp_path: Path
+) -> None:
+    outcome = trainer(url, store, settings).train(request("empty", "auto", "pulse-image-empty"), tmp_path)
+    assert outcome.status == "Failed"
+    assert "AlgorithmError: the train channel holds no line" in (outcome.failure_reason or "")
+
+
+def test_a_linear_model_served_by_the_image_scores_as_the_local_endpoint(
+    url: str, store: S3Store, settings: Settings, tmp_path: Path
+) -> None:
+    outcome = trainer(url, store, settings).train(request("d1", "linear", "pulse-image-serve"), tmp_path / "job")
+    assert outcome.model_bin is not None
+    model = load_model_file(outcome.model_bin).with_temperature(outcome.temperature or 1.0)
+    version = new_version()
+    card = ModelCard(version, "2026-12-04T00:00:00+00:00", "test", "d1", temperature=model.temperature)
+    register(store, model, card)
+    details = SageMakerDeployer(client("sagemaker", url), store, settings, poll_seconds=0.0).activate(version, None)
+    record_deployment(store, version, by="test", reason="test", extra=details)
+    described = client("sagemaker", url).describe_model(ModelName=details["model_name"])
+    assert described["PrimaryContainer"]["Image"] == MODEL_IMAGE
+
+    remote = SageMakerEndpoint(client("sagemaker-runtime", url), settings.sagemaker_endpoint_name, store)
+    prepared = [prepare(t) for t in TEXTS]
+    served_version, served = remote.score(prepared)
+    local = fetch_model(store, version, tmp_path / "cache").predict_prepared(prepared)
+    assert served_version == version
+    assert [p.label for p in served] == [p.label for p in local]
+    for got, want in zip(served, local, strict=True):
+        assert got.probs == pytest.approx(want.probs, abs=1e-9)
+
+    lines = b"".join(json.dumps({"source": t, "k": 3}).encode() + b"\n" for t in prepared)
+    answer = client("sagemaker-runtime", url).invoke_endpoint(
+        EndpointName=settings.sagemaker_endpoint_name,
+        Body=lines,
+        ContentType="application/jsonlines",
+        Accept="application/jsonlines",
+    )
+    assert answer["ContentType"].startswith("application/jsonlines")
+    rows = [json.loads(line) for line in answer["Body"].read().decode().splitlines()]
+    assert [row["label"][0].removeprefix("__label__") for row in rows] == [p.label for p in local]
