@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     sagemaker_training_max_seconds: int = Field(default=3600, ge=60, le=432_000)
     sagemaker_endpoint_name: str = "pulse-sentiment"
     sagemaker_endpoint_instance: str = "ml.t2.medium"
+    # A serverless endpoint instead of a real-time one: its memory in MB (1024 to 6144, in steps of
+    # 1024) and how many requests it serves at once. 0: real-time, on sagemaker_endpoint_instance.
+    sagemaker_serverless_memory_mb: int = Field(default=0, ge=0, le=6144, multiple_of=1024)
+    sagemaker_serverless_max_concurrency: int = Field(default=5, ge=1, le=200)
     # The Pulse model image in ECR (`Dockerfile.model`, docs/aws.md). Set: SageMaker trains and
     # serves Pulse's own pipeline, both families, as locally. Empty: BlazingText (fastText only).
     sagemaker_model_image: str = Field(

@@ -131,23 +131,16 @@ class SageMakerDeployer:
             "create_endpoint_config",
             f"create endpoint config {config_name}",
             EndpointConfigName=config_name,
-            ProductionVariants=[
-                {
-                    "VariantName": "AllTraffic",
-                    "ModelName": model_name,
-                    "InitialInstanceCount": 1,
-                    "InstanceType": self.settings.sagemaker_endpoint_instance,
-                    "InitialVariantWeight": 1.0,
-                }
-            ],
+            ProductionVariants=[production_variant(self.settings, model_name)],
             Tags=self._tags(version),
         )
-        self._record(f"created endpoint config {config_name}")
+        self._record(f"created endpoint config {config_name} ({endpoint_kind(self.settings)})")
 
     def _point_endpoint(
         self, existing: dict[str, Any] | None, config_name: str, previous_config: str, version: str
     ) -> None:
-        """Create the endpoint on `config_name`, or update the existing one to it."""
+        """Create the endpoint on `config_name`, or update the existing one to it (of the same kind:
+        SageMaker cannot turn a real-time endpoint into a serverless one, nor back)."""
         if existing is None:
             self._call(
                 "create_endpoint",
@@ -158,6 +151,7 @@ class SageMakerDeployer:
             )
             self._record(f"creating endpoint {self.endpoint_name} with {config_name}")
             return
+        self._check_kind(previous_config)
         self._call(
             "update_endpoint",
             f"update endpoint {self.endpoint_name}",
@@ -166,6 +160,20 @@ class SageMakerDeployer:
             RetainAllVariantProperties=False,
         )
         self._record(f"updating endpoint {self.endpoint_name} from {previous_config} to {config_name}")
+
+    def _check_kind(self, previous_config: str) -> None:
+        try:
+            variants = self.sm.describe_endpoint_config(EndpointConfigName=previous_config)["ProductionVariants"]
+        except aws_errors() as exc:
+            raise DeployFailed(explain(exc, f"describe endpoint config {previous_config}")) from None
+        serving = "serverless" if any("ServerlessConfig" in v for v in variants) else "real-time"
+        wanted = endpoint_kind(self.settings).split(",")[0]
+        if serving != wanted:
+            raise DeployFailed(
+                f"endpoint {self.endpoint_name} is {serving} and the settings ask for {wanted}, and SageMaker "
+                f"cannot turn one kind into the other: give PULSE_SAGEMAKER_ENDPOINT_NAME a new name to deploy a "
+                f"{wanted} endpoint beside it, then delete {self.endpoint_name} (docs/aws.md)"
+            )
 
     def _tags(self, version: str) -> list[dict[str, str]]:
         return [{"Key": "app", "Value": "pulse"}, {"Key": "pulse:model-version", "Value": version}]
@@ -257,6 +265,32 @@ class SageMakerDeployer:
         if found.get("FailureReason"):
             out["failure_reason"] = str(found["FailureReason"])
         return out
+
+
+def production_variant(settings: Settings, model_name: str) -> dict[str, Any]:
+    """The endpoint config's one variant: serverless when PULSE_SAGEMAKER_SERVERLESS_MEMORY_MB is set,
+    else one real-time instance."""
+    variant: dict[str, Any] = {"VariantName": "AllTraffic", "ModelName": model_name}
+    if settings.sagemaker_serverless_memory_mb:
+        variant["ServerlessConfig"] = {
+            "MemorySizeInMB": settings.sagemaker_serverless_memory_mb,
+            "MaxConcurrency": settings.sagemaker_serverless_max_concurrency,
+        }
+        return variant
+    return {
+        **variant,
+        "InitialInstanceCount": 1,
+        "InstanceType": settings.sagemaker_endpoint_instance,
+        "InitialVariantWeight": 1.0,
+    }
+
+
+def endpoint_kind(settings: Settings) -> str:
+    """The kind of endpoint the settings ask for, in words."""
+    if settings.sagemaker_serverless_memory_mb:
+        memory = settings.sagemaker_serverless_memory_mb
+        return f"serverless, {memory} MB, {settings.sagemaker_serverless_max_concurrency} at once"
+    return f"real-time, {settings.sagemaker_endpoint_instance}"
 
 
 def check_deployable(store: S3Store, settings: Settings, version: str) -> None:

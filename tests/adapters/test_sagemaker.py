@@ -763,7 +763,49 @@ def queue_up_to_update(stubber: Stubber, name: str, version: str, old: str, dep:
     stubber.add_response(
         "create_endpoint_config", CONFIG_ARN, {"EndpointConfigName": config, "ProductionVariants": ANY, "Tags": ANY}
     )
+    stubber.add_response("describe_endpoint_config", endpoint_config(old), {"EndpointConfigName": old})
     return config
+
+
+def endpoint_config(name: str, *, serverless: bool = False) -> dict[str, Any]:
+    variant: dict[str, Any] = {"VariantName": "AllTraffic", "ModelName": "m"}
+    if serverless:
+        variant["ServerlessConfig"] = {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+    else:
+        variant.update(InstanceType="ml.t2.medium", InitialInstanceCount=1)
+    return {
+        "EndpointConfigName": name,
+        "EndpointConfigArn": CONFIG_ARN["EndpointConfigArn"],
+        "ProductionVariants": [variant],
+        "CreationTime": NOW,
+    }
+
+
+def test_a_serverless_endpoint_is_created_with_the_memory_and_concurrency_of_the_settings(
+    sm: Any, store: S3Store, settings: Settings, version: str, fake_time: FakeTime
+) -> None:
+    serverless = settings.model_copy(update={"sagemaker_serverless_memory_mb": 2048})
+    dep = deployer(sm, store, serverless, fake_time)
+    details = dep.activate(version, None)
+    (variant,) = sm.describe_endpoint_config(EndpointConfigName=details["endpoint_config_name"])["ProductionVariants"]
+    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+    assert "InstanceType" not in variant
+    assert any("serverless, 2048 MB, 5 at once" in line for line in dep.events)
+
+
+def test_a_real_time_endpoint_is_not_updated_into_a_serverless_one(
+    stubbed: tuple[Any, Stubber], store: S3Store, settings: Settings, version: str, fake_time: FakeTime
+) -> None:
+    """SageMaker refuses that update; Pulse says what to do instead, before it calls UpdateEndpoint."""
+    sm_client, stubber = stubbed
+    name = settings.sagemaker_endpoint_name
+    serverless = settings.model_copy(update={"sagemaker_serverless_memory_mb": 1024})
+    dep = deployer(sm_client, store, serverless, fake_time)
+    queue_up_to_update(stubber, name, version, "pulse-old-cfg", dep)
+    with pytest.raises(DeployFailed, match="is real-time and the settings ask for serverless") as raised:
+        dep.activate(version, "m-old")
+    assert "PULSE_SAGEMAKER_ENDPOINT_NAME" in str(raised.value)
+    stubber.assert_no_pending_responses()  # no update_endpoint was queued, none was called
 
 
 def test_activate_updates_an_existing_endpoint(
@@ -921,6 +963,7 @@ def test_create_model_that_appeared_meanwhile_is_reused(
         ("create_model", "AccessDeniedException", "access denied when trying to create model"),
         ("create_endpoint_config", "ResourceLimitExceeded", "account quota reached"),
         ("create_endpoint", "ResourceLimitExceeded", "account quota reached"),
+        ("describe_endpoint_config", "AccessDeniedException", "access denied when trying to describe endpoint config"),
         ("update_endpoint", "ThrottlingException", "throttling"),
     ],
 )
@@ -936,12 +979,13 @@ def test_activate_call_errors_become_deploy_failed(
 ) -> None:
     sm_client, stubber = stubbed
     name = settings.sagemaker_endpoint_name
-    existing = failing == "update_endpoint"
+    existing = failing in ("update_endpoint", "describe_endpoint_config")
     steps: list[tuple[str, dict[str, Any]]] = [
         ("describe_endpoint", endpoint("InService", "pulse-old-cfg", name=name) if existing else {}),
         ("describe_model", {}),
         ("create_model", MODEL_ARN),
         ("create_endpoint_config", CONFIG_ARN),
+        *([("describe_endpoint_config", endpoint_config("pulse-old-cfg"))] if existing else []),
         ("update_endpoint" if existing else "create_endpoint", ENDPOINT_ARN),
     ]
     for operation, answer in steps:
