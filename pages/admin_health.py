@@ -264,6 +264,24 @@ else:
         f"At {vol.messages_per_day:,.0f} check-ins a day **the real-time endpoint is cheaper**: serverless would cost "
         f"{money(est.serverless)} against {money(est.realtime)} a month."
     )
+settings = workspace().settings
+serving_serverless = bool(settings.sagemaker_serverless_memory_mb)
+if settings.backend != "aws":
+    st.caption("This workspace scores in-process (local backend): no endpoint is billed.")
+elif (est.cheaper == "serverless") != serving_serverless:
+    memory_mb = int(memory) * 1024 if est.cheaper == "serverless" else 0
+    st.info(
+        f"This workspace deploys a {'serverless' if serving_serverless else 'real-time'} endpoint. To follow the "
+        "recommendation, set the settings below and promote the live model again; SageMaker cannot turn one kind "
+        "of endpoint into the other, so the endpoint gets a new name and the old one is deleted by hand "
+        "afterwards (docs/aws.md)."
+    )
+    st.code(
+        f"PULSE_SAGEMAKER_SERVERLESS_MEMORY_MB={memory_mb}\n"
+        f"PULSE_SAGEMAKER_ENDPOINT_NAME={settings.sagemaker_endpoint_name}-"
+        f"{'serverless' if memory_mb else 'realtime'}",
+        language="bash",
+    )
 if est.realtime_busy_share > 0.7:
     st.warning(
         f"The real-time instances would be busy {est.realtime_busy_share:.0%} of the time at this volume: "
