@@ -12,7 +12,7 @@ from services.aws.errors import aws_errors, error_code
 from services.errors import EndpointError, ModelUnavailable
 from services.lifecycle.deployment import require_current
 from services.lifecycle.registry import load_card
-from services.model.prediction import LABELS, PREFIX, UNREADABLE, Prediction, apply_temperature
+from services.model.prediction import LABELS, PREFIX, PULSE_PREPROCESSING, UNREADABLE, Prediction, apply_temperature
 
 if TYPE_CHECKING:
     from services.store.base import ObjectStore
@@ -33,6 +33,7 @@ class SageMakerEndpoint:
         self.store = store
         self.batch_size = batch_size
         self._temperatures: dict[str, float] = {}
+        self._preprocessing: dict[str, str] = {}
 
     def version(self) -> str:
         """The deployed model version (the deployment record in the store)."""
@@ -40,6 +41,16 @@ class SageMakerEndpoint:
 
     def refresh(self) -> None:
         """Nothing to do: the endpoint serves whatever its last update put live."""
+
+    def preprocessing(self) -> str:
+        """The deployed version's, from its card (Pulse's rules for a version without one)."""
+        version = self.version()
+        if version not in self._preprocessing:
+            try:
+                self._preprocessing[version] = load_card(self.store, version).preprocessing
+            except ModelUnavailable:
+                self._preprocessing[version] = PULSE_PREPROCESSING
+        return self._preprocessing[version]
 
     def score(self, prepared: Sequence[str]) -> tuple[str, list[Prediction]]:
         """Predictions for texts already through `model.prepare`, `batch_size` per request; an

@@ -30,7 +30,7 @@ from services.checkins.partitions import partition_key, partitions
 from services.checkins.upload import ParsedUpload, parse_upload
 from services.errors import InvalidUpload, KeyNotFound, StoreError
 from services.lifecycle.endpoint import Endpoint
-from services.model.prediction import LABELS, PREFIX, Prediction, prepare
+from services.model.prediction import LABELS, PREFIX, PULSE_PREPROCESSING, Prediction, prepare
 from services.monitoring.alerts import Notifier, evaluate_alerts
 from services.review.batches import write_parts
 from services.review.items import text_key
@@ -134,14 +134,19 @@ def _review_item(row: dict[str, Any], batch: str) -> dict[str, Any]:
 def score_frame(
     endpoint: Endpoint, frame: pd.DataFrame, *, max_chars: int = 2000, progress: Progress | None = None
 ) -> pd.DataFrame:
-    """Add the prepared text, label, confidence, class probabilities and model version."""
+    """Add the prepared text (by Pulse's rules, as datasets hold it), label, confidence, class
+    probabilities and model version. The endpoint scores the texts prepared as its model expects."""
     prepared: list[str] = []
     preds: list[Prediction] = []
     versions: list[str] = []
     texts = frame["text"].tolist()
+    scheme = endpoint.preprocessing()
     for start in range(0, len(texts), CHUNK):
         chunk = [prepare(t, max_chars) for t in texts[start : start + CHUNK]]
-        version, chunk_preds = endpoint.score(chunk)
+        if scheme == PULSE_PREPROCESSING:
+            version, chunk_preds = endpoint.score(chunk)
+        else:
+            version, chunk_preds = endpoint.score([prepare(t, max_chars, scheme) for t in texts[start : start + CHUNK]])
         prepared.extend(chunk)
         preds.extend(chunk_preds)
         versions.extend([version] * len(chunk))

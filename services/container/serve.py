@@ -59,6 +59,10 @@ class FolderEndpoint:
     def refresh(self) -> None:
         """Nothing to do: a container's model never changes (SageMaker starts a new one)."""
 
+    def preprocessing(self) -> str:
+        """The model's own (a container is sent texts already prepared for it)."""
+        return self._model.preprocessing if self._model is not None else "pulse-v2"
+
 
 def _load(folder: Path) -> tuple[Model, str]:
     found = find_model_file(folder)

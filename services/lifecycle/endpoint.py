@@ -29,6 +29,10 @@ class Endpoint(Protocol):
 
     def version(self) -> str: ...
 
+    def preprocessing(self) -> str:
+        """How the live model expects its texts prepared (`prediction.PREPROCESSINGS`)."""
+        ...
+
     def refresh(self) -> None:
         """Look at the deployment pointer on the next call (after a promotion or rollback)."""
         ...
@@ -85,6 +89,9 @@ class LocalEndpoint:
 
     def version(self) -> str:
         return self._model()[0]
+
+    def preprocessing(self) -> str:
+        return self._model()[1].preprocessing
 
     def refresh(self) -> None:
         self._checked_at = float("-inf")

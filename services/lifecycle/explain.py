@@ -24,7 +24,7 @@ class Why:
 
 def why(endpoint: Endpoint, text: str, *, max_chars: int = 2000, top: int = 3) -> Why:
     """The `top` words that pushed the live model to its label for `text` (one scoring call)."""
-    tokens = prepare(text, max_chars).split()[:MAX_WORDS]
+    tokens = prepare(text, max_chars, endpoint.preprocessing()).split()[:MAX_WORDS]
     variants = [" ".join(tokens)] + [" ".join(tokens[:i] + tokens[i + 1 :]) for i in range(len(tokens))]
     version, scored = endpoint.score(variants)
     label, base = scored[0].label, scored[0].confidence

@@ -19,7 +19,7 @@ from services.errors import AlreadyExists, KeyNotFound, ModelUnavailable
 from services.model.fasttext import SentimentModel
 from services.model.linear import ARTIFACT_NAME as LINEAR_FILE
 from services.model.linear import LinearModel
-from services.model.prediction import Model
+from services.model.prediction import PREPROCESSINGS, PULSE_PREPROCESSING, Model
 from services.store import keys
 from services.store.base import ObjectStore, validate_key
 
@@ -61,6 +61,9 @@ class ModelCard:
     temperature: float = 1.0  # confidence calibration fitted on validation data
     family: str = "fasttext"  # "fasttext" (model.bin, BlazingText-compatible) or "linear"
     notes: str = ""
+    # How the model expects texts prepared (`prediction.PREPROCESSINGS`): Pulse's rules, unless it
+    # was trained elsewhere on other text (`services.cli import-model --preprocessing`).
+    preprocessing: str = PULSE_PREPROCESSING
 
 
 def new_version(now: datetime | None = None) -> str:
@@ -126,6 +129,10 @@ def load_card(store: ObjectStore, version: str) -> ModelCard:
         raise ModelUnavailable(
             f"model card {key} has family {data.get('family')!r}; Pulse serves {', '.join(MODEL_FILES)}"
         )
+    if data.get("preprocessing", PULSE_PREPROCESSING) not in PREPROCESSINGS:
+        raise ModelUnavailable(
+            f"model card {key} has preprocessing {data.get('preprocessing')!r}; one of {', '.join(PREPROCESSINGS)}"
+        )
     return ModelCard(**data)
 
 
@@ -163,4 +170,8 @@ def fetch_model(store: ObjectStore, version: str, cache_dir: Path, *, max_chars:
                 raise ModelUnavailable(f"model version {version}: {ARTIFACT} holds no model.bin or {LINEAR_FILE}")
             model = load_model_file(found, max_chars=max_chars)  # a bad file never reaches the cache
             found.replace(folder / found.name)
-    return model.with_temperature(load_card(store, version).temperature)
+    card = load_card(store, version)
+    model = model.with_temperature(card.temperature)
+    if card.preprocessing != PULSE_PREPROCESSING and isinstance(model, SentimentModel):
+        model = model.with_preprocessing(card.preprocessing)
+    return model

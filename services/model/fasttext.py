@@ -67,15 +67,42 @@ def check_model_file(path: Path) -> None:
         raise bad(f"{len(data):,} bytes where the header declares {pos:,}")
 
 
+def relabel(source: Path, target: Path, mapping: dict[str, str]) -> None:
+    """Write `source` with its labels renamed by `mapping` (label -> label, without the prefix).
+
+    A fastText `.bin` keeps each dictionary entry as a NUL-terminated string with its count and type
+    (0 word, 1 label) and no offsets anywhere, and labels are never hashed, so renaming a label is
+    rewriting its string; the matrices that follow are copied byte for byte."""
+    data = source.read_bytes()
+    pos = 8 + 12 * 4 + 8
+    size = struct.unpack_from("<i", data, pos)[0]
+    pos += 4 * 3 + 8 * 2
+    out = [data[:pos]]
+    for _ in range(size):
+        end = data.index(b"\0", pos)
+        word = data[pos:end].decode("utf-8")
+        (kind,) = struct.unpack_from("<b", data, end + 9)
+        if kind == 1:
+            name = mapping.get(word.removeprefix(PREFIX), word.removeprefix(PREFIX))
+            word = PREFIX + name
+        out.append(word.encode("utf-8") + data[end : end + 10])
+        pos = end + 10
+    out.append(data[pos:])
+    target.write_bytes(b"".join(out))
+
+
 class SentimentModel:
     """A loaded fastText model that scores raw message texts."""
 
     family = "fasttext"
 
-    def __init__(self, ft_model: Any, *, max_chars: int = 2000, temperature: float = 1.0) -> None:
+    def __init__(
+        self, ft_model: Any, *, max_chars: int = 2000, temperature: float = 1.0, preprocessing: str = "pulse-v2"
+    ) -> None:
         self._ft = ft_model
         self.max_chars = max_chars
         self.temperature = temperature  # fitted on validation data: see fit_temperature
+        self.preprocessing = preprocessing  # a model imported from elsewhere may expect other text
         self.labels = tuple(label.removeprefix(PREFIX) for label in ft_model.get_labels())
 
     @classmethod
@@ -103,11 +130,19 @@ class SentimentModel:
 
     def with_temperature(self, temperature: float) -> SentimentModel:
         """The same model with another calibration temperature."""
-        return SentimentModel(self._ft, max_chars=self.max_chars, temperature=temperature)
+        return SentimentModel(
+            self._ft, max_chars=self.max_chars, temperature=temperature, preprocessing=self.preprocessing
+        )
+
+    def with_preprocessing(self, preprocessing: str) -> SentimentModel:
+        """The same model, reading texts prepared another way (`prediction.PREPROCESSINGS`)."""
+        return SentimentModel(
+            self._ft, max_chars=self.max_chars, temperature=self.temperature, preprocessing=preprocessing
+        )
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """Score raw texts. Long texts are cut to `max_chars` for scoring only."""
-        return self.predict_prepared(prepare_all(texts, self.max_chars))
+        return self.predict_prepared(prepare_all(texts, self.max_chars, self.preprocessing))
 
     def predict_prepared(self, prepared: Sequence[str]) -> list[Prediction]:
         """Score texts that already went through `prepare`."""

@@ -249,6 +249,7 @@ class LinearModel:
     """A trained linear model that scores raw or prepared message texts."""
 
     family = "linear"
+    preprocessing = "pulse-v2"  # trained by Pulse only
 
     def __init__(self, fitted: LinearFit, *, c: float, max_chars: int = 2000, temperature: float = 1.0) -> None:
         self.fitted = fitted

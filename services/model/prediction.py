@@ -49,9 +49,22 @@ def score_readable(prepared: Sequence[str], score: Callable[[list[str]], list[Pr
     return out
 
 
-def prepare(text: str, max_chars: int = 2000) -> str:
-    """What the model sees of a message: its first `max_chars` characters, preprocessed."""
-    return preprocess(text[:max_chars])
+# How a model expects its text prepared (its card's `preprocessing`): Pulse's own rules, or what a
+# model trained elsewhere saw: lower-cased words, or the words as written (whitespace collapsed).
+PULSE_PREPROCESSING = "pulse-v2"
+PREPROCESSINGS = (PULSE_PREPROCESSING, "lowercase", "none")
+
+
+def prepare(text: str, max_chars: int = 2000, preprocessing: str = PULSE_PREPROCESSING) -> str:
+    """What the model sees of a message: its first `max_chars` characters, preprocessed as the
+    model expects (one line of space-separated tokens)."""
+    if preprocessing == PULSE_PREPROCESSING:
+        return preprocess(text[:max_chars])
+    if preprocessing == "lowercase":
+        return " ".join(text[:max_chars].lower().split())
+    if preprocessing == "none":
+        return " ".join(text[:max_chars].split())
+    raise ValueError(f"unknown preprocessing {preprocessing!r}; one of {', '.join(PREPROCESSINGS)}")
 
 
 def apply_temperature(dist: dict[str, float], temperature: float) -> dict[str, float]:
@@ -97,10 +110,10 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def prepare_all(texts: Sequence[str], max_chars: int) -> list[str]:
+def prepare_all(texts: Sequence[str], max_chars: int, preprocessing: str = PULSE_PREPROCESSING) -> list[str]:
     """`prepare` for a batch."""
     with gc_paused():
-        return [prepare(t, max_chars) for t in texts]
+        return [prepare(t, max_chars, preprocessing) for t in texts]
 
 
 class Model(Protocol):
@@ -109,6 +122,7 @@ class Model(Protocol):
     family: str
     temperature: float
     max_chars: int
+    preprocessing: str  # one of PREPROCESSINGS: how `predict` prepares raw texts
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]: ...
 

@@ -37,7 +37,8 @@ def rerank_queue(
     if not raws:
         return 0
     endpoint.refresh()
-    scored_by, predictions = endpoint.score([prepare(r["text"], max_chars) for r, _ in raws])
+    scheme = endpoint.preprocessing()
+    scored_by, predictions = endpoint.score([prepare(r["text"], max_chars, scheme) for r, _ in raws])
     if version is not None and scored_by != version:
         raise PulseError(f"the endpoint still serves {scored_by}, not {version}; re-rank the queue later")
     rows = []

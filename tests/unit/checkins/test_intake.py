@@ -199,6 +199,9 @@ class Failing:
     def __init__(self, inner: LocalEndpoint, error: BaseException, times: int = 1) -> None:
         self.inner, self.error, self.times = inner, error, times
 
+    def preprocessing(self) -> str:
+        return "pulse-v2"
+
     def score(self, prepared: Sequence[str]) -> tuple[str, list[Prediction]]:
         if self.times > 0:
             self.times -= 1

@@ -237,6 +237,9 @@ class Counting:
         self.inner, self.calls, self.fail = inner, 0, False
         self.store = inner.store
 
+    def preprocessing(self) -> str:
+        return "pulse-v2"
+
     def score(self, prepared: Any) -> Any:
         self.calls += 1
         if self.fail:
@@ -784,6 +787,9 @@ class Swapping:
 
     def __init__(self) -> None:
         self.calls = 0
+
+    def preprocessing(self) -> str:
+        return "pulse-v2"
 
     def score(self, prepared: list[str]) -> tuple[str, list[Prediction]]:
         self.calls += 1

@@ -51,6 +51,9 @@ class KeywordEndpoint:
     def version(self) -> str:
         return "keywords-1"
 
+    def preprocessing(self) -> str:
+        return "pulse-v2"
+
     def score(self, prepared: Sequence[str]) -> tuple[str, list[Prediction]]:
         preds = []
         for text in prepared:

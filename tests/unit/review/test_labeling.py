@@ -767,6 +767,9 @@ class _Scorer:
     def refresh(self) -> None:
         self.refreshed += 1
 
+    def preprocessing(self) -> str:
+        return "pulse-v2"
+
     def score(self, prepared: list[str]) -> tuple[str, list[Prediction]]:
         out = []
         for text in prepared:
