@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from services.access.users import ROLES, add_user
+from services.cli.models import add_import_model
 from services.config import Settings, load_settings
 from services.errors import PulseError
 from services.model.corpus import read_labelled_csv
@@ -383,6 +384,7 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--search-seconds", type=float, default=0.0)
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_benchmark)
+    add_import_model(sub)
     return p
 
 

@@ -18,11 +18,19 @@ from botocore.config import Config
 from services.aws.deploy import SageMakerDeployer
 from services.aws.endpoint import SageMakerEndpoint
 from services.aws.s3 import S3Store
-from services.aws.standin import MODEL_IMAGE, REGION, ROLE_ARN, started
+from services.aws.standin import MODEL_IMAGE, REGION, ROLE_ARN, aws_env, started
 from services.aws.training import SageMakerTrainer
 from services.config import Settings, load_settings
 from services.lifecycle.deployment import record_deployment
-from services.lifecycle.registry import ModelCard, fetch_model, load_model_file, new_version, register
+from services.lifecycle.registry import (
+    ModelCard,
+    fetch_model,
+    list_versions,
+    load_card,
+    load_model_file,
+    new_version,
+    register,
+)
 from services.lifecycle.trainers import TrainingRequest
 from services.model.corpus import split_corpus
 from services.model.fasttext import fasttext_line
@@ -149,3 +157,24 @@ def test_a_linear_model_served_by_the_image_scores_as_the_local_endpoint(
     assert answer["ContentType"].startswith("application/jsonlines")
     rows = [json.loads(line) for line in answer["Body"].read().decode().splitlines()]
     assert [row["label"][0].removeprefix("__label__") for row in rows] == [p.label for p in local]
+
+
+def test_import_model_takes_a_training_jobs_artifact_and_an_s3_object(
+    url: str, store: S3Store, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`import-model --training-job NAME` and `import-model s3://...` on the aws backend."""
+    from services.cli import main as cli
+
+    done = trainer(url, store, settings).train(request("d1", "linear", "pulse-image-import"), tmp_path / "job")
+    assert done.status == "Completed"
+    for name, value in {**aws_env(url, BUCKET), "PULSE_PREFIX": PREFIX}.items():
+        monkeypatch.setenv(name, value)
+    before = set(list_versions(store))
+    assert cli(["import-model", "--training-job", "pulse-image-import", "--by", "t"]) == 0
+    (imported,) = set(list_versions(store)) - before
+    card = load_card(store, imported)
+    assert card.family == "linear" and card.trainer == "imported"
+    assert card.dataset.startswith("imported: s3://pulse-image/ws/sagemaker/output/pulse-image-import/")
+    assert cli(["import-model", f"s3://{BUCKET}/{PREFIX}/sagemaker/output/pulse-image-import/output/model.tar.gz"]) == 0
+    assert cli(["import-model", f"s3://{BUCKET}/nothing/here.tar.gz"]) == 2
+    assert cli(["import-model", "--training-job", "no-such-job"]) == 2
