@@ -149,7 +149,7 @@ def _params() -> TrainParams | None:
         st.caption("This workspace trains on SageMaker with the Pulse model image: the same pipeline as locally.")
     elif ws.settings.backend == "aws":
         st.caption(
-            "This workspace trains on SageMaker BlazingText, which trains fastText only (\"auto\" trains fastText). "
+            'This workspace trains on SageMaker BlazingText, which trains fastText only ("auto" trains fastText). '
             "Set PULSE_SAGEMAKER_MODEL_IMAGE to train either family there."
         )
     st.markdown("**fastText**")

@@ -143,3 +143,17 @@ def queued(store: Any) -> dict[str, dict[str, Any]]:
     from services.review.items import waiting_items
 
     return {str(raw["id"]): raw for raw, _ in waiting_items(store)}
+
+
+def tar_gz(files: dict[str, bytes]) -> bytes:
+    """A model.tar.gz (or any gzipped tarball) holding `files` (name -> bytes), names as given."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()

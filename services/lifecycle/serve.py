@@ -60,7 +60,7 @@ import tornado.web
 from services.config import Settings
 from services.errors import PulseError
 from services.lifecycle.coalescer import Coalescer
-from services.lifecycle.endpoint import Endpoint
+from services.lifecycle.endpoint import Endpoint, LocalEndpoint
 from services.lifecycle.invocations import (
     JSON_TYPE,
     ApiError,
@@ -337,19 +337,24 @@ def run(
     *,
     score_threads: int = 0,
 ) -> None:
-    """Serve the workspace's deployed model until SIGTERM or SIGINT (blocking)."""
+    """Serve the workspace's deployed model until SIGTERM or SIGINT (blocking). The model is loaded
+    here from the registry whatever the backend: on the aws backend this is not a client of the
+    SageMaker endpoint (which may be what calls it), and `python -m services.container serve` is
+    the endpoint's own container."""
+    from services.lifecycle.registry import model_cache_dir
     from services.workspace import open_workspace
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     workspace = open_workspace(settings)
+    endpoint = LocalEndpoint(workspace.store, model_cache_dir(workspace.store), max_chars=settings.max_text_chars)
     try:
-        log.info("model version %s loaded", workspace.endpoint.version())
+        log.info("model version %s loaded", endpoint.version())
     except PulseError as exc:
         log.warning("no model to serve yet (/ping answers 503 until one is deployed): %s", exc)
     executor = ThreadPoolExecutor(score_threads, thread_name_prefix="pulse-score") if score_threads > 0 else None
     app = make_app(
-        workspace.endpoint,
+        endpoint,
         executor=executor,
         endpoint_name=settings.sagemaker_endpoint_name,
         store=workspace.store,

@@ -42,6 +42,7 @@ from services.model.params import TrainParams
 from services.model.prediction import LABELS, UNREADABLE, apply_temperature
 from services.store.local import LocalStore
 from tests.conftest import free_port
+from tests.conftest import tar_gz as pack
 
 PREFIX = "pulse/ws"
 ROLE = "arn:aws:iam::123456789012:role/pulse-sagemaker"
@@ -95,16 +96,6 @@ def client(service: str, endpoint_url: str | None = None, region: str = REGION) 
 def unique(stem: str) -> str:
     """moto's server lives for the whole session: every test names its resources afresh."""
     return f"{stem}-{uuid.uuid4().hex[:10]}"
-
-
-def pack(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def calls(sm_client: Any, operation: str) -> list[dict[str, Any]]:

@@ -5,8 +5,6 @@ refused, with a message that says what to do."""
 from __future__ import annotations
 
 import csv
-import io
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -16,11 +14,12 @@ from services.errors import ModelUnavailable
 from services.lifecycle.deployment import deploy_local, require_current
 from services.lifecycle.endpoint import LocalEndpoint
 from services.lifecycle.imports import import_model, parse_labels
-from services.lifecycle.registry import fetch_model, load_card, load_model_file
+from services.lifecycle.registry import ModelCard, fetch_model, load_card, load_model_file
 from services.model.fasttext import relabel
 from services.model.prediction import prepare
 from services.store.local import LocalStore
 from tests.benchmarks.datasets import AIRLINE
+from tests.conftest import tar_gz
 
 NUMBERED = {"negative": "0", "neutral": "1", "positive": "2"}
 TEXTS = ["@united thanks, the crew was lovely", "@united lost my bag AGAIN", "@united what time is boarding?"]
@@ -59,14 +58,10 @@ def pulse_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return fasttext_bin(tmp_path_factory.mktemp("pulse") / "model.bin", lines)
 
 
-def tarball(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+def import_numbered(ws: LocalStore, numbered: Path, **kwargs: str) -> ModelCard:
+    """The numbered model imported with its labels mapped and its lower-cased text."""
+    labels = parse_labels("0=negative,1=neutral,2=positive")
+    return import_model(ws, numbered.read_bytes(), by="t", labels=labels, preprocessing="lowercase", **kwargs)
 
 
 def test_numbered_labels_are_refused_without_a_mapping_and_named(ws: LocalStore, numbered: Path) -> None:
@@ -78,14 +73,7 @@ def test_numbered_labels_are_refused_without_a_mapping_and_named(ws: LocalStore,
 def test_a_mapping_renames_the_labels_and_keeps_every_probability(ws: LocalStore, numbered: Path) -> None:
     import fasttext
 
-    card = import_model(
-        ws,
-        numbered.read_bytes(),
-        source="sentiment.bin",
-        by="t",
-        labels=parse_labels("0=negative,1=neutral,2=positive"),
-        preprocessing="lowercase",
-    )
+    card = import_numbered(ws, numbered, source="sentiment.bin")
     assert card.trainer == "imported" and card.preprocessing == "lowercase" and card.family == "fasttext"
     assert load_card(ws, card.version).metrics["macro_f1"] > 0.3  # evaluated on the gold set
     model = fetch_model(ws, card.version, ws.root.parent / "cache")
@@ -100,14 +88,7 @@ def test_a_mapping_renames_the_labels_and_keeps_every_probability(ws: LocalStore
 
 def test_the_recorded_preprocessing_is_what_the_live_model_is_sent(ws: LocalStore, numbered: Path) -> None:
     """Deployed, the imported model scores lower-cased raw text, not Pulse's tokens."""
-    card = import_model(
-        ws,
-        numbered.read_bytes(),
-        source="x.bin",
-        by="t",
-        labels=parse_labels("0=negative,1=neutral,2=positive"),
-        preprocessing="lowercase",
-    )
+    card = import_numbered(ws, numbered, source="x.bin")
     deploy_local(ws, card.version, by="t", reason="t")
     endpoint = LocalEndpoint(ws, ws.root.parent / "cache2")
     assert endpoint.preprocessing() == "lowercase"
@@ -119,7 +100,7 @@ def test_the_recorded_preprocessing_is_what_the_live_model_is_sent(ws: LocalStor
 
 
 def test_a_blazingtext_model_tar_gz_imports_as_it_is(ws: LocalStore, pulse_prepared: Path) -> None:
-    blob = tarball({"model.bin": pulse_prepared.read_bytes()})
+    blob = tar_gz({"model.bin": pulse_prepared.read_bytes()})
     card = import_model(ws, blob, source="s3://b/job/output/model.tar.gz", by="t")
     assert card.preprocessing == "pulse-v2" and card.parent is not None
     assert "imported from s3://b/job/output/model.tar.gz" in card.notes
@@ -144,7 +125,7 @@ def test_a_wrong_mapping_says_what_is_wrong(ws: LocalStore, numbered: Path, spec
     ("blob", "message"),
     [
         (b"not a model at all", "neither a model.tar.gz nor a fastText .bin"),
-        (tarball({"README": b"hello"}), "holds no model.bin or linear.npz"),
+        (tar_gz({"README": b"hello"}), "holds no model.bin or linear.npz"),
         (b"\x1f\x8b broken gzip", "not a readable model.tar.gz"),
     ],
     ids=["not a model", "no model in the tarball", "broken gzip"],
@@ -156,7 +137,7 @@ def test_what_is_not_a_model_is_refused(ws: LocalStore, blob: bytes, message: st
 
 def test_a_tarball_that_escapes_its_folder_is_refused(ws: LocalStore, pulse_prepared: Path) -> None:
     with pytest.raises(ModelUnavailable, match=r"not a readable model\.tar\.gz"):
-        import_model(ws, tarball({"../../model.bin": pulse_prepared.read_bytes()}), source="x", by="t")
+        import_model(ws, tar_gz({"../../model.bin": pulse_prepared.read_bytes()}), source="x", by="t")
 
 
 def test_relabel_rewrites_only_the_labels(tmp_path: Path, numbered: Path) -> None:

@@ -341,17 +341,17 @@ def jsonlines(*records: dict[str, Any]) -> bytes:
     return b"".join(json.dumps(r).encode() + b"\n" for r in records)
 
 
+def send_lines(server: Server, body: bytes, accept: str) -> Reply:
+    """`body` as application/jsonlines, answered in `accept`."""
+    return call(
+        server.port, "POST", "/invocations", raw=body, content_type="application/jsonlines", headers={"Accept": accept}
+    )
+
+
 def test_jsonlines_in_and_out_one_answer_per_line_in_order(server: Server) -> None:
     """Batch Transform's format: one {"source": ...} per line, each with its own k if it says so."""
     body = jsonlines(*({"source": t} for t in TEXTS), {"source": TEXTS[0], "k": 3}) + b"\n"  # a blank last line
-    reply = call(
-        server.port,
-        "POST",
-        "/invocations",
-        raw=body,
-        content_type="application/jsonlines",
-        headers={"Accept": "application/jsonlines"},
-    )
+    reply = send_lines(server, body, "application/jsonlines")
     assert reply.status == 200
     assert reply.headers["Content-Type"].startswith("application/jsonlines")
     lines = [json.loads(line) for line in reply.raw.decode().splitlines()]
@@ -368,14 +368,7 @@ def test_the_answer_takes_the_type_accept_names(server: Server) -> None:
     assert as_lines.headers["Content-Type"].startswith("application/jsonlines")
     assert len(as_lines.raw.decode().splitlines()) == len(TEXTS)
     body = jsonlines(*({"source": t} for t in TEXTS))
-    as_json = call(
-        server.port,
-        "POST",
-        "/invocations",
-        raw=body,
-        content_type="application/jsonlines",
-        headers={"Accept": "application/json"},
-    )
+    as_json = send_lines(server, body, "application/json")
     assert as_json.headers["Content-Type"].startswith("application/json;")
     assert [json.loads(line) for line in as_lines.raw.decode().splitlines()] == as_json.json
 
