@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     # 1024) and how many requests it serves at once. 0: real-time, on sagemaker_endpoint_instance.
     sagemaker_serverless_memory_mb: int = Field(default=0, ge=0, le=6144, multiple_of=1024)
     sagemaker_serverless_max_concurrency: int = Field(default=5, ge=1, le=200)
+    # An upload of at least this many check-ins is scored by one Batch Transform job of the live
+    # model instead of endpoint calls (0: never), on instances of this type.
+    sagemaker_batch_transform_rows: int = Field(default=0, ge=0)
+    sagemaker_transform_instance: str = "ml.m5.large"
     # The Pulse model image in ECR (`Dockerfile.model`, docs/aws.md). Set: SageMaker trains and
     # serves Pulse's own pipeline, both families, as locally. Empty: BlazingText (fastText only).
     sagemaker_model_image: str = Field(

@@ -38,13 +38,21 @@ def open_workspace(settings: Settings, *, search_seconds: float = 0.0) -> Worksp
         from services.aws.endpoint import SageMakerEndpoint
         from services.aws.s3 import S3Store
         from services.aws.training import SageMakerTrainer
+        from services.aws.transform import BatchTransform
 
         s3 = S3Store(clients.s3_client(settings), settings.bucket, settings.prefix)
         sm, runtime = clients.sagemaker_client(settings), clients.sagemaker_client(settings, "sagemaker-runtime")
         return Workspace(
             settings,
             s3,
-            SageMakerEndpoint(runtime, settings.sagemaker_endpoint_name, s3),
+            SageMakerEndpoint(
+                runtime,
+                settings.sagemaker_endpoint_name,
+                s3,
+                transform=BatchTransform(sm, s3, settings),
+                bulk_rows=settings.sagemaker_batch_transform_rows,
+                name_prefix=settings.sagemaker_name_prefix,
+            ),
             SageMakerTrainer(sm, clients.s3_client(settings), s3, settings),
             SageMakerDeployer(sm, s3, settings),
             make_notifier(settings),

@@ -8,13 +8,14 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from services.aws.errors import aws_errors, error_code
+from services.aws.errors import aws_errors, error_code, resource_name
 from services.errors import EndpointError, ModelUnavailable
 from services.lifecycle.deployment import require_current
 from services.lifecycle.registry import load_card
 from services.model.prediction import LABELS, PREFIX, PULSE_PREPROCESSING, UNREADABLE, Prediction, apply_temperature
 
 if TYPE_CHECKING:
+    from services.aws.transform import BatchTransform
     from services.store.base import ObjectStore
 
 
@@ -25,9 +26,24 @@ class SageMakerEndpoint:
     participants' messages) nor the service's own message (a container may echo its input).
     """
 
-    def __init__(self, runtime_client: Any, endpoint_name: str, store: ObjectStore, *, batch_size: int = 100) -> None:
+    def __init__(
+        self,
+        runtime_client: Any,
+        endpoint_name: str,
+        store: ObjectStore,
+        *,
+        batch_size: int = 100,
+        transform: BatchTransform | None = None,
+        bulk_rows: int = 0,
+        name_prefix: str = "pulse",
+    ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        # From how many texts one call is scored by a Batch Transform job of the live version's
+        # SageMaker model (named as the deployer names it) rather than by the endpoint; 0: never.
+        self.transform = transform
+        self.bulk_rows = bulk_rows if transform is not None else 0
+        self.name_prefix = name_prefix
         self.runtime = runtime_client
         self.endpoint_name = endpoint_name
         self.store = store
@@ -60,9 +76,16 @@ class SageMakerEndpoint:
         temperature = self._temperature(version)
         out: list[Prediction] = [UNREADABLE] * len(prepared)
         idx = [i for i, text in enumerate(prepared) if text]
-        for start in range(0, len(idx), self.batch_size):
-            chunk = idx[start : start + self.batch_size]
-            for i, prediction in zip(chunk, self._invoke([prepared[i] for i in chunk]), strict=True):
+        if self.transform is not None and self.bulk_rows and len(idx) >= self.bulk_rows:
+            model_name = resource_name(self.name_prefix, version)  # as SageMakerDeployer names it
+            batches = [(idx, self.transform.score([prepared[i] for i in idx], model_name, self._item))]
+        else:
+            batches = []
+            for start in range(0, len(idx), self.batch_size):
+                chunk = idx[start : start + self.batch_size]
+                batches.append((chunk, self._invoke([prepared[i] for i in chunk])))
+        for chunk, predictions in batches:
+            for i, prediction in zip(chunk, predictions, strict=True):
                 dist = apply_temperature(prediction.probs, temperature)
                 best = max(dist, key=lambda k: dist[k])
                 out[i] = Prediction(best, dist[best], dist)
@@ -110,29 +133,30 @@ class SageMakerEndpoint:
             raise bad(f"expected a JSON list, got {type(data).__name__}")
         if len(data) != expected:
             raise bad(f"{len(data)} predictions for {expected} texts")
-        out = []
-        for n, item in enumerate(data):
-            if not isinstance(item, dict):
-                raise bad(f"item {n} is not an object")
-            labels, probs = item.get("label"), item.get("prob")
-            if not isinstance(labels, list) or not isinstance(probs, list) or not labels:
-                raise bad(f"item {n} has no 'label' and 'prob' lists")
-            if len(labels) != len(probs):
-                raise bad(f"item {n} has {len(labels)} labels and {len(probs)} probabilities")
-            dist = dict.fromkeys(LABELS, 0.0)
-            for label, prob in zip(labels, probs, strict=True):
-                if (
-                    not isinstance(label, str)
-                    or label.removeprefix(PREFIX) not in dist
-                    or label[: len(PREFIX)] != PREFIX
-                ):
-                    raise bad(f"item {n} has a label outside {', '.join(LABELS)}")
-                name = label.removeprefix(PREFIX)
-                if isinstance(prob, bool) or not isinstance(prob, int | float) or not math.isfinite(prob):
-                    raise bad(f"item {n} has a probability that is not a number")
-                if not 0.0 <= prob <= 1.0 + 1e-3:
-                    raise bad(f"item {n} has a probability outside 0..1")
-                dist[name] = min(1.0, float(prob))
-            best = max(dist, key=lambda k: dist[k])
-            out.append(Prediction(best, dist[best], dist))
-        return out
+        return [self._item(item, n) for n, item in enumerate(data)]
+
+    def _item(self, item: Any, n: int) -> Prediction:
+        """One BlazingText answer, `{"label": [...], "prob": [...]}`, as a Prediction."""
+
+        def bad(why: str) -> EndpointError:
+            return EndpointError(f"endpoint {self.endpoint_name} answered something that is not a prediction: {why}")
+
+        if not isinstance(item, dict):
+            raise bad(f"item {n} is not an object")
+        labels, probs = item.get("label"), item.get("prob")
+        if not isinstance(labels, list) or not isinstance(probs, list) or not labels:
+            raise bad(f"item {n} has no 'label' and 'prob' lists")
+        if len(labels) != len(probs):
+            raise bad(f"item {n} has {len(labels)} labels and {len(probs)} probabilities")
+        dist = dict.fromkeys(LABELS, 0.0)
+        for label, prob in zip(labels, probs, strict=True):
+            if not isinstance(label, str) or label.removeprefix(PREFIX) not in dist or label[: len(PREFIX)] != PREFIX:
+                raise bad(f"item {n} has a label outside {', '.join(LABELS)}")
+            name = label.removeprefix(PREFIX)
+            if isinstance(prob, bool) or not isinstance(prob, int | float) or not math.isfinite(prob):
+                raise bad(f"item {n} has a probability that is not a number")
+            if not 0.0 <= prob <= 1.0 + 1e-3:
+                raise bad(f"item {n} has a probability outside 0..1")
+            dist[name] = min(1.0, float(prob))
+        best = max(dist, key=lambda k: dist[k])
+        return Prediction(best, dist[best], dist)

@@ -56,6 +56,7 @@ from services.aws.standin_images import (
     invoke,
     load_model,
     model_url,
+    run_transform,
     s3_client,
     train_job,
 )
@@ -155,7 +156,20 @@ def install() -> None:
             return error_answer(424, "ModelError", str(exc))
         return invoke(model, self.body, self.headers)
 
+    create_transform_job: Callable[[Any], Any] = SageMakerResponse.create_transform_job
+
+    def create_transform_job_and_run(self: Any) -> Any:
+        result = create_transform_job(self)
+        job = self.sagemaker_backend.transform_jobs[self._get_param("TransformJobName")]
+        try:
+            run_transform(self.sagemaker_backend, job)
+        except StandInError as exc:
+            job.transform_job_status = "Failed"
+            job.failure_reason = str(exc)
+        return result
+
     SageMakerResponse.create_training_job = create_training_job_and_train  # type: ignore[method-assign]
+    SageMakerResponse.create_transform_job = create_transform_job_and_run  # type: ignore[method-assign]
     SageMakerResponse.update_endpoint = update_endpoint  # type: ignore[attr-defined]
     SageMakerResponse.describe_endpoint = describe_endpoint_settled  # type: ignore[method-assign]
     SageMakerRuntimeResponse.invoke_endpoint = invoke_endpoint  # type: ignore[method-assign]

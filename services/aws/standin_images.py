@@ -197,8 +197,7 @@ def load_model(model_data_url: str, image: str) -> FolderEndpoint:
 def model_url(backend: Any, config_name: str) -> tuple[str, str]:
     """The artifact and image of an endpoint config's model."""
     config = backend.describe_endpoint_config(config_name)
-    model = backend.describe_model(config["ProductionVariants"][0]["ModelName"])
-    return str(model.primary_container["ModelDataUrl"]), str(model.primary_container.get("Image", ""))
+    return model_url_of(backend, config["ProductionVariants"][0]["ModelName"])
 
 
 def invoke(model: FolderEndpoint, body: Any, headers: Any) -> tuple[int, dict[str, str], bytes | str]:
@@ -221,3 +220,73 @@ def invoke(model: FolderEndpoint, body: Any, headers: Any) -> tuple[int, dict[st
 def error_answer(status: int, code: str, message: str) -> tuple[int, dict[str, str], str]:
     headers = {"Content-Type": "application/json", "x-amzn-ErrorType": code, "status": str(status)}
     return status, headers, json.dumps({"__type": code, "message": message})
+
+
+def run_transform(backend: Any, job: Any) -> None:
+    """Run a created transform job as Batch Transform runs the model's container: each input object
+    split into lines, sent in MultiRecord batches up to MaxPayloadInMB to `/invocations`, the
+    answers joined to their input records (JoinSource Input), filtered (OutputFilter: `$` or
+    `$['key',...]`), written to `<S3OutputPath>/<object name>.out`."""
+    url, image = model_url_of(backend, job.model_name)
+    model = load_model(url, image)
+    source = job.transform_input["DataSource"]["S3DataSource"]["S3Uri"]
+    bucket, prefix = _split(source)
+    s3 = s3_client()
+    keys = [
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for o in page.get("Contents", [])
+    ]
+    if not keys:
+        raise StandInError(f"ClientError: no input under {source}")
+    processing = job.data_processing or {}
+    limit = int(job.max_payload_in_mb or 6) * 1024 * 1024
+    headers = {
+        "Content-Type": job.transform_input.get("ContentType", ""),
+        "Accept": job.transform_output.get("Accept", ""),
+    }
+    out_bucket, out_prefix = _split(job.transform_output["S3OutputPath"])
+    for key in keys:
+        records = [line for line in s3.get_object(Bucket=bucket, Key=key)["Body"].read().split(b"\n") if line.strip()]
+        lines: list[bytes] = []
+        for batch in _batches(records, limit):
+            status, _headers, answer = invoke(model, b"\n".join(batch) + b"\n", headers)
+            if status != 200:
+                raise StandInError(f"ClientError: the model container answered {status} to a batch of {len(batch)}")
+            answers = (answer.encode() if isinstance(answer, str) else answer).splitlines()
+            if len(answers) != len(batch):
+                raise StandInError("AlgorithmError: the container answered another number of lines than it was sent")
+            lines.extend(_join(record, reply, processing) for record, reply in zip(batch, answers, strict=True))
+        name = key.rsplit("/", 1)[-1]
+        s3.put_object(Bucket=out_bucket, Key=f"{out_prefix.rstrip('/')}/{name}.out", Body=b"\n".join(lines) + b"\n")
+
+
+def model_url_of(backend: Any, model_name: str) -> tuple[str, str]:
+    """The artifact and image of a SageMaker model."""
+    model = backend.describe_model(model_name)
+    return str(model.primary_container["ModelDataUrl"]), str(model.primary_container.get("Image", ""))
+
+
+def _batches(records: list[bytes], limit: int) -> list[list[bytes]]:
+    out: list[list[bytes]] = [[]]
+    size = 0
+    for record in records:
+        if out[-1] and size + len(record) + 1 > limit:
+            out.append([])
+            size = 0
+        out[-1].append(record)
+        size += len(record) + 1
+    return [batch for batch in out if batch]
+
+
+def _join(record: bytes, reply: bytes, processing: dict[str, Any]) -> bytes:
+    if processing.get("JoinSource") != "Input":
+        return reply
+    joined = {**json.loads(record), "SageMakerOutput": json.loads(reply)}
+    wanted = processing.get("OutputFilter", "$")
+    if wanted != "$":
+        if not (wanted.startswith("$[") and wanted.endswith("]")):
+            raise StandInError(f"ClientError: the stand-in reads OutputFilter $ or $['key',...] only, not {wanted}")
+        names = [n.strip().strip("'\"") for n in wanted[2:-1].split(",")]
+        joined = {n: joined[n] for n in names if n in joined}
+    return json.dumps(joined, separators=(",", ":")).encode()

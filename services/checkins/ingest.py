@@ -141,12 +141,16 @@ def score_frame(
     versions: list[str] = []
     texts = frame["text"].tolist()
     scheme = endpoint.preprocessing()
-    for start in range(0, len(texts), CHUNK):
-        chunk = [prepare(t, max_chars) for t in texts[start : start + CHUNK]]
+    # An endpoint that scores a large batch as one job (a SageMaker Batch Transform) says from how
+    # many texts: such an upload goes in one call.
+    bulk = getattr(endpoint, "bulk_rows", 0)
+    size = len(texts) if bulk and len(texts) >= bulk else CHUNK
+    for start in range(0, len(texts), size):
+        chunk = [prepare(t, max_chars) for t in texts[start : start + size]]
         if scheme == PULSE_PREPROCESSING:
             version, chunk_preds = endpoint.score(chunk)
         else:
-            version, chunk_preds = endpoint.score([prepare(t, max_chars, scheme) for t in texts[start : start + CHUNK]])
+            version, chunk_preds = endpoint.score([prepare(t, max_chars, scheme) for t in texts[start : start + size]])
         prepared.extend(chunk)
         preds.extend(chunk_preds)
         versions.extend([version] * len(chunk))

@@ -80,10 +80,18 @@ THROTTLE_KEY = "settings/throttle.key"
 
 DELETIONS = "privacy/deletions/"
 
+# A Batch Transform job's input and output (deleted once its results are read)
+SAGEMAKER_TRANSFORM = "sagemaker/transform/"
+
 
 def model_key(version: str, name: str = MODEL_ARTIFACT) -> str:
     """A file of a registered model version (its artifact by default)."""
     return f"{MODELS}{version}/{name}"
+
+
+def transform_key(job: str, name: str) -> str:
+    """A file of a Batch Transform job: `input/records.jsonl`, or its output beside it."""
+    return f"{SAGEMAKER_TRANSFORM}{job}/{name}"
 
 
 def dataset_key(version: str, name: str) -> str:

@@ -12,15 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pandas as pd
 import pytest
 from botocore.config import Config
 
 from services.aws.deploy import SageMakerDeployer
 from services.aws.endpoint import SageMakerEndpoint
+from services.aws.errors import resource_name
 from services.aws.s3 import S3Store
 from services.aws.standin import MODEL_IMAGE, REGION, ROLE_ARN, aws_env, started
 from services.aws.training import SageMakerTrainer
+from services.aws.transform import BatchTransform
+from services.checkins.ingest import ingest
 from services.config import Settings, load_settings
+from services.errors import EndpointError
 from services.lifecycle.deployment import record_deployment
 from services.lifecycle.registry import (
     ModelCard,
@@ -36,6 +41,8 @@ from services.model.corpus import split_corpus
 from services.model.fasttext import fasttext_line
 from services.model.params import TrainParams
 from services.model.prediction import prepare
+from services.store import keys
+from tests.benchmarks.datasets import airline_checkins
 from tests.conftest import free_port
 
 BUCKET = "pulse-image"
@@ -124,10 +131,11 @@ def test_a_job_the_image_cannot_train_fails_with_the_images_reason(
     assert "AlgorithmError: the train channel holds no line" in (outcome.failure_reason or "")
 
 
-def test_a_linear_model_served_by_the_image_scores_as_the_local_endpoint(
-    url: str, store: S3Store, settings: Settings, tmp_path: Path
-) -> None:
-    outcome = trainer(url, store, settings).train(request("d1", "linear", "pulse-image-serve"), tmp_path / "job")
+@pytest.fixture(scope="module")
+def live(url: str, store: S3Store, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A linear model trained by a job of the image, registered and live on the endpoint."""
+    job = tmp_path_factory.mktemp("job")
+    outcome = trainer(url, store, settings).train(request("d1", "linear", "pulse-image-serve"), job)
     assert outcome.model_bin is not None
     model = load_model_file(outcome.model_bin).with_temperature(outcome.temperature or 1.0)
     version = new_version()
@@ -137,6 +145,13 @@ def test_a_linear_model_served_by_the_image_scores_as_the_local_endpoint(
     record_deployment(store, version, by="test", reason="test", extra=details)
     described = client("sagemaker", url).describe_model(ModelName=details["model_name"])
     assert described["PrimaryContainer"]["Image"] == MODEL_IMAGE
+    return version
+
+
+def test_a_linear_model_served_by_the_image_scores_as_the_local_endpoint(
+    url: str, store: S3Store, settings: Settings, tmp_path: Path, live: str
+) -> None:
+    version = live
 
     remote = SageMakerEndpoint(client("sagemaker-runtime", url), settings.sagemaker_endpoint_name, store)
     prepared = [prepare(t) for t in TEXTS]
@@ -178,3 +193,57 @@ def test_import_model_takes_a_training_jobs_artifact_and_an_s3_object(
     assert cli(["import-model", f"s3://{BUCKET}/{PREFIX}/sagemaker/output/pulse-image-import/output/model.tar.gz"]) == 0
     assert cli(["import-model", f"s3://{BUCKET}/nothing/here.tar.gz"]) == 2
     assert cli(["import-model", "--training-job", "no-such-job"]) == 2
+
+
+def transforming(url: str, store: S3Store, settings: Settings, bulk_rows: int) -> SageMakerEndpoint:
+    transform = BatchTransform(client("sagemaker", url), store, settings, poll_seconds=0.0)
+    return SageMakerEndpoint(
+        client("sagemaker-runtime", url),
+        settings.sagemaker_endpoint_name,
+        store,
+        transform=transform,
+        bulk_rows=bulk_rows,
+    )
+
+
+def test_a_large_batch_is_scored_by_a_transform_job_joined_back_by_id(
+    url: str, store: S3Store, settings: Settings, live: str
+) -> None:
+    lines = [fasttext_line(r.label, r.text).partition(" ")[2] for r in split_corpus().gold[:300]]
+    prepared = ["", *lines, ""]  # empty texts are not sent, as with the endpoint
+    sm = client("sagemaker", url)
+    before = len(sm.list_transform_jobs()["TransformJobSummaries"])
+    version, bulk = transforming(url, store, settings, bulk_rows=100).score(prepared)
+    jobs = sm.list_transform_jobs()["TransformJobSummaries"]
+    assert version == live and len(jobs) == before + 1
+    spec = sm.describe_transform_job(TransformJobName=jobs[0]["TransformJobName"])
+    assert spec["TransformInput"]["ContentType"] == "application/jsonlines"
+    assert spec["DataProcessing"]["JoinSource"] == "Input"
+    _, direct = SageMakerEndpoint(client("sagemaker-runtime", url), settings.sagemaker_endpoint_name, store).score(
+        prepared
+    )
+    assert [p.label for p in bulk] == [p.label for p in direct]
+    for got, want in zip(bulk, direct, strict=True):
+        assert got.probs == pytest.approx(want.probs, abs=1e-9)
+    assert not list(store.list(keys.SAGEMAKER_TRANSFORM))  # no text, nor any answer, left in the bucket
+
+
+def test_an_upload_above_the_size_setting_is_ingested_through_one_transform_job(
+    url: str, store: S3Store, settings: Settings, live: str
+) -> None:
+    frame = pd.DataFrame(airline_checkins(400, seed=3))
+    endpoint = transforming(url, store, settings, bulk_rows=300)
+    sm = client("sagemaker", url)
+    before = len(sm.list_transform_jobs()["TransformJobSummaries"])
+    report = ingest(store, endpoint, frame.to_csv(index=False).encode(), "bulk.csv", threshold=0.6)
+    assert report.accepted + report.already_present == 400 and report.model_version == live
+    assert len(sm.list_transform_jobs()["TransformJobSummaries"]) == before + 1
+
+
+def test_a_transform_job_that_fails_is_an_endpoint_error_with_its_reason(
+    url: str, store: S3Store, settings: Settings, live: str
+) -> None:
+    transform = BatchTransform(client("sagemaker", url), store, settings, poll_seconds=0.0)
+    with pytest.raises(EndpointError, match=r"transform job \S+ failed: ClientError: the model container answered"):
+        transform.score(["a" * 30_000], resource_name(settings.sagemaker_name_prefix, live), lambda item, n: item)
+    assert not list(store.list(keys.SAGEMAKER_TRANSFORM))
