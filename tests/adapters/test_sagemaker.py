@@ -40,6 +40,7 @@ from services.lifecycle.trainers import TrainingRequest
 from services.model.fasttext import SentimentModel, fasttext_line, train
 from services.model.params import TrainParams
 from services.model.prediction import LABELS, UNREADABLE, apply_temperature
+from services.store import keys
 from services.store.local import LocalStore
 from tests.conftest import free_port
 from tests.conftest import tar_gz as pack
@@ -1208,3 +1209,50 @@ def test_sagemaker_refuses_to_train_the_linear_family(
     linear = dataclasses.replace(request_, params=TrainParams(family="linear"))
     outcome = trainer(sm_client, None, store, settings, fake_time).train(linear, Path("/nonexistent"))
     assert outcome.status == "Failed" and "set PULSE_SAGEMAKER_MODEL_IMAGE" in (outcome.failure_reason or "")
+
+
+# --- Batch Transform: Stubber ----------------------------------------------------------------
+
+
+def test_a_transform_job_past_its_time_is_stopped_and_its_files_deleted(
+    stubbed: tuple[Any, Stubber], store: S3Store, settings: Settings, fake_time: FakeTime
+) -> None:
+    """moto's transform jobs end at once: the Stubber gives one that never does."""
+    from services.aws.transform import BatchTransform
+
+    sm_client, stubber = stubbed
+    stubber.add_response("create_transform_job", {"TransformJobArn": "arn:aws:sagemaker:us-east-1:1:transform-job/t"})
+    running = {
+        "TransformJobName": "t",
+        "TransformJobArn": "arn:aws:sagemaker:us-east-1:1:transform-job/t",
+        "TransformJobStatus": "InProgress",
+        "ModelName": "m",
+        "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://b/k"}}},
+        "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+        "CreationTime": NOW,
+    }
+    for _ in range(3):
+        stubber.add_response("describe_transform_job", running)
+    stubber.add_response("stop_transform_job", {})
+    transform = BatchTransform(
+        sm_client, store, settings, poll_seconds=30, timeout_seconds=60, sleep=fake_time.sleep, clock=fake_time.clock
+    )
+    with pytest.raises(EndpointError, match="did not finish within 60s; stopped"):
+        transform.score([SECRET, "ok"], "m", lambda item, n: item)
+    stubber.assert_no_pending_responses()
+    assert not list(store.list(keys.SAGEMAKER_TRANSFORM))  # the texts are not left in the bucket
+
+
+def test_the_transform_job_spec_joins_answers_to_ids_and_keeps_no_text(store: S3Store, settings: Settings) -> None:
+    from services.aws.transform import BatchTransform
+
+    spec = BatchTransform(None, store, settings).job_spec("pulse-score-1", "pulse-m1")
+    assert spec["ModelName"] == "pulse-m1" and spec["BatchStrategy"] == "MultiRecord"
+    assert spec["TransformInput"]["ContentType"] == spec["TransformOutput"]["Accept"] == "application/jsonlines"
+    assert spec["TransformInput"]["SplitType"] == "Line" and spec["TransformOutput"]["AssembleWith"] == "Line"
+    assert spec["DataProcessing"] == {
+        "InputFilter": "$",
+        "JoinSource": "Input",
+        "OutputFilter": "$['id','SageMakerOutput']",
+    }
+    assert spec["MaxPayloadInMB"] <= 6

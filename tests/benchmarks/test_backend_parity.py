@@ -2,7 +2,8 @@
 aws with BlazingText, the baseline before the image), then one upload of 20,000 airline check-ins
 scored by each backend's endpoint, in one run: the live family, its gold-set macro-F1 and the share of
 the upload sent to review at the threshold in force. The aws rows run against moto's server with the
-SageMaker stand-in in its own process (its endpoint serves through the image's serving code).
+SageMaker stand-in in its own process (its endpoint serves through the image's serving code); the
+"Batch Transform" row scores the whole upload in one transform job instead of endpoint calls.
 
 `PULSE_BENCH_PARITY_ROWS` sets the size of the upload (default 20,000)."""
 
@@ -71,9 +72,14 @@ def test_the_aws_backend_runs_the_model_the_local_backend_picks(
         "aws_region": REGION,
         "sagemaker_role_arn": ROLE_ARN,
     }
+    one_job = {"sagemaker_batch_transform_rows": 1}  # every upload in one transform job
     rows = {
         "local": _run(load_settings(secrets, workspace=tmp_path / "local"), upload),
         "aws, Pulse image": _run(load_settings(secrets, **aws, prefix="im", sagemaker_model_image=MODEL_IMAGE), upload),
+        "aws, image, Batch Transform": _run(
+            load_settings(secrets, **aws, prefix="tr", sagemaker_model_image=MODEL_IMAGE, **one_job),
+            upload,
+        ),
         "aws, BlazingText (before)": _run(load_settings(secrets, **aws, prefix="bt", sagemaker_model_image=""), upload),
     }
     print(f"\nbootstrap model and {N:,} airline check-ins per backend (one run, review share at the threshold)")
@@ -86,3 +92,4 @@ def test_the_aws_backend_runs_the_model_the_local_backend_picks(
         )
     assert all(row["accepted"] == N for row in rows.values())
     assert rows["aws, Pulse image"]["family"] == rows["local"]["family"]
+    assert rows["aws, image, Batch Transform"]["review"] == rows["aws, Pulse image"]["review"]
