@@ -5,9 +5,10 @@ import streamlit as st
 
 from dashboard.auth import require_page
 from dashboard.components import escape_markdown, when
-from dashboard.deps import show_error
+from dashboard.deps import settings, show_error
 from dashboard.queries import overview
 from services.errors import PulseError
+from services.workspace import SINGLE_WRITER_RISK
 
 user = require_page("home")
 
@@ -24,6 +25,9 @@ cols[0].metric("Check-ins", f"{view.checkins:,}", help=f"Scored check-ins in {sc
 cols[1].metric("Participants", f"{view.participants:,}")
 cols[2].metric("Groups", f"{view.groups:,}")
 cols[3].metric("Review queue", f"{view.queue:,}", help="Check-ins the model was unsure about, waiting for a human")
+
+if settings().backend == "aws" and settings().store_single_writer:
+    st.warning(SINGLE_WRITER_RISK)
 
 if view.deployment:
     dep = view.deployment

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     # Key of the participant pseudonyms annotators see (HMAC). Unset: a random key kept in the
     # workspace (settings/pseudonym.key), readable only by whoever can read the store itself.
     pseudonym_key: SecretStr | None = None
+    # Open an S3 workspace even on a store that ignores conditional writes (services/aws/probe.py):
+    # one annotator, one upload and one admin at a time, said on the home page.
+    store_single_writer: bool = False
     # Alerts: also publish each new alert to this SNS topic (empty: alerts stay in the app's inbox only)
     sns_topic_arn: str = Field(
         default="", pattern=r"^(arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?)?$"

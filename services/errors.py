@@ -23,6 +23,10 @@ class StoreUnavailable(StoreError):
     """The store cannot be reached or used at all (missing bucket, no access, unwritable folder)."""
 
 
+class StoreUnsafe(StoreUnavailable):
+    """The store does not refuse a conditional write it should refuse (Pulse's guarantees need it)."""
+
+
 class KeyNotFound(StoreError):
     """No object exists under the key."""
 

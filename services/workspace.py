@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from services.config import Settings
 from services.lifecycle.deployment import Deployer, LocalDeployer
@@ -12,6 +13,18 @@ from services.lifecycle.trainers import LocalTrainer, Trainer
 from services.monitoring.alerts import Notifier
 from services.store.base import ObjectStore
 from services.store.local import LocalStore
+
+if TYPE_CHECKING:
+    from services.aws.s3 import S3Store
+
+# What the home page says when PULSE_STORE_SINGLE_WRITER lets a workspace open on a store that may
+# not refuse conditional writes (services/aws/probe.py).
+SINGLE_WRITER_RISK = (
+    "This workspace runs in single-writer mode (PULSE_STORE_SINGLE_WRITER): its store may not refuse "
+    "conditional writes, so Pulse cannot stop two people from being handed the same review item, two uploads "
+    "from storing a check-in twice, or two admins from deploying at once. Work with one annotator, one "
+    "upload and one admin at a time."
+)
 
 
 @dataclass(frozen=True)
@@ -36,11 +49,10 @@ def open_workspace(settings: Settings, *, search_seconds: float = 0.0) -> Worksp
         from services.aws import clients
         from services.aws.deploy import SageMakerDeployer
         from services.aws.endpoint import SageMakerEndpoint
-        from services.aws.s3 import S3Store
         from services.aws.training import SageMakerTrainer
         from services.aws.transform import BatchTransform
 
-        s3 = S3Store(clients.s3_client(settings), settings.bucket, settings.prefix)
+        s3 = _s3_store(settings)
         sm, runtime = clients.sagemaker_client(settings), clients.sagemaker_client(settings, "sagemaker-runtime")
         return Workspace(
             settings,
@@ -72,8 +84,16 @@ def open_workspace(settings: Settings, *, search_seconds: float = 0.0) -> Worksp
 def make_store(settings: Settings) -> ObjectStore:
     """The store the settings ask for: a local folder or an S3 bucket/prefix."""
     if settings.backend == "aws":
-        from services.aws import clients
-        from services.aws.s3 import S3Store
-
-        return S3Store(clients.s3_client(settings), settings.bucket, settings.prefix)
+        return _s3_store(settings)
     return LocalStore(settings.workspace)
+
+
+def _s3_store(settings: Settings) -> S3Store:
+    """The settings' bucket and prefix, once the store has shown it refuses what it must refuse."""
+    from services.aws import clients
+    from services.aws.probe import check_conditional_writes
+    from services.aws.s3 import S3Store
+
+    s3 = S3Store(clients.s3_client(settings), settings.bucket, settings.prefix)
+    check_conditional_writes(s3, single_writer=settings.store_single_writer)
+    return s3

@@ -79,6 +79,7 @@ PSEUDONYM_KEY = "settings/pseudonym.key"
 THROTTLE_KEY = "settings/throttle.key"
 
 DELETIONS = "privacy/deletions/"
+STORE_PROBES = "settings/store-probe/"  # a key created twice when a process opens the store, then deleted
 
 # A Batch Transform job's input and output (deleted once its results are read)
 SAGEMAKER_TRANSFORM = "sagemaker/transform/"
@@ -87,6 +88,10 @@ SAGEMAKER_TRANSFORM = "sagemaker/transform/"
 def model_key(version: str, name: str = MODEL_ARTIFACT) -> str:
     """A file of a registered model version (its artifact by default)."""
     return f"{MODELS}{version}/{name}"
+
+
+def store_probe_key(token: str) -> str:
+    return f"{STORE_PROBES}{token}"
 
 
 def transform_key(job: str, name: str) -> str:
