@@ -27,7 +27,7 @@ cols[2].metric("Groups", f"{view.groups:,}")
 cols[3].metric("Review queue", f"{view.queue:,}", help="Check-ins the model was unsure about, waiting for a human")
 
 if settings().backend == "aws" and settings().store_single_writer:
-    st.warning(SINGLE_WRITER_RISK)
+    st.warning(escape_markdown(SINGLE_WRITER_RISK))
 
 if view.deployment:
     dep = view.deployment

@@ -34,7 +34,7 @@ from services.lifecycle.runs import RUNS
 from services.lifecycle.trainers import LocalTrainer, TrainingOutcome, TrainingRequest
 from services.lifecycle.training import run_training
 from services.model.corpus import split_corpus
-from services.model.evaluation import evaluate, summary
+from services.model.evaluation import evaluate, rounded, summary
 from services.model.fasttext import fasttext_line, train
 from services.model.params import TrainParams, validate_params
 from services.model.pipeline import Progress, ShouldStop
@@ -341,8 +341,9 @@ def test_a_clearly_worse_candidate_is_refused_and_nothing_switches(ws: LocalStor
     with pytest.raises(GateFailed) as err:
         promote(ws, LocalDeployer(), prepared.worse, by="t", reason="r", margin=MARGIN)
     message = str(err.value)
-    assert f"{expected.candidate_f1:.3f}" in message
-    assert f"{expected.live_f1:.3f}" in message
+    # the figures as every page rounds them (half up, services.model.evaluation.rounded)
+    assert f"{rounded(expected.candidate_f1):.3f}" in message
+    assert f"{rounded(expected.live_f1):.3f}" in message
     assert prepared.worse in message and prepared.live in message
     assert "override" in message
     assert snapshot(ws) == before
