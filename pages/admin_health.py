@@ -266,7 +266,7 @@ else:
     )
 settings = workspace().settings
 serving_serverless = bool(settings.sagemaker_serverless_memory_mb)
-if settings.backend != "aws":
+if settings.models_kind != "sagemaker":
     st.caption("This workspace scores in-process (local backend): no endpoint is billed.")
 elif (est.cheaper == "serverless") != serving_serverless:
     memory_mb = int(memory) * 1024 if est.cheaper == "serverless" else 0

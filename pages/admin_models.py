@@ -268,8 +268,8 @@ if live is not None and live.previous:
     if st.session_state.get(CONFIRM_ROLLBACK) == live.previous:
         confirm_rollback(live.previous, live.version)
 
-with st.expander("Endpoint", expanded=ws.settings.backend == "aws"):
-    if ws.settings.backend == "aws":
+with st.expander("Endpoint", expanded=ws.settings.models_kind == "sagemaker"):
+    if ws.settings.models_kind == "sagemaker":
         try:
             status = ws.deployer.status()
         except PulseError as exc:

@@ -145,9 +145,9 @@ def _params() -> TrainParams | None:
         format_func=lambda f: FAMILY_HELP[f],
         index=FAMILIES.index(DEFAULTS.family),
     )
-    if ws.settings.backend == "aws" and ws.settings.sagemaker_model_image:
+    if ws.settings.models_kind == "sagemaker" and ws.settings.sagemaker_model_image:
         st.caption("This workspace trains on SageMaker with the Pulse model image: the same pipeline as locally.")
-    elif ws.settings.backend == "aws":
+    elif ws.settings.models_kind == "sagemaker":
         st.caption(
             'This workspace trains on SageMaker BlazingText, which trains fastText only ("auto" trains fastText). '
             "Set PULSE_SAGEMAKER_MODEL_IMAGE to train either family there."

@@ -26,7 +26,7 @@ cols[1].metric("Participants", f"{view.participants:,}")
 cols[2].metric("Groups", f"{view.groups:,}")
 cols[3].metric("Review queue", f"{view.queue:,}", help="Check-ins the model was unsure about, waiting for a human")
 
-if settings().backend == "aws" and settings().store_single_writer:
+if settings().store_kind == "s3" and settings().store_single_writer:
     st.warning(escape_markdown(SINGLE_WRITER_RISK))
 
 if view.deployment:

@@ -29,12 +29,19 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PULSE_", extra="ignore", frozen=True)
 
     env: Literal["development", "production"] = "development"
+    # Where the workspace lives and where models train and serve, chosen together (`backend`:
+    # "local" is a folder and in-process models, "aws" is S3 and SageMaker) or each on its own
+    # (`store`, `models`), e.g. an S3 bucket shared by several app replicas with in-process scoring.
     backend: Literal["local", "aws"] = "local"
+    store: Literal["", "local", "s3"] = ""
+    models: Literal["", "local", "sagemaker"] = ""
     workspace: Path = Path("workspace")
     bucket: str = ""
     prefix: str = ""
     aws_region: str = "us-east-1"
-    aws_endpoint_url: str = ""
+    aws_endpoint_url: str = ""  # every AWS service's, unless the one below is set
+    s3_endpoint_url: str = ""  # an S3-compatible store (MinIO, Ceph RGW) apart from SageMaker's
+    sagemaker_endpoint_url: str = ""
     auth_mode: Literal["demo", "password", "oidc"] = "demo"
     # Single sign-on (auth_mode "oidc", Streamlit's st.login): the ID-token claim that carries the
     # user's roles (a list or a comma-separated string), how its values map to Pulse roles, the
@@ -105,10 +112,32 @@ class Settings(BaseSettings):
         table of the secrets file."""
         return init_settings, env_settings, InitSettingsSource(settings_cls, _secrets_table(_SECRETS.get()))
 
+    @property
+    def store_kind(self) -> Literal["local", "s3"]:
+        """Where the workspace lives: PULSE_STORE, else what PULSE_BACKEND implies."""
+        return self.store or ("s3" if self.backend == "aws" else "local")
+
+    @property
+    def models_kind(self) -> Literal["local", "sagemaker"]:
+        """Where models train and serve: PULSE_MODELS, else what PULSE_BACKEND implies."""
+        return self.models or ("sagemaker" if self.backend == "aws" else "local")
+
+    def endpoint_url(self, service: str) -> str:
+        """The endpoint URL of an AWS service: its own setting, else PULSE_AWS_ENDPOINT_URL."""
+        own = {"s3": self.s3_endpoint_url, "sagemaker": self.sagemaker_endpoint_url}
+        return own.get(service.removesuffix("-runtime"), "") or self.aws_endpoint_url
+
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
-        if self.backend == "aws" and not self.bucket:
-            raise ValueError("PULSE_BUCKET is required when PULSE_BACKEND is 'aws'")
+        if self.store_kind == "s3" and not self.bucket:
+            raise ValueError(
+                "PULSE_BUCKET is required when PULSE_BACKEND is 'aws' or PULSE_STORE is 's3' (the workspace in S3)"
+            )
+        if self.models_kind == "sagemaker" and self.store_kind != "s3":
+            raise ValueError(
+                "PULSE_MODELS=sagemaker needs the workspace in S3 (PULSE_STORE=s3): SageMaker reads its training "
+                "data and model artifacts from there"
+            )
         if self.env == "production" and self.auth_mode == "demo":
             raise ValueError(
                 "PULSE_AUTH_MODE='demo' is refused when PULSE_ENV is 'production': use 'password' (or single sign-on)"

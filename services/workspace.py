@@ -41,11 +41,13 @@ class Workspace:
 
 
 def open_workspace(settings: Settings, *, search_seconds: float = 0.0) -> Workspace:
-    """The local backend by default; with `backend = "aws"`, S3 + SageMaker training, endpoint and
-    deployment. (The local trainer also works against an S3 store.)"""
+    """The store the settings name (a folder, or S3 once it has passed the conditional-write probe)
+    with the models they name: in this process (`LocalEndpoint`, `LocalTrainer`, the deployment
+    pointer), on either store, or on SageMaker (training jobs, the endpoint, its deployer), which
+    needs the S3 store."""
     from services.aws.sns import make_notifier
 
-    if settings.backend == "aws":
+    if settings.models_kind == "sagemaker":
         from services.aws import clients
         from services.aws.deploy import SageMakerDeployer
         from services.aws.endpoint import SageMakerEndpoint
@@ -83,7 +85,7 @@ def open_workspace(settings: Settings, *, search_seconds: float = 0.0) -> Worksp
 
 def make_store(settings: Settings) -> ObjectStore:
     """The store the settings ask for: a local folder or an S3 bucket/prefix."""
-    if settings.backend == "aws":
+    if settings.store_kind == "s3":
         return _s3_store(settings)
     return LocalStore(settings.workspace)
 

@@ -23,7 +23,7 @@ def aws_client(settings: Settings, service: str) -> Any:
         retries={"mode": "standard", "max_attempts": attempts}, connect_timeout=5, read_timeout=read_timeout
     )
     return boto3.client(
-        service, region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url or None, config=config
+        service, region_name=settings.aws_region, endpoint_url=settings.endpoint_url(service) or None, config=config
     )
 
 

@@ -113,7 +113,7 @@ def _watch(ws: Workspace, source: str, once: bool, interval: float, time_format:
 def _bootstrap_deploy(ws: Workspace) -> dict[str, Any]:
     """How the bootstrap model goes live: the local pointer, or the SageMaker endpoint, which serves
     the family picked as locally with the Pulse model image, and fastText only with BlazingText."""
-    if ws.settings.backend == "aws":
+    if ws.settings.models_kind == "sagemaker":
         return {"deployer": ws.deployer, "family": "auto" if ws.settings.sagemaker_model_image else "fasttext"}
     return {}
 

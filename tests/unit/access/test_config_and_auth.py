@@ -89,6 +89,39 @@ def test_aws_without_a_bucket_is_refused(no_secrets: Path, monkeypatch: pytest.M
         load_settings(no_secrets)
 
 
+@pytest.mark.parametrize(
+    ("env", "store", "models"),
+    [
+        ({}, "local", "local"),
+        ({"PULSE_BACKEND": "aws"}, "s3", "sagemaker"),
+        ({"PULSE_STORE": "s3"}, "s3", "local"),
+        ({"PULSE_BACKEND": "aws", "PULSE_MODELS": "local"}, "s3", "local"),
+        ({"PULSE_STORE": "s3", "PULSE_MODELS": "sagemaker"}, "s3", "sagemaker"),
+    ],
+)
+def test_the_store_and_the_models_are_chosen_together_or_apart(
+    no_secrets: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], store: str, models: str
+) -> None:
+    for name, value in {"PULSE_BUCKET": "b", **env}.items():
+        monkeypatch.setenv(name, value)
+    s = load_settings(no_secrets)
+    assert (s.store_kind, s.models_kind) == (store, models)
+
+
+def test_sagemaker_without_the_s3_store_is_refused(no_secrets: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PULSE_MODELS", "sagemaker")
+    with pytest.raises(SettingsError, match="PULSE_MODELS=sagemaker needs the workspace in S3"):
+        load_settings(no_secrets)
+
+
+def test_s3_and_sagemaker_endpoint_urls_are_separate(no_secrets: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PULSE_AWS_ENDPOINT_URL", "http://all:1")
+    monkeypatch.setenv("PULSE_S3_ENDPOINT_URL", "http://minio:9000")
+    s = load_settings(no_secrets)
+    assert s.endpoint_url("s3") == "http://minio:9000"
+    assert s.endpoint_url("sagemaker") == s.endpoint_url("sagemaker-runtime") == s.endpoint_url("sns") == "http://all:1"
+
+
 def test_production_with_demo_sign_in_is_refused(no_secrets: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PULSE_ENV", "production")
     with pytest.raises(SettingsError, match="PULSE_AUTH_MODE='demo' is refused"):
