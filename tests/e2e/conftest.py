@@ -127,6 +127,44 @@ def aws_app(tmp_path: Path) -> Iterator[AwsApp]:
             app.wait(timeout=10)
 
 
+@pytest.fixture
+def s3_app(tmp_path: Path) -> Iterator[AwsApp]:
+    """The S3 store with the models in the app's process (PULSE_STORE=s3, PULSE_MODELS=local), as
+    several replicas on one bucket run it: moto's server (the stand-in's, whose SageMaker is never
+    called here), the demo built in the bucket by the CLI, then the app against it."""
+    from services.aws.standin import REGION, started
+    from services.config import load_settings
+    from services.workspace import make_store
+
+    bucket = "pulse-e2e-s3"
+    with started(free_port(), bucket, tmp_path / "moto.log") as aws_url:
+        env = {
+            "PULSE_STORE": "s3",
+            "PULSE_MODELS": "local",
+            "PULSE_BUCKET": bucket,
+            "PULSE_S3_ENDPOINT_URL": aws_url,
+            "PULSE_AWS_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+        }
+        subprocess.run(
+            [sys.executable, "-m", "services.cli", "demo"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        app, url = start_app(tmp_path / "unused-local-workspace", env)
+        try:
+            store = make_store(load_settings(store="s3", bucket=bucket, s3_endpoint_url=aws_url))
+            yield AwsApp(url, aws_url, store)
+        finally:
+            app.terminate()
+            app.wait(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():

@@ -88,6 +88,16 @@ def test_the_loop_closes_on_aws(page, aws_app: AwsApp, tmp_path: Path) -> None: 
     assert current(aws_app.store).details["endpoint_config_name"] == endpoint["EndpointConfigName"]  # type: ignore[union-attr]
 
 
+def test_the_loop_closes_on_an_s3_store_with_models_in_process(page, s3_app: AwsApp, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import boto3
+
+    the_loop(page, s3_app.url, s3_app.store, tmp_path, "loop-s3")
+    sm = boto3.client("sagemaker", region_name="us-east-1", endpoint_url=s3_app.aws_url)
+    assert sm.list_training_jobs()["TrainingJobSummaries"] == []  # trained in the app's process
+    assert sm.list_endpoints()["Endpoints"] == []  # and scored there
+    assert current(s3_app.store).details["backend"] == "local"  # type: ignore[union-attr]
+
+
 def the_loop(page, app_url: str, store: ObjectStore, tmp_path: Path, name: str) -> str:  # type: ignore[no-untyped-def]
     """Walk the loop; return the version the admin trained and promoted."""
     airline = airline_rows()
