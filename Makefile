@@ -57,6 +57,7 @@ chromium:
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/cfn-lint deploy/cloudformation.yaml
 
 types: $(VENV)/.dev
 	$(VENV)/bin/mypy
