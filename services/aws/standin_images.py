@@ -61,18 +61,25 @@ def _split(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def _read_prefix(uri: str) -> bytes:
-    """Every object under an S3Prefix channel, concatenated (SageMaker copies them all)."""
+def _keys_under(uri: str, what: str) -> tuple[str, list[str]]:
+    """The bucket and the keys of every object under an S3Prefix URI, in order; StandInError
+    naming `what` when there is none."""
     bucket, prefix = _split(uri)
-    s3 = s3_client()
     keys = [
         o["Key"]
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for page in s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         for o in page.get("Contents", [])
     ]
     if not keys:
-        raise StandInError(f"ClientError: no data in channel {uri}")
-    return b"".join(s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in sorted(keys))
+        raise StandInError(f"ClientError: no {what} under {uri}")
+    return bucket, sorted(keys)
+
+
+def _read_prefix(uri: str) -> bytes:
+    """Every object under an S3Prefix channel, concatenated (SageMaker copies them all)."""
+    bucket, keys = _keys_under(uri, "data in the channel")
+    s3 = s3_client()
+    return b"".join(s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys)
 
 
 # BlazingText supervised hyperparameter -> fastText train_supervised argument
@@ -229,16 +236,8 @@ def run_transform(backend: Any, job: Any) -> None:
     `$['key',...]`), written to `<S3OutputPath>/<object name>.out`."""
     url, image = model_url_of(backend, job.model_name)
     model = load_model(url, image)
-    source = job.transform_input["DataSource"]["S3DataSource"]["S3Uri"]
-    bucket, prefix = _split(source)
+    bucket, keys = _keys_under(job.transform_input["DataSource"]["S3DataSource"]["S3Uri"], "input")
     s3 = s3_client()
-    keys = [
-        o["Key"]
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        for o in page.get("Contents", [])
-    ]
-    if not keys:
-        raise StandInError(f"ClientError: no input under {source}")
     processing = job.data_processing or {}
     limit = int(job.max_payload_in_mb or 6) * 1024 * 1024
     headers = {

@@ -8,7 +8,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,57 +98,16 @@ class AwsApp:
     store: ObjectStore
 
 
-@pytest.fixture
-def aws_app(tmp_path: Path) -> Iterator[AwsApp]:
-    """moto + the SageMaker stand-in (services/aws/standin.py) in a subprocess, the demo workspace
-    built in its bucket by the CLI (bootstrap model trained, deployed to the endpoint through
-    CreateModel/CreateEndpointConfig/CreateEndpoint, 90 days of check-ins scored by InvokeEndpoint),
-    then the app started against it like `make run-aws` does."""
-    from services.aws.standin import aws_env, started
+@contextmanager
+def app_on_moto(tmp_path: Path, bucket: str, env_for: Callable[[str], dict[str, str]]) -> Iterator[AwsApp]:
+    """moto's server with the SageMaker stand-in in a subprocess, the demo workspace built in
+    `bucket` by the CLI with the environment `env_for(url)` gives, then the app started on it."""
+    from services.aws.standin import started
     from services.config import load_settings
     from services.workspace import make_store
 
-    bucket = "pulse-e2e"
     with started(free_port(), bucket, tmp_path / "standin.log") as aws_url:
-        env = aws_env(aws_url, bucket)
-        subprocess.run(
-            [sys.executable, "-m", "services.cli", "demo"],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-        app, url = start_app(tmp_path / "unused-local-workspace", env)
-        try:
-            store = make_store(load_settings(backend="aws", bucket=bucket, aws_endpoint_url=aws_url))
-            yield AwsApp(url, aws_url, store)
-        finally:
-            app.terminate()
-            app.wait(timeout=10)
-
-
-@pytest.fixture
-def s3_app(tmp_path: Path) -> Iterator[AwsApp]:
-    """The S3 store with the models in the app's process (PULSE_STORE=s3, PULSE_MODELS=local), as
-    several replicas on one bucket run it: moto's server (the stand-in's, whose SageMaker is never
-    called here), the demo built in the bucket by the CLI, then the app against it."""
-    from services.aws.standin import REGION, started
-    from services.config import load_settings
-    from services.workspace import make_store
-
-    bucket = "pulse-e2e-s3"
-    with started(free_port(), bucket, tmp_path / "moto.log") as aws_url:
-        env = {
-            "PULSE_STORE": "s3",
-            "PULSE_MODELS": "local",
-            "PULSE_BUCKET": bucket,
-            "PULSE_S3_ENDPOINT_URL": aws_url,
-            "PULSE_AWS_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": REGION,
-        }
+        env = env_for(aws_url)
         subprocess.run(
             [sys.executable, "-m", "services.cli", "demo"],
             cwd=ROOT,
@@ -163,6 +123,39 @@ def s3_app(tmp_path: Path) -> Iterator[AwsApp]:
         finally:
             app.terminate()
             app.wait(timeout=10)
+
+
+@pytest.fixture
+def aws_app(tmp_path: Path) -> Iterator[AwsApp]:
+    """The aws backend on the stand-in, the demo built in its bucket (bootstrap model deployed to the
+    endpoint through CreateModel/CreateEndpointConfig/CreateEndpoint, 90 days of check-ins scored by
+    InvokeEndpoint), then the app against it, as `make run-aws` runs it."""
+    from services.aws.standin import aws_env
+
+    with app_on_moto(tmp_path, "pulse-e2e", lambda url: aws_env(url, "pulse-e2e")) as app:
+        yield app
+
+
+@pytest.fixture
+def s3_app(tmp_path: Path) -> Iterator[AwsApp]:
+    """The S3 store with the models in the app's process (PULSE_STORE=s3, PULSE_MODELS=local), as
+    several replicas on one bucket run it (moto's SageMaker is never called)."""
+    from services.aws.standin import REGION
+
+    def env_for(url: str) -> dict[str, str]:
+        return {
+            "PULSE_STORE": "s3",
+            "PULSE_MODELS": "local",
+            "PULSE_BUCKET": "pulse-e2e-s3",
+            "PULSE_S3_ENDPOINT_URL": url,
+            "PULSE_AWS_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+        }
+
+    with app_on_moto(tmp_path, "pulse-e2e-s3", env_for) as app:
+        yield app
 
 
 @pytest.fixture(scope="session")
