@@ -16,6 +16,7 @@ from dashboard.auth import require_page
 from dashboard.components import escape_markdown
 from dashboard.deps import show_error, workspace
 from services.errors import PulseError
+from services.lifecycle.switch import move_endpoint
 from services.monitoring.costs import Prices, estimate
 from services.monitoring.threshold import review_preview, save_threshold
 
@@ -197,6 +198,57 @@ if st.session_state.get(PENDING) is not None:
     confirm_threshold(float(st.session_state[PENDING]), state.in_force)
 
 # --- costs
+MOVE = "health-move-endpoint"
+MOVED = "health-moved-endpoint"
+
+
+def endpoint_section(cheaper: str, serverless_mb: int) -> None:
+    """What serves, and the recommendation applied in one step (with a confirmation)."""
+    ws = workspace()
+    if ws.mover is None:
+        st.caption("This workspace scores in its own process: no endpoint is billed.")
+        return
+    try:
+        serving = ws.mover.current()
+    except PulseError as exc:
+        show_error(exc, "check the workspace settings")
+        return
+    if MOVED in st.session_state:
+        kind, text = st.session_state.pop(MOVED)
+        (st.success if kind == "success" else st.error)(escape_markdown(text))
+    st.caption(escape_markdown(f"The live model is served by the {serving.kind} endpoint {serving.name}."))
+    if (cheaper == "serverless") == (serving.kind == "serverless"):
+        return
+    target_mb = serverless_mb if cheaper == "serverless" else 0
+    target = f"a serverless endpoint of {target_mb:,} MB" if target_mb else "a real-time endpoint"
+    if not st.session_state.get(MOVE):
+        if st.button(escape_markdown(f"Move the live model to {target}"), type="primary"):
+            st.session_state[MOVE] = True
+            st.rerun()
+        return
+    st.warning(
+        escape_markdown(
+            f"SageMaker cannot turn one kind of endpoint into the other: the live model is deployed to a second "
+            f"endpoint, scoring moves there once it serves, and {serving.name} is deleted. {serving.name} serves "
+            "until then; a deployment that fails leaves it serving."
+        )
+    )
+    yes, no = st.columns(2)
+    if yes.button("Confirm the move", type="primary", width="stretch"):
+        st.session_state.pop(MOVE, None)
+        try:
+            with st.spinner(escape_markdown(f"Deploying the live model to {target}…")):
+                dep, retired = move_endpoint(ws, serverless_memory_mb=target_mb, by=user.name, role=user.role)
+        except PulseError as exc:
+            st.session_state[MOVED] = ("error", f"{exc} Nothing was moved: {serving.name} still serves.")
+        else:
+            st.session_state[MOVED] = ("success", f"{dep.version} is served by {target} now; {retired}.")
+        st.rerun()
+    if no.button("Cancel", width="stretch"):
+        st.session_state.pop(MOVE, None)
+        st.rerun()
+
+
 st.subheader("Costs of scoring")
 vol = volume()
 defaults = Prices()
@@ -264,24 +316,7 @@ else:
         f"At {vol.messages_per_day:,.0f} check-ins a day **the real-time endpoint is cheaper**: serverless would cost "
         f"{money(est.serverless)} against {money(est.realtime)} a month."
     )
-settings = workspace().settings
-serving_serverless = bool(settings.sagemaker_serverless_memory_mb)
-if settings.models_kind != "sagemaker":
-    st.caption("This workspace scores in-process (local backend): no endpoint is billed.")
-elif (est.cheaper == "serverless") != serving_serverless:
-    memory_mb = int(memory) * 1024 if est.cheaper == "serverless" else 0
-    st.info(
-        f"This workspace deploys a {'serverless' if serving_serverless else 'real-time'} endpoint. To follow the "
-        "recommendation, set the settings below and promote the live model again; SageMaker cannot turn one kind "
-        "of endpoint into the other, so the endpoint gets a new name and the old one is deleted by hand "
-        "afterwards (docs/aws.md)."
-    )
-    st.code(
-        f"PULSE_SAGEMAKER_SERVERLESS_MEMORY_MB={memory_mb}\n"
-        f"PULSE_SAGEMAKER_ENDPOINT_NAME={settings.sagemaker_endpoint_name}-"
-        f"{'serverless' if memory_mb else 'realtime'}",
-        language="bash",
-    )
+endpoint_section(est.cheaper, int(memory) * 1024)
 if est.realtime_busy_share > 0.7:
     st.warning(
         f"The real-time instances would be busy {est.realtime_busy_share:.0%} of the time at this volume: "

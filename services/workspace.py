@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from services.config import Settings
-from services.lifecycle.deployment import Deployer, LocalDeployer
+from services.lifecycle.deployment import Deployer, EndpointMover, LocalDeployer
 from services.lifecycle.endpoint import Endpoint, LocalEndpoint
 from services.lifecycle.registry import model_cache_dir
 from services.lifecycle.trainers import LocalTrainer, Trainer
@@ -38,6 +38,7 @@ class Workspace:
     trainer: Trainer
     deployer: Deployer
     notifier: Notifier | None = None
+    mover: EndpointMover | None = None  # SageMaker: moves the live model to an endpoint of the other kind
 
 
 def open_workspace(settings: Settings, *, search_seconds: float = 0.0) -> Workspace:
@@ -51,6 +52,7 @@ def open_workspace(settings: Settings, *, search_seconds: float = 0.0) -> Worksp
         from services.aws import clients
         from services.aws.deploy import SageMakerDeployer
         from services.aws.endpoint import SageMakerEndpoint
+        from services.aws.endpoint_choice import EndpointMover
         from services.aws.training import SageMakerTrainer
         from services.aws.transform import BatchTransform
 
@@ -70,6 +72,7 @@ def open_workspace(settings: Settings, *, search_seconds: float = 0.0) -> Worksp
             SageMakerTrainer(sm, clients.s3_client(settings), s3, settings),
             SageMakerDeployer(sm, s3, settings),
             make_notifier(settings),
+            EndpointMover(sm, s3, settings),
         )
     store = make_store(settings)
     endpoint = LocalEndpoint(store, model_cache_dir(store), max_chars=settings.max_text_chars)

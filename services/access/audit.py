@@ -41,6 +41,7 @@ ACTIONS = (
     "promotion",
     "promotion_refused",
     "rollback",
+    "endpoint_moved",
     "threshold_changed",
     "alert_rules_changed",
     "participant_deleted",

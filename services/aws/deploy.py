@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from services.aws.endpoint_choice import EndpointChoice, endpoint_choice
 from services.aws.errors import Clock, Sleep, already_exists, aws_errors, explain, not_found, resource_name
 from services.aws.training import blazingtext_image
 from services.errors import DeployFailed, ModelUnavailable, PulseError
@@ -59,7 +60,7 @@ class SageMakerDeployer:
 
     @property
     def endpoint_name(self) -> str:
-        return self.settings.sagemaker_endpoint_name
+        return endpoint_choice(self.store, self.settings).name
 
     def artifact_uri(self, version: str) -> str:
         """The registry artifact of `version` on S3."""
@@ -131,10 +132,14 @@ class SageMakerDeployer:
             "create_endpoint_config",
             f"create endpoint config {config_name}",
             EndpointConfigName=config_name,
-            ProductionVariants=[production_variant(self.settings, model_name)],
+            ProductionVariants=[
+                production_variant(
+                    endpoint_choice(self.store, self.settings), model_name, self.settings.sagemaker_endpoint_instance
+                )
+            ],
             Tags=self._tags(version),
         )
-        self._record(f"created endpoint config {config_name} ({endpoint_kind(self.settings)})")
+        self._record(f"created endpoint config {config_name} ({endpoint_kind(self.store, self.settings)})")
 
     def _point_endpoint(
         self, existing: dict[str, Any] | None, config_name: str, previous_config: str, version: str
@@ -167,12 +172,12 @@ class SageMakerDeployer:
         except aws_errors() as exc:
             raise DeployFailed(explain(exc, f"describe endpoint config {previous_config}")) from None
         serving = "serverless" if any("ServerlessConfig" in v for v in variants) else "real-time"
-        wanted = endpoint_kind(self.settings).split(",")[0]
+        wanted = endpoint_kind(self.store, self.settings).split(",")[0]
         if serving != wanted:
             raise DeployFailed(
                 f"endpoint {self.endpoint_name} is {serving} and the settings ask for {wanted}, and SageMaker "
-                f"cannot turn one kind into the other: give PULSE_SAGEMAKER_ENDPOINT_NAME a new name to deploy a "
-                f"{wanted} endpoint beside it, then delete {self.endpoint_name} (docs/aws.md)"
+                f"cannot turn one kind into the other: move the live model from the Health & costs page, which "
+                f"deploys it to a {wanted} endpoint beside this one and deletes this one (docs/aws.md)"
             )
 
     def _tags(self, version: str) -> list[dict[str, str]]:
@@ -267,29 +272,24 @@ class SageMakerDeployer:
         return out
 
 
-def production_variant(settings: Settings, model_name: str) -> dict[str, Any]:
-    """The endpoint config's one variant: serverless when PULSE_SAGEMAKER_SERVERLESS_MEMORY_MB is set,
-    else one real-time instance."""
+def production_variant(choice: EndpointChoice, model_name: str, instance: str = "ml.t2.medium") -> dict[str, Any]:
+    """The endpoint config's one variant: serverless when the choice gives it a memory size, else one
+    real-time `instance`."""
     variant: dict[str, Any] = {"VariantName": "AllTraffic", "ModelName": model_name}
-    if settings.sagemaker_serverless_memory_mb:
+    if choice.serverless_memory_mb:
         variant["ServerlessConfig"] = {
-            "MemorySizeInMB": settings.sagemaker_serverless_memory_mb,
-            "MaxConcurrency": settings.sagemaker_serverless_max_concurrency,
+            "MemorySizeInMB": choice.serverless_memory_mb,
+            "MaxConcurrency": choice.serverless_max_concurrency,
         }
         return variant
-    return {
-        **variant,
-        "InitialInstanceCount": 1,
-        "InstanceType": settings.sagemaker_endpoint_instance,
-        "InitialVariantWeight": 1.0,
-    }
+    return {**variant, "InitialInstanceCount": 1, "InstanceType": instance, "InitialVariantWeight": 1.0}
 
 
-def endpoint_kind(settings: Settings) -> str:
-    """The kind of endpoint the settings ask for, in words."""
-    if settings.sagemaker_serverless_memory_mb:
-        memory = settings.sagemaker_serverless_memory_mb
-        return f"serverless, {memory} MB, {settings.sagemaker_serverless_max_concurrency} at once"
+def endpoint_kind(store: S3Store, settings: Settings) -> str:
+    """The kind of endpoint the workspace deploys, in words."""
+    choice = endpoint_choice(store, settings)
+    if choice.serverless_memory_mb:
+        return f"serverless, {choice.serverless_memory_mb} MB, {choice.serverless_max_concurrency} at once"
     return f"real-time, {settings.sagemaker_endpoint_instance}"
 
 

@@ -72,7 +72,11 @@ class SageMakerEndpoint:
         """Predictions for texts already through `model.prepare`, `batch_size` per request; an
         empty text is `UNREADABLE` and is not sent. Confidences get the temperature on the version's
         model card, so they mean the same as the local endpoint's."""
-        version = self.version()
+        live = require_current(self.store)
+        version = live.version
+        # The endpoint the live deployment names (an admin may have moved it to another kind),
+        # else the settings'.
+        name = live.details.get("endpoint_name") or self.endpoint_name
         temperature = self._temperature(version)
         out: list[Prediction] = [UNREADABLE] * len(prepared)
         idx = [i for i, text in enumerate(prepared) if text]
@@ -83,7 +87,7 @@ class SageMakerEndpoint:
             batches = []
             for start in range(0, len(idx), self.batch_size):
                 chunk = idx[start : start + self.batch_size]
-                batches.append((chunk, self._invoke([prepared[i] for i in chunk])))
+                batches.append((chunk, self._invoke([prepared[i] for i in chunk], name)))
         for chunk, predictions in batches:
             for i, prediction in zip(chunk, predictions, strict=True):
                 dist = apply_temperature(prediction.probs, temperature)
@@ -99,11 +103,11 @@ class SageMakerEndpoint:
                 self._temperatures[version] = 1.0  # a model registered outside Pulse: raw confidences
         return self._temperatures[version]
 
-    def _invoke(self, texts: list[str]) -> list[Prediction]:
+    def _invoke(self, texts: list[str], name: str) -> list[Prediction]:
         body = json.dumps({"instances": texts, "configuration": {"k": len(LABELS)}})
         try:
             answer = self.runtime.invoke_endpoint(
-                EndpointName=self.endpoint_name,
+                EndpointName=name,
                 Body=body.encode("utf-8"),
                 ContentType="application/json",
                 Accept="application/json",
@@ -116,9 +120,9 @@ class SageMakerEndpoint:
                 status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
                 code = error_code(exc) or "error"
                 raise EndpointError(
-                    f"endpoint {self.endpoint_name} refused a batch of {len(texts)} texts ({code}, HTTP {status})"
+                    f"endpoint {name} refused a batch of {len(texts)} texts ({code}, HTTP {status})"
                 ) from None
-            raise EndpointError(f"cannot reach endpoint {self.endpoint_name} ({type(exc).__name__})") from None
+            raise EndpointError(f"cannot reach endpoint {name} ({type(exc).__name__})") from None
         return self._parse(raw, len(texts))
 
     def _parse(self, raw: bytes, expected: int) -> list[Prediction]:

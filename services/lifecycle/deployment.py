@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from services.errors import KeyNotFound, ModelUnavailable
 from services.lifecycle.registry import load_card
@@ -13,6 +13,26 @@ from services.store import keys
 from services.store.base import ObjectStore
 
 CURRENT = keys.DEPLOYMENT
+
+
+class EndpointMover(Protocol):
+    """Chooses another endpoint for the live model (an endpoint of the other kind, on SageMaker)."""
+
+    def current(self) -> Any:
+        """The endpoint that serves now, with `.name` and `.kind` ("real-time" or "serverless")."""
+        ...
+
+    def choose(self, serverless_memory_mb: int) -> tuple[Any, Any]:
+        """Write the new choice; return (old, new) choices, each with `.name` and `.kind`."""
+        ...
+
+    def save(self, choice: Any) -> None:
+        """Put a choice back (after a move that failed)."""
+        ...
+
+    def retire(self, name: str) -> str:
+        """Delete the endpoint left behind; say what happened."""
+        ...
 
 
 class Deployer(Protocol):
@@ -55,10 +75,17 @@ def current(store: ObjectStore) -> Deployment | None:
 
 
 def record_deployment(
-    store: ObjectStore, version: str, *, by: str, reason: str, extra: dict[str, str] | None = None
+    store: ObjectStore,
+    version: str,
+    *,
+    by: str,
+    reason: str,
+    extra: dict[str, str] | None = None,
+    keep_previous: bool = False,
 ) -> Deployment:
     """Record `version` as live. The history record is written first, so a switch that happened is
-    always in the history; the pointer itself is one atomic write."""
+    always in the history; the pointer itself is one atomic write. With `keep_previous` (the live
+    version deployed again, elsewhere) the version a rollback goes back to stays the same."""
     load_card(store, version)  # refuses a version that is not registered
     live = current(store)
     dep = Deployment(
@@ -66,7 +93,7 @@ def record_deployment(
         deployed_at=datetime.now(UTC).isoformat(timespec="microseconds"),
         deployed_by=by,
         reason=reason,
-        previous=live.version if live else None,
+        previous=(live.previous if keep_previous else live.version) if live else None,
         details=dict(extra or {}),
     )
     body = json.dumps(asdict(dep), indent=2).encode()

@@ -161,6 +161,21 @@ def promote(
         return dep, verdict
 
 
+def redeploy(store: ObjectStore, deployer: Deployer, *, by: str, reason: str, role: str = "") -> Deployment:
+    """Deploy the live version again, where the deployer now deploys (no gate: it serves already);
+    the version a rollback goes back to stays the same."""
+    live = current(store)
+    if live is None:
+        raise DeployFailed("nothing is deployed yet")
+    with _DeployLock(store, by, live.version):
+        details = deployer.activate(live.version, live.previous)
+        dep = record_deployment(
+            store, live.version, by=by, reason=reason, extra={"backend": deployer.name, **details}, keep_previous=True
+        )
+        audit.try_record(store, by, role, "endpoint_moved", live.version, {"reason": reason[:200]})
+        return dep
+
+
 def rollback(store: ObjectStore, deployer: Deployer, *, by: str, reason: str, role: str = "") -> Deployment:
     """Put the previous version back in one step (no gate: it served before)."""
     live = current(store)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from services.errors import PulseError
 from services.lifecycle.deployment import Deployment
-from services.lifecycle.promotion import GateVerdict, promote, rollback
+from services.lifecycle.promotion import GateVerdict, promote, redeploy, rollback
 
 if TYPE_CHECKING:
     from services.workspace import Workspace
@@ -60,6 +60,24 @@ def switch_to(
         role=role,
     )
     return Switch(dep, verdict, *_rerank(ws, dep.version))
+
+
+def move_endpoint(ws: Workspace, *, serverless_memory_mb: int, by: str, role: str = "") -> tuple[Deployment, str]:
+    """Move the live model to an endpoint of the other kind (serverless with `serverless_memory_mb`,
+    else real-time): choose it, deploy the live version there, record it, delete the old one.
+    Returns the deployment and what became of the old endpoint; a failed deploy puts the old choice
+    back and raises `DeployFailed` (the old endpoint still serves)."""
+    from services.errors import DeployFailed
+
+    if ws.mover is None:
+        raise DeployFailed("this workspace scores in its own process: there is no endpoint to move")
+    old, new = ws.mover.choose(serverless_memory_mb)
+    try:
+        dep = redeploy(ws.store, ws.deployer, by=by, reason=f"moved to a {new.kind} endpoint ({new.name})", role=role)
+    except PulseError:
+        ws.mover.save(old)
+        raise
+    return dep, ws.mover.retire(old.name)
 
 
 def roll_back(ws: Workspace, *, by: str, reason: str, role: str = "") -> Switch:

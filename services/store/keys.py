@@ -76,6 +76,7 @@ SESSIONS = "auth/sessions/"
 REVIEW_THRESHOLD = "settings/review_threshold.json"
 REVIEW_THRESHOLD_HISTORY = "settings/history/review_threshold/"
 PSEUDONYM_KEY = "settings/pseudonym.key"
+ENDPOINT_CHOICE = "settings/endpoint.json"  # the SageMaker endpoint an admin moved the live model to
 THROTTLE_KEY = "settings/throttle.key"
 
 DELETIONS = "privacy/deletions/"

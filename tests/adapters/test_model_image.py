@@ -18,6 +18,7 @@ from botocore.config import Config
 
 from services.aws.deploy import SageMakerDeployer
 from services.aws.endpoint import SageMakerEndpoint
+from services.aws.endpoint_choice import EndpointMover
 from services.aws.errors import resource_name
 from services.aws.s3 import S3Store
 from services.aws.standin import MODEL_IMAGE, REGION, ROLE_ARN, aws_env, started
@@ -25,8 +26,8 @@ from services.aws.training import SageMakerTrainer
 from services.aws.transform import BatchTransform
 from services.checkins.ingest import ingest
 from services.config import Settings, load_settings
-from services.errors import EndpointError
-from services.lifecycle.deployment import record_deployment
+from services.errors import EndpointError, PulseError
+from services.lifecycle.deployment import record_deployment, require_current
 from services.lifecycle.registry import (
     ModelCard,
     fetch_model,
@@ -36,12 +37,14 @@ from services.lifecycle.registry import (
     new_version,
     register,
 )
+from services.lifecycle.switch import move_endpoint
 from services.lifecycle.trainers import TrainingRequest
 from services.model.corpus import split_corpus
 from services.model.fasttext import fasttext_line
 from services.model.params import TrainParams
 from services.model.prediction import prepare
 from services.store import keys
+from services.workspace import Workspace
 from tests.benchmarks.datasets import airline_checkins
 from tests.conftest import free_port
 
@@ -247,3 +250,40 @@ def test_a_transform_job_that_fails_is_an_endpoint_error_with_its_reason(
     with pytest.raises(EndpointError, match=r"transform job \S+ failed: ClientError: the model container answered"):
         transform.score(["a" * 30_000], resource_name(settings.sagemaker_name_prefix, live), lambda item, n: item)
     assert not list(store.list(keys.SAGEMAKER_TRANSFORM))
+
+
+def test_the_live_model_moves_to_a_serverless_endpoint_and_back(
+    url: str, store: S3Store, settings: Settings, live: str
+) -> None:
+    """What the Health & costs page's button does: SageMaker cannot update one kind into the other."""
+    sm = client("sagemaker", url)
+    remote = SageMakerEndpoint(client("sagemaker-runtime", url), settings.sagemaker_endpoint_name, store)
+    ws = Workspace(
+        settings,
+        store,
+        remote,
+        trainer(url, store, settings),
+        SageMakerDeployer(sm, store, settings, poll_seconds=0.0),
+        None,
+        EndpointMover(sm, store, settings),
+    )
+    before = require_current(store)
+    _, expected = remote.score([prepare(t) for t in TEXTS])
+
+    dep, retired = move_endpoint(ws, serverless_memory_mb=2048, by="admin")
+    moved = f"{settings.sagemaker_endpoint_name}-serverless"
+    assert dep.version == live and dep.previous == before.previous  # a rollback still goes where it went
+    assert dep.details["endpoint_name"] == moved and "deleted" in retired
+    config = sm.describe_endpoint_config(
+        EndpointConfigName=sm.describe_endpoint(EndpointName=moved)["EndpointConfigName"]
+    )
+    assert config["ProductionVariants"][0]["ServerlessConfig"]["MemorySizeInMB"] == 2048
+    assert settings.sagemaker_endpoint_name not in {e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]}
+    _, served = remote.score([prepare(t) for t in TEXTS])  # through the serverless endpoint now
+    assert [p.probs for p in served] == [pytest.approx(p.probs, abs=1e-9) for p in expected]
+
+    with pytest.raises(PulseError, match="serverless already"):
+        move_endpoint(ws, serverless_memory_mb=1024, by="admin")
+    dep, _ = move_endpoint(ws, serverless_memory_mb=0, by="admin")
+    assert dep.details["endpoint_name"] == settings.sagemaker_endpoint_name
+    assert {e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]} == {settings.sagemaker_endpoint_name}

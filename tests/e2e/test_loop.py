@@ -88,6 +88,30 @@ def test_the_loop_closes_on_aws(page, aws_app: AwsApp, tmp_path: Path) -> None: 
     assert current(aws_app.store).details["endpoint_config_name"] == endpoint["EndpointConfigName"]  # type: ignore[union-attr]
 
 
+def test_an_admin_moves_the_live_model_to_a_serverless_endpoint_from_the_health_page(  # type: ignore[no-untyped-def]
+    page, aws_app: AwsApp
+) -> None:
+    import boto3
+
+    sm = boto3.client("sagemaker", region_name="us-east-1", endpoint_url=aws_app.aws_url)
+    live = current(aws_app.store)
+    assert live is not None
+    _sign_in(page, aws_app.url, "Admin — data")
+    page.get_by_role("link", name="Model health & costs").click()
+    page.get_by_text("The live model is served by the real-time endpoint pulse-sentiment.").wait_for()
+    page.get_by_role("button", name="Move the live model to a serverless endpoint of 2,048 MB").click()
+    page.get_by_role("button", name="Confirm the move").click()
+    page.get_by_text("is served by a serverless endpoint of 2,048 MB now").wait_for(timeout=90_000)
+    settled(page)
+    shot(page, "health-aws-moved-to-serverless")
+    page.get_by_text("The live model is served by the serverless endpoint pulse-sentiment-serverless.").wait_for()
+    moved = current(aws_app.store)
+    assert moved is not None and moved.version == live.version and moved.previous == live.previous
+    assert moved.details["endpoint_name"] == "pulse-sentiment-serverless"
+    names = {e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]}
+    assert names == {"pulse-sentiment-serverless"}
+
+
 def test_the_loop_closes_on_an_s3_store_with_models_in_process(page, s3_app: AwsApp, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import boto3
 
