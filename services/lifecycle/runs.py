@@ -182,11 +182,16 @@ def cancel_by(store: ObjectStore, job: str) -> str | None:
 
 
 def load_run(store: ObjectStore, job: str) -> TrainingJob:
-    """One training run and its status now; `JobNotFound` if there is no such run."""
+    """One training run and its status now; `JobNotFound` if there is no such run.
+
+    The lock is read before the record: a run writes its final record before it lets go of the
+    lock, so a run that ends between the two reads is seen running (its lock, then its record still
+    in progress), never as interrupted (a record in progress, then no lock)."""
+    lock = read_json(store, LOCK)
     record = read_json(store, run_key(job))
     if record is None:
         raise JobNotFound(f"there is no training run {job}")
-    return _job(record, read_json(store, LOCK), cancel_by(store, job))
+    return _job(record, lock, cancel_by(store, job))
 
 
 def list_runs(store: ObjectStore) -> list[TrainingJob]:

@@ -508,6 +508,37 @@ def test_the_heartbeat_keeps_a_long_run_alive(ws: Workspace, monkeypatch: pytest
     assert not ws.store.exists(LOCK)
 
 
+class EndsWhenRead:
+    """A store in which the run ends (final record, lock released) the moment its record is read."""
+
+    def __init__(self, inner: Any, job: str) -> None:
+        self.inner, self.job = inner, job
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def get(self, key: str) -> bytes:
+        body: bytes = self.inner.get(key)
+        if key == f"{RUNS}{self.job}.json" and json.loads(body)["status"] == "Running":
+            final = {**json.loads(body), "status": "Stopped"}
+            self.inner.put(key, json.dumps(final).encode())
+            self.inner.delete(LOCK)
+        return body
+
+
+def test_a_run_that_ends_while_it_is_read_is_never_taken_for_interrupted(ws: Workspace) -> None:
+    """Found as a CI flake: load_run read the record, then the lock; a run ending in between read as
+    Interrupted, and wait_for returned that."""
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    job = "pulse-ending-1"
+    ws.store.put(LOCK, json.dumps({"job": job, "since": now, "renewed_at": now, "token": "t"}).encode())
+    run = {"job_name": job, "dataset": DATASET, "trainer": "local", "params": {}, "started_by": "a"}
+    ws.store.put(f"{RUNS}{job}.json", json.dumps({**run, "started_at": now, "status": "Running"}).encode())
+    seen = load_run(EndsWhenRead(ws.store, job), job)  # type: ignore[arg-type]
+    assert seen.status == "Running"  # read just before it ended: not interrupted
+    assert load_run(ws.store, job).status == "Stopped"
+
+
 def test_bad_job_names_are_refused(ws: Workspace) -> None:
     with pytest.raises(PulseError):
         load_run(ws.store, "../deployments/current")
