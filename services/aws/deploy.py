@@ -57,10 +57,15 @@ class SageMakerDeployer:
         self.clock = clock
         self.now = now
         self.events: list[str] = []  # what the last activate did, rollbacks included
+        self._choice: EndpointChoice | None = None  # during an activation
 
     @property
     def endpoint_name(self) -> str:
-        return endpoint_choice(self.store, self.settings).name
+        return self._chosen().name
+
+    def _chosen(self) -> EndpointChoice:
+        """Where and of which kind the endpoint is: read once for an activation, else each time."""
+        return self._choice or endpoint_choice(self.store, self.settings)
 
     def artifact_uri(self, version: str) -> str:
         """The registry artifact of `version` on S3."""
@@ -75,6 +80,13 @@ class SageMakerDeployer:
         endpoint config back (if there was one) and raise `DeployFailed` with the reason."""
         self.events = []
         check_deployable(self.store, self.settings, version)
+        self._choice = endpoint_choice(self.store, self.settings)
+        try:
+            return self._activate(version, previous)
+        finally:
+            self._choice = None
+
+    def _activate(self, version: str, previous: str | None) -> dict[str, str]:
         model_name, config_name, image = self._plan(version)
         # Look at the endpoint first, so a busy or broken one leaves nothing half created.
         existing = self._describe()
@@ -133,13 +145,12 @@ class SageMakerDeployer:
             f"create endpoint config {config_name}",
             EndpointConfigName=config_name,
             ProductionVariants=[
-                production_variant(
-                    endpoint_choice(self.store, self.settings), model_name, self.settings.sagemaker_endpoint_instance
-                )
+                production_variant(self._chosen(), model_name, self.settings.sagemaker_endpoint_instance)
             ],
             Tags=self._tags(version),
         )
-        self._record(f"created endpoint config {config_name} ({endpoint_kind(self.store, self.settings)})")
+        kind = endpoint_kind(self._chosen(), self.settings.sagemaker_endpoint_instance)
+        self._record(f"created endpoint config {config_name} ({kind})")
 
     def _point_endpoint(
         self, existing: dict[str, Any] | None, config_name: str, previous_config: str, version: str
@@ -156,7 +167,7 @@ class SageMakerDeployer:
             )
             self._record(f"creating endpoint {self.endpoint_name} with {config_name}")
             return
-        self._check_kind(previous_config)
+        check_same_kind(self.sm, previous_config, self._chosen())
         self._call(
             "update_endpoint",
             f"update endpoint {self.endpoint_name}",
@@ -165,20 +176,6 @@ class SageMakerDeployer:
             RetainAllVariantProperties=False,
         )
         self._record(f"updating endpoint {self.endpoint_name} from {previous_config} to {config_name}")
-
-    def _check_kind(self, previous_config: str) -> None:
-        try:
-            variants = self.sm.describe_endpoint_config(EndpointConfigName=previous_config)["ProductionVariants"]
-        except aws_errors() as exc:
-            raise DeployFailed(explain(exc, f"describe endpoint config {previous_config}")) from None
-        serving = "serverless" if any("ServerlessConfig" in v for v in variants) else "real-time"
-        wanted = endpoint_kind(self.store, self.settings).split(",")[0]
-        if serving != wanted:
-            raise DeployFailed(
-                f"endpoint {self.endpoint_name} is {serving} and the settings ask for {wanted}, and SageMaker "
-                f"cannot turn one kind into the other: move the live model from the Health & costs page, which "
-                f"deploys it to a {wanted} endpoint beside this one and deletes this one (docs/aws.md)"
-            )
 
     def _tags(self, version: str) -> list[dict[str, str]]:
         return [{"Key": "app", "Value": "pulse"}, {"Key": "pulse:model-version", "Value": version}]
@@ -285,12 +282,26 @@ def production_variant(choice: EndpointChoice, model_name: str, instance: str = 
     return {**variant, "InitialInstanceCount": 1, "InstanceType": instance, "InitialVariantWeight": 1.0}
 
 
-def endpoint_kind(store: S3Store, settings: Settings) -> str:
-    """The kind of endpoint the workspace deploys, in words."""
-    choice = endpoint_choice(store, settings)
+def endpoint_kind(choice: EndpointChoice, instance: str) -> str:
+    """The kind of endpoint the choice is, in words (`instance`: a real-time one's)."""
     if choice.serverless_memory_mb:
         return f"serverless, {choice.serverless_memory_mb} MB, {choice.serverless_max_concurrency} at once"
-    return f"real-time, {settings.sagemaker_endpoint_instance}"
+    return f"real-time, {instance}"
+
+
+def check_same_kind(sm: Any, previous_config: str, choice: EndpointChoice) -> None:
+    """Refuse to update the endpoint `choice` names into the other kind, which SageMaker cannot do."""
+    try:
+        variants = sm.describe_endpoint_config(EndpointConfigName=previous_config)["ProductionVariants"]
+    except aws_errors() as exc:
+        raise DeployFailed(explain(exc, f"describe endpoint config {previous_config}")) from None
+    serving = "serverless" if any("ServerlessConfig" in v for v in variants) else "real-time"
+    if serving != choice.kind:
+        raise DeployFailed(
+            f"endpoint {choice.name} is {serving} and the settings ask for {choice.kind}, and SageMaker "
+            f"cannot turn one kind into the other: move the live model from the Health & costs page, which "
+            f"deploys it to a {choice.kind} endpoint beside this one and deletes this one (docs/aws.md)"
+        )
 
 
 def check_deployable(store: S3Store, settings: Settings, version: str) -> None:

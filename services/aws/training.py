@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from services.aws.errors import NAME_RULE, TRANSIENT, Clock, Sleep, aws_errors, error_code, explain, split_s3_uri
 from services.container.layout import FACTS_FILE
 from services.errors import PulseError
-from services.lifecycle.registry import ARTIFACT, MODEL_FILES
+from services.lifecycle.registry import ARTIFACT, MODEL_FILES, find_model_file
 from services.lifecycle.trainers import TrainingOutcome, TrainingRequest
 from services.model.fasttext import check_model_file
 from services.model.params import TrainParams
@@ -367,14 +367,13 @@ def _unpack(archive: Path, folder: Path) -> tuple[Path | None, float | None]:
         members = [m for m in tar.getmembers() if m.name.removeprefix("./") in wanted]
         for member in members:
             tar.extract(member, folder, filter="data")  # refuses links and paths outside folder
-    names = {m.name.removeprefix("./"): folder / m.name for m in members}
-    found = next((names[n] for n in MODEL_FILES.values() if n in names), None)
+    found = find_model_file(folder)
     if found is not None and found.name == MODEL_FILES["fasttext"]:
         check_model_file(found)
     temperature: float | None = None
-    if FACTS_FILE in names:
+    if (folder / FACTS_FILE).is_file():
         try:
-            value = json.loads(names[FACTS_FILE].read_text(encoding="utf-8")).get("temperature")
+            value = json.loads((folder / FACTS_FILE).read_text(encoding="utf-8")).get("temperature")
         except (ValueError, UnicodeDecodeError, AttributeError):
             raise PulseError(f"its {FACTS_FILE} is not a JSON object") from None
         if isinstance(value, int | float) and 0 < value < 100:

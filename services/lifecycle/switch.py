@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from services.errors import PulseError
+from services.errors import DeployFailed, PulseError
 from services.lifecycle.deployment import Deployment
 from services.lifecycle.promotion import GateVerdict, promote, redeploy, rollback
 
@@ -67,8 +67,6 @@ def move_endpoint(ws: Workspace, *, serverless_memory_mb: int, by: str, role: st
     else real-time): choose it, deploy the live version there, record it, delete the old one.
     Returns the deployment and what became of the old endpoint; a failed deploy puts the old choice
     back and raises `DeployFailed` (the old endpoint still serves)."""
-    from services.errors import DeployFailed
-
     if ws.mover is None:
         raise DeployFailed("this workspace scores in its own process: there is no endpoint to move")
     old, new = ws.mover.choose(serverless_memory_mb)
